@@ -1,0 +1,179 @@
+"""Users and roles. A role says what its users may do, which endpoints/specs they may use, and how
+their balance behaves; SSO/LDAP groups map to roles through RoleGroup."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models.functions import Lower
+
+CREDITS = dict(max_digits=20, decimal_places=6)
+
+
+class IntervalUnit(models.TextChoices):
+    SECONDS = "seconds", "seconds"
+    MINUTES = "minutes", "minutes"
+    HOURS = "hours", "hours"
+    DAYS = "days", "days"
+    WEEKS = "weeks", "weeks"
+    MONTHS = "months", "months"
+
+
+class RoleQuerySet(models.QuerySet):
+    def default(self) -> "Role":
+        """The role of users nobody assigned one to (USER unless an admin picked another)."""
+        return self.filter(is_default=True).first() or self.get(name=Role.USER)
+
+
+# LibreChat's permission set, as (field, label, default for USER).
+PERMISSIONS: list[tuple[str, str, bool]] = [
+    ("can_chat", "use chat", True),
+    ("can_choose_models", "choose endpoints/models freely (off: model specs only)", True),
+    ("can_use_prompts", "prompts: use", True),
+    ("can_create_prompts", "prompts: create", True),
+    ("can_share_prompts", "prompts: share", False),
+    ("can_use_bookmarks", "bookmarks", True),
+    ("can_use_presets", "presets", True),
+    ("can_multi_convo", "multi-conversation", True),
+    ("can_temporary_chat", "temporary chat", True),
+    ("can_share_conversations", "share conversations", True),
+    ("can_run_code", "run code", False),
+    ("can_web_search", "web search", False),
+    ("can_file_search", "file search", False),
+    ("can_use_memories", "memories", True),
+    ("can_use_agents", "agents: use", True),
+    ("can_create_agents", "agents: create", False),
+    ("can_share_agents", "agents: share", False),
+    ("can_use_mcp_servers", "MCP servers", False),
+    ("can_generate_images", "image generation", False),
+    ("can_use_api", "API access (personal API keys, gateway)", False),
+]
+
+
+class Role(models.Model):
+    USER = "USER"
+    ADMIN = "ADMIN"
+    BUILTIN = (USER, ADMIN)
+
+    name = models.CharField(max_length=50, help_text="Key, e.g. USER, ADMIN, ENGINEERING.")
+    label = models.CharField(max_length=100, blank=True)
+    description = models.TextField(blank=True)
+    is_default = models.BooleanField(
+        "default role", default=False,
+        help_text="Given to new users whose SSO/LDAP groups map to no role (only one role can be the default).",
+    )
+    priority = models.IntegerField(
+        default=0, help_text="When a user's groups map to several roles, the highest priority wins."
+    )
+    requires_2fa = models.BooleanField("requires two-factor", default=False)
+    allowed_endpoints = models.ManyToManyField(
+        "endpoints.Endpoint", blank=True, related_name="roles",
+        help_text="Endpoints this role may use. None selected: all enabled endpoints.",
+    )
+    allowed_model_specs = models.ManyToManyField(
+        "endpoints.ModelSpec", blank=True, related_name="roles",
+        help_text="Model specs this role may see. None selected: all enabled specs.",
+    )
+    # balance policy (LibreChat `balance`)
+    balance_enabled = models.BooleanField(
+        default=False, help_text="balance.enabled: requests need credits; usage is deducted."
+    )
+    start_balance = models.DecimalField(
+        default=Decimal(20000), validators=[MinValueValidator(Decimal(0))],
+        help_text="balance.startBalance: credits given at first login (1 USD = 1,000,000 credits).", **CREDITS
+    )
+    auto_refill_enabled = models.BooleanField(default=False, help_text="balance.autoRefillEnabled.")
+    refill_interval_value = models.PositiveIntegerField(default=30, help_text="balance.refillIntervalValue.")
+    refill_interval_unit = models.CharField(
+        max_length=10, choices=IntervalUnit.choices, default=IntervalUnit.DAYS, help_text="balance.refillIntervalUnit."
+    )
+    refill_amount = models.DecimalField(
+        default=Decimal(10000), validators=[MinValueValidator(Decimal(0))],
+        help_text="balance.refillAmount: credits added per refill.", **CREDITS
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = RoleQuerySet.as_manager()
+
+    locals().update(
+        {field: models.BooleanField(label, default=default) for field, label, default in PERMISSIONS}
+    )
+
+    class Meta:
+        ordering = ["-priority", "name"]
+        constraints = [
+            models.UniqueConstraint(Lower("name"), name="role_name_unique_ci"),
+            models.UniqueConstraint(fields=["is_default"], condition=models.Q(is_default=True), name="one_default_role"),
+        ]
+
+    def __str__(self) -> str:
+        return self.label or self.name
+
+    @property
+    def is_builtin(self) -> bool:
+        return self.name in self.BUILTIN
+
+    def clean(self) -> None:
+        if self.auto_refill_enabled and self.refill_interval_value < 1:
+            raise ValidationError({"refill_interval_value": "The refill interval must be at least 1."})
+        if self.pk:
+            old = Role.objects.filter(pk=self.pk).values_list("name", flat=True).first()
+            if old in self.BUILTIN and old != self.name:
+                raise ValidationError({"name": f"The built-in role {old} cannot be renamed."})
+        if self.is_default:
+            clash = Role.objects.filter(is_default=True).exclude(pk=self.pk).first()
+            if clash:
+                raise ValidationError({"is_default": f"'{clash}' is already the default role."})
+
+    def delete(self, *args, **kwargs):
+        if self.is_builtin:
+            raise ValidationError(f"The built-in role {self.name} cannot be deleted.")
+        return super().delete(*args, **kwargs)
+
+
+class GroupSource(models.TextChoices):
+    ANY = "any", "OIDC or LDAP"
+    OIDC = "oidc", "OIDC only"
+    LDAP = "ldap", "LDAP only"
+
+
+class RoleGroup(models.Model):
+    """An identity-provider group whose members get `role` (exact, case-insensitive name or DN)."""
+
+    role = models.ForeignKey(Role, on_delete=models.CASCADE, related_name="groups")
+    group_name = models.CharField(
+        max_length=500, help_text="Group name as the IdP sends it (OIDC claim value or LDAP group CN/DN)."
+    )
+    source = models.CharField(max_length=10, choices=GroupSource.choices, default=GroupSource.ANY)
+
+    class Meta:
+        verbose_name = "SSO/LDAP group"
+        constraints = [
+            models.UniqueConstraint(Lower("group_name"), "source", name="group_maps_to_one_role"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.group_name} → {self.role}"
+
+
+class User(AbstractUser):
+    name = models.CharField("display name", max_length=200, blank=True)
+    role = models.ForeignKey(Role, on_delete=models.PROTECT, related_name="users", null=True, blank=True)
+    auth_provider = models.CharField(
+        max_length=20, default="local", help_text="How the user signs in: local, openid, ldap."
+    )
+    openid_id = models.CharField("OpenID subject", max_length=255, blank=True, db_index=True)
+    ldap_id = models.CharField("LDAP identifier", max_length=500, blank=True, db_index=True)
+    terms_accepted = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return self.name or self.get_full_name() or self.username
+
+    def save(self, *args, **kwargs):
+        if self.role_id is None:
+            self.role = Role.objects.get(name=Role.ADMIN) if self.is_superuser else Role.objects.default()
+        super().save(*args, **kwargs)

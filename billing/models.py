@@ -1,0 +1,103 @@
+"""The balance ledger. Credits: 1 USD = 1,000,000 credits, so a rate in USD per 1M tokens is credits
+per token. Amounts are Decimal, never float. Transactions are append-only; a Balance always equals
+the sum of its user's transactions (services in billing.services move both in one DB transaction)."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from accounts.models import CREDITS
+
+RATE = dict(max_digits=14, decimal_places=6)
+
+
+class Balance(models.Model):
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="balance")
+    credits = models.DecimalField(default=0, **CREDITS)
+    last_refill_at = models.DateTimeField(
+        null=True, blank=True, help_text="When auto-refill last ran (the next is due one interval later)."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.credits:,} credits"
+
+
+class TokenType(models.TextChoices):
+    PROMPT = "prompt", "prompt"
+    COMPLETION = "completion", "completion"
+    CACHE_READ = "cache_read", "cache read"
+    CACHE_WRITE = "cache_write", "cache write"
+    REFILL = "refill", "refill"
+    ADJUSTMENT = "adjustment", "adjustment"
+
+
+class Context(models.TextChoices):
+    MESSAGE = "message", "message"
+    TITLE = "title", "title"
+    ABORT = "abort", "stopped/failed stream"
+    GATEWAY = "gateway", "API gateway"
+    REFILL = "refill", "auto-refill"
+    START = "start", "start balance"
+    ADJUSTMENT = "adjustment", "admin adjustment"
+
+
+class TransactionQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise ValidationError("Transactions are append-only: record a new adjustment instead.")
+
+    def delete(self):
+        raise ValidationError("Transactions are append-only and cannot be deleted.")
+
+
+class Transaction(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="transactions")
+    conversation = models.ForeignKey(
+        "chat.Conversation", null=True, blank=True, on_delete=models.SET_NULL, related_name="transactions"
+    )
+    message = models.ForeignKey(
+        "chat.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="transactions"
+    )
+    endpoint = models.ForeignKey(
+        "endpoints.Endpoint", null=True, blank=True, on_delete=models.SET_NULL, related_name="transactions"
+    )
+    endpoint_name = models.CharField(max_length=100, blank=True, help_text="Kept when the endpoint is deleted.")
+    model = models.CharField(max_length=200, blank=True)
+    token_type = models.CharField(max_length=12, choices=TokenType.choices)
+    tokens = models.BigIntegerField(default=0)
+    rate = models.DecimalField(default=0, help_text="Credits per token used (USD per 1M tokens).", **RATE)
+    credits = models.DecimalField(help_text="Signed: negative spends, positive adds.", **CREDITS)
+    context = models.CharField(max_length=12, choices=Context.choices)
+    estimated = models.BooleanField(
+        default=False, help_text="Token count estimated with a tokenizer (the provider reported no usage)."
+    )
+    reason = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = TransactionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["user", "-created_at"], name="txn_user_recent"),
+            models.Index(fields=["conversation"], name="txn_conversation"),
+            models.Index(fields=["message"], name="txn_message"),
+            models.Index(fields=["endpoint", "created_at"], name="txn_endpoint_day"),
+            models.Index(fields=["model", "created_at"], name="txn_model_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.token_type} {self.tokens} → {self.credits} credits"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise ValidationError("Transactions are append-only: record a new adjustment instead.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValidationError("Transactions are append-only and cannot be deleted.")

@@ -1,0 +1,129 @@
+"""Conversations hold a tree of messages (parent links). Message content is a list of typed parts
+so reasoning, tool calls and attachments fit without a schema change."""
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class ConversationQuerySet(models.QuerySet):
+    def owned_by(self, user):
+        return self.filter(user=user)
+
+
+class Conversation(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations")
+    title = models.CharField(max_length=300, default="New Chat")
+    endpoint = models.ForeignKey(
+        "endpoints.Endpoint", null=True, blank=True, on_delete=models.SET_NULL, related_name="conversations"
+    )
+    endpoint_name = models.CharField(max_length=100, blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    model_spec = models.ForeignKey(
+        "endpoints.ModelSpec", null=True, blank=True, on_delete=models.SET_NULL, related_name="conversations"
+    )
+    params = models.JSONField(default=dict, blank=True, help_text="temperature, top_p, max tokens, … used.")
+    system_prompt = models.TextField(blank=True)
+    temporary = models.BooleanField(default=False, help_text="Deleted after the retention window.")
+    expires_at = models.DateTimeField(null=True, blank=True)
+    archived = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ConversationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-updated_at"]
+        indexes = [models.Index(fields=["user", "-updated_at"], name="convo_user_recent")]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Role(models.TextChoices):
+    USER = "user", "user"
+    ASSISTANT = "assistant", "assistant"
+    SYSTEM = "system", "system"
+
+
+class Message(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="messages",
+        help_text="Owner (same as the conversation's), kept for owner-scoped queries.",
+    )
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
+    )
+    role = models.CharField(max_length=10, choices=Role.choices)
+    content = models.JSONField(
+        default=list, blank=True,
+        help_text='Parts: [{"type": "text", "text": …}, {"type": "reasoning", "text": …}, '
+        '{"type": "tool_call", "id", "name", "arguments"}, {"type": "attachment", …}]',
+    )
+    text = models.TextField(blank=True, help_text="The text parts joined (search, export, context).")
+    endpoint = models.ForeignKey(
+        "endpoints.Endpoint", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    model = models.CharField(max_length=200, blank=True)
+    sender = models.CharField(max_length=200, blank=True, help_text="Label shown beside the message.")
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    cache_read_tokens = models.PositiveIntegerField(null=True, blank=True)
+    cache_write_tokens = models.PositiveIntegerField(null=True, blank=True)
+    reasoning_tokens = models.PositiveIntegerField(null=True, blank=True)
+    finish_reason = models.CharField(max_length=40, blank=True)
+    error = models.TextField(blank=True)
+    unfinished = models.BooleanField(default=False, help_text="Stopped or cut off before the provider finished.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [
+            models.Index(fields=["conversation", "created_at"], name="msg_convo_order"),
+            models.Index(fields=["parent", "created_at"], name="msg_siblings"),
+            models.Index(fields=["user", "-created_at"], name="msg_user_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.text[:60]}"
+
+    def set_text(self, text: str) -> None:
+        """Replace the text parts with one text part, keeping other parts."""
+        others = [p for p in self.content if p.get("type") != "text"]
+        self.content = [*others, {"type": "text", "text": text}]
+        self.text = text
+
+    def branch(self) -> list["Message"]:
+        """The path from the root to this message (the context of a reply), oldest first."""
+        by_id = {m.id: m for m in Message.objects.filter(conversation_id=self.conversation_id)}
+        path, node = [], by_id.get(self.id, self)
+        while node is not None:
+            path.append(node)
+            node = by_id.get(node.parent_id) if node.parent_id else None
+        return path[::-1]
+
+
+class Preset(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="presets")
+    title = models.CharField(max_length=200)
+    endpoint = models.ForeignKey("endpoints.Endpoint", on_delete=models.CASCADE, related_name="presets")
+    model = models.CharField(max_length=200)
+    system_prompt = models.TextField(blank=True)
+    params = models.JSONField(default=dict, blank=True)
+    shared = models.BooleanField(default=False, help_text="Visible to other users, who may copy it.")
+    is_default = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["title"]
+        indexes = [models.Index(fields=["user", "title"], name="preset_user")]
+
+    def __str__(self) -> str:
+        return self.title
