@@ -17,6 +17,7 @@ install: $(VENV)/.installed
 
 run: install
 	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) manage.py bootstrap
 	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) portal.asgi:application
 

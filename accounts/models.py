@@ -106,8 +106,14 @@ class Role(models.Model):
     class Meta:
         ordering = ["-priority", "name"]
         constraints = [
-            models.UniqueConstraint(Lower("name"), name="role_name_unique_ci"),
-            models.UniqueConstraint(fields=["is_default"], condition=models.Q(is_default=True), name="one_default_role"),
+            models.UniqueConstraint(
+                Lower("name"), name="role_name_unique_ci",
+                violation_error_message="A role with this name already exists (names are case-insensitive).",
+            ),
+            models.UniqueConstraint(
+                fields=["is_default"], condition=models.Q(is_default=True), name="one_default_role",
+                violation_error_message="Only one role can be the default role.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -153,7 +159,10 @@ class RoleGroup(models.Model):
     class Meta:
         verbose_name = "SSO/LDAP group"
         constraints = [
-            models.UniqueConstraint(Lower("group_name"), "source", name="group_maps_to_one_role"),
+            models.UniqueConstraint(
+                Lower("group_name"), "source", name="group_maps_to_one_role",
+                violation_error_message="This group is already mapped to a role (a group maps to one role).",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -178,7 +178,11 @@ class Endpoint(models.Model):
     class Meta:
         ordering = ["ordering", "name"]
         constraints = [
-            models.UniqueConstraint(Lower("name"), name="endpoint_name_unique_ci"),
+            models.UniqueConstraint(
+                Lower("name"),
+                name="endpoint_name_unique_ci",
+                violation_error_message="An endpoint with this name already exists (names are case-insensitive).",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -306,7 +310,12 @@ class EndpointModel(CapabilityFields):
 
     class Meta:
         ordering = ["endpoint", "ordering", "name"]
-        constraints = [models.UniqueConstraint("endpoint", "name", name="endpoint_model_unique")]
+        constraints = [
+            models.UniqueConstraint(
+                "endpoint", "name", name="endpoint_model_unique",
+                violation_error_message="This endpoint already lists a model with this name.",
+            )
+        ]
         verbose_name = "model"
 
     def __str__(self) -> str:
@@ -373,7 +382,8 @@ class ModelSpec(models.Model):
         ordering = ["order", "label"]
         constraints = [
             models.UniqueConstraint(
-                fields=["is_default"], condition=models.Q(is_default=True), name="one_default_model_spec"
+                fields=["is_default"], condition=models.Q(is_default=True), name="one_default_model_spec",
+                violation_error_message="Only one model spec can be the default.",
             )
         ]
 
@@ -408,7 +418,12 @@ class UserProviderKey(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint("user", "endpoint", name="one_key_per_user_endpoint")]
+        constraints = [
+            models.UniqueConstraint(
+                "user", "endpoint", name="one_key_per_user_endpoint",
+                violation_error_message="You already stored a key for this endpoint.",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.user} / {self.endpoint}"

@@ -1,0 +1,92 @@
+"""First-start set-up for `make run`: an admin account (login printed once) and demo data."""
+from __future__ import annotations
+
+import secrets
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from accounts.models import Role, RoleGroup, User
+from endpoints.models import AuthKind, Endpoint, EndpointModel, ModelSpec
+from portal.models import PortalSettings
+
+DEMO_ENDPOINT = "Ollama (local demo)"
+DEMO_SPEC = "local-assistant"
+DEMO_ROLE = "ENGINEERING"
+
+
+class Command(BaseCommand):
+    help = "Create the admin account (printing its login once) and demo data. Safe to run on every start."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--reset-admin-password", action="store_true", help="Print a new password for 'admin'.")
+        parser.add_argument("--no-demo", action="store_true", help="Skip the demo endpoint, model spec and role.")
+
+    def handle(self, *args, reset_admin_password: bool = False, no_demo: bool = False, **options):
+        PortalSettings.load()
+        self._admin(reset_admin_password)
+        if not no_demo:
+            self._demo()
+        self.stdout.write(f"Atrium admin: {settings.SITE_URL}/admin/")
+
+    def _admin(self, reset: bool) -> None:
+        admin = User.objects.filter(username="admin").first()
+        if admin is None and User.objects.filter(is_superuser=True).exists():
+            return  # the company has its own administrators
+        password = secrets.token_urlsafe(12)
+        if admin is None:
+            admin = User.objects.create_superuser("admin", "admin@example.com", password, name="Administrator")
+        elif reset:
+            admin.set_password(password)
+            admin.save(update_fields=["password"])
+        else:
+            return
+        self.stdout.write(self.style.SUCCESS(
+            f"Admin account — username: admin  password: {password}  (shown once; "
+            "`python manage.py bootstrap --reset-admin-password` prints a new one)"
+        ))
+
+    @transaction.atomic
+    def _demo(self) -> None:
+        endpoint, created = Endpoint.objects.get_or_create(
+            name=DEMO_ENDPOINT,
+            defaults=dict(
+                base_url="http://127.0.0.1:11434/v1",
+                auth_kind=AuthKind.NONE,
+                models_fetch=True,
+                model_display_label="Ollama",
+                catalogue_key="ollama",
+                title_convo=True,
+                title_model="current_model",
+            ),
+        )
+        if not created:
+            return
+        EndpointModel.objects.create(
+            endpoint=endpoint, name="llama3.2", runs_locally=True, supports_tools=True,
+            prompt_rate=Decimal("0.10"), completion_rate=Decimal("0.20"), context_tokens=131072,
+        )
+        spec = ModelSpec.objects.create(
+            name=DEMO_SPEC, label="Local assistant", description="Llama 3.2 on the company's own Ollama server.",
+            group="Local models", endpoint=endpoint, model="llama3.2", is_default=True,
+            system_prompt="You are a helpful assistant for employees. Answer concisely.",
+            temperature=Decimal("0.7"),
+        )
+        role, _ = Role.objects.get_or_create(
+            name=DEMO_ROLE,
+            defaults=dict(
+                label="Engineering", priority=10, balance_enabled=True, start_balance=Decimal(5_000_000),
+                auto_refill_enabled=True, refill_interval_value=1, refill_interval_unit="months",
+                refill_amount=Decimal(5_000_000), can_run_code=True, can_use_api=True,
+            ),
+        )
+        role.allowed_endpoints.add(endpoint)
+        role.allowed_model_specs.add(spec)
+        RoleGroup.objects.get_or_create(role=role, group_name="engineering")
+        self.stdout.write(
+            f"Demo data: endpoint “{DEMO_ENDPOINT}” (http://127.0.0.1:11434/v1, model llama3.2), "
+            f"model spec “{spec.label}” (default), role {DEMO_ROLE} (SSO/LDAP group 'engineering', "
+            "5,000,000 credits = $5 start balance, monthly refill)."
+        )
