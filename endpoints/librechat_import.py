@@ -13,6 +13,7 @@ written and resolved at request time; a literal key is encrypted by the model fi
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -253,7 +254,7 @@ class ImportReport:
             out.append(f"{action.capitalize()} ({len(lines)}):")
             for line in lines:
                 text = f"  {line.subject}"
-                if line.where and line.where not in line.subject:
+                if line.where and not re.match(re.escape(line.where) + r"($|[.:])", line.subject):
                     text += f"  [{line.where}]"
                 if line.detail:
                     text += f" — {line.detail}"
@@ -533,21 +534,26 @@ class _Importer:
             return None
         if lower:
             self.file_where[lower] = where
-        if not ok:
-            self.failed.add(lower)
-            return None
 
         existing = Endpoint.objects.filter(name__iexact=name.strip()).first() if lower else None
         if existing is not None and existing.kind != kind:
+            try:  # a custom endpoint named like a built-in: say that, not "name taken"
+                config.validate_endpoint_name(name, kind)
+            except ValidationError as exc:
+                self.problem(f"{where}.{(keys or FIELD_KEYS)['name']}", exc.messages[0])
+                self.failed.add(lower)
+                return None
             self.problem(where, f"the name '{existing.name}' already belongs to a {existing.get_kind_display()} endpoint in the database; rename one of them.")
             self.failed.add(lower)
             return None
         endpoint = existing or Endpoint(ordering=self.next_ordering())
         changed = self.apply(endpoint, values)
-        try:
+        try:  # even after a shape problem, so one run names every problem of the entry
             endpoint.full_clean(exclude=["title_endpoint"])
         except ValidationError as exc:
             self.validation_problems(where, exc, keys or FIELD_KEYS, Endpoint)
+            ok = False
+        if not ok:
             self.failed.add(lower)
             return None
         if existing is None or changed:
