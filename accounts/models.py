@@ -27,6 +27,13 @@ class RoleQuerySet(models.QuerySet):
         """The role of users nobody assigned one to (USER unless an admin picked another)."""
         return self.filter(is_default=True).first() or self.get(name=Role.USER)
 
+    def delete(self):
+        # Bulk deletes (the admin's "delete selected") skip Role.delete(): guard them too.
+        builtin = sorted(self.filter(name__in=Role.BUILTIN).values_list("name", flat=True))
+        if builtin:
+            raise ValidationError(f"The built-in role {' and '.join(builtin)} cannot be deleted.")
+        return super().delete()
+
 
 # LibreChat's permission set, as (field, label, default for USER).
 PERMISSIONS: list[tuple[str, str, bool]] = [
@@ -126,14 +133,24 @@ class Role(models.Model):
     def clean(self) -> None:
         if self.auto_refill_enabled and self.refill_interval_value < 1:
             raise ValidationError({"refill_interval_value": "The refill interval must be at least 1."})
-        if self.pk:
-            old = Role.objects.filter(pk=self.pk).values_list("name", flat=True).first()
-            if old in self.BUILTIN and old != self.name:
-                raise ValidationError({"name": f"The built-in role {old} cannot be renamed."})
+        clash = Role.objects.filter(name__iexact=self.name.strip()).exclude(pk=self.pk).first() if self.name else None
+        if clash:  # the unique constraint's own message only names the constraint
+            raise ValidationError({"name": f"A role named '{clash.name}' already exists (names are case-insensitive)."})
+        self._refuse_builtin_rename()
         if self.is_default:
             clash = Role.objects.filter(is_default=True).exclude(pk=self.pk).first()
             if clash:
                 raise ValidationError({"is_default": f"'{clash}' is already the default role."})
+
+    def _refuse_builtin_rename(self) -> None:
+        if self.pk:
+            old = Role.objects.filter(pk=self.pk).values_list("name", flat=True).first()
+            if old in self.BUILTIN and old != self.name:
+                raise ValidationError({"name": f"The built-in role {old} cannot be renamed."})
+
+    def save(self, *args, **kwargs):
+        self._refuse_builtin_rename()  # also outside forms: User.save() looks ADMIN up by name
+        super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):
         if self.is_builtin:
