@@ -10,6 +10,8 @@ _PATTERNS = [
     re.compile(r"(?i)((?:x-api-key|api-key|api_key|apikey|password|secret)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]{4,}"),
     # well-known key shapes: sk-..., sk-ant-..., gsk_..., xai-..., pplx-..., sk-or-..., atr_...
     re.compile(r"\b(?:sk|gsk|xai|pplx|atr)[-_][A-Za-z0-9_-]{8,}"),
+    # Google API keys (Gemini): AIza + 35 characters
+    re.compile(r"\bAIza[0-9A-Za-z_-]{35}"),
 ]
 
 
@@ -28,4 +30,12 @@ class RedactSecretsFilter(logging.Filter):
         cleaned = redact(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None
+        # A traceback is formatted after the filters ran: format it here (the formatter reuses
+        # exc_text) so a key inside an exception message is blanked too.
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True
