@@ -42,6 +42,8 @@ BODY_FIELDS = ("CONVERSATIONID", "PARENTMESSAGEID", "MESSAGEID")
 
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 PLACEHOLDER = re.compile(r"\{\{\s*LIBRECHAT_(USER|BODY)_([A-Za-z_]+)\s*\}\}")
+ANY_PLACEHOLDER = re.compile(r"\{\{\s*LIBRECHAT_[^}]*\}\}")
+BARE_ENV = re.compile(r"^\$[A-Za-z_][A-Za-z0-9_]*$")
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 
@@ -89,6 +91,11 @@ def resolve_env(value: str, environ: dict[str, str] | None = None) -> str:
 def validate_api_key(value: str) -> None:
     if is_user_provided(value) or not value:
         return
+    if BARE_ENV.match(value.strip()):  # `$OPENAI_API_KEY` would be sent as the key itself
+        raise ValidationError(
+            f"apiKey: {value.strip()!r} looks like an environment variable; write it as "
+            f"${{{value.strip()[1:]}}} to read it from the environment."
+        )
     check_env_syntax(value, "apiKey")
 
 
@@ -146,6 +153,12 @@ def validate_headers(value: Any) -> None:
                 f" {header_value!r}); quote it in YAML."
             )
         check_env_syntax(header_value, f"headers.{name}")
+        for placeholder in ANY_PLACEHOLDER.findall(header_value):
+            if not PLACEHOLDER.fullmatch(placeholder):
+                raise ValidationError(
+                    f"headers.{name}: unknown placeholder {placeholder}; use {{{{LIBRECHAT_USER_<FIELD>}}}} "
+                    "or {{LIBRECHAT_BODY_<FIELD>}}."
+                )
         for group, field in PLACEHOLDER.findall(header_value):
             known = USER_FIELDS if group == "USER" else BODY_FIELDS
             if field.upper() not in known:
