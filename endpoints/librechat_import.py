@@ -435,9 +435,9 @@ class _Importer:
                 continue  # after the endpoints: specs reference them
             else:
                 self.skip(key, TOP_LEVEL_SKIP_REASONS.get(key, "not a librechat.yaml section Atrium imports"), key)
-        self.resolve_title_endpoints()
         if "modelSpecs" in data:
             self.import_model_specs(data["modelSpecs"])
+        self.resolve_title_endpoints()  # after the specs: they may create a built-in a title names
         if "balance" in data:
             self.import_balance(data["balance"])
         if "interface" in data:
@@ -487,7 +487,14 @@ class _Importer:
         if "name" in entry:
             self.skip(f"{where}.name", f"a built-in endpoint is named after its kind ({kind})", where)
             entry = {k: v for k, v in entry.items() if k != "name"}
-        self.import_endpoint(where, entry, kind=kind, name=kind)
+        # The endpoint of this kind already in the database (an admin may have named it otherwise).
+        of_kind = Endpoint.objects.filter(kind=kind)
+        existing = of_kind.filter(name__iexact=kind).first() or of_kind.first()
+        endpoint = self.import_endpoint(where, entry, kind=kind, name=existing.name if existing else kind)
+        if endpoint is None:
+            self.failed.add(kind.lower())
+        else:  # modelSpecs and titleEndpoint name it by its kind
+            self.file_endpoints.setdefault(kind.lower(), endpoint)
 
     def import_endpoint(
         self, where: str, entry: dict[str, Any], *, kind: str, name: str,

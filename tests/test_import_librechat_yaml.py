@@ -625,3 +625,36 @@ def test_a_dry_run_after_an_import_reports_what_would_change(tmp_path):
 
     assert "endpoint 'xai'  [endpoints.custom[0] (xai)] — modelDisplayLabel" in output
     assert endpoint("xai").model_display_label == "xAI"
+
+
+def test_a_built_in_kind_an_admin_already_configured_is_updated_under_its_own_name(tmp_path):
+    Endpoint.objects.create(name="OpenAI (company)", kind=Kind.OPENAI, api_key="${COMPANY_OPENAI_KEY}")
+    data = example()
+    data["endpoints"]["openAI"] = {"titleModel": "gpt-4o-mini", "apiKey": "${COMPANY_OPENAI_KEY}"}
+
+    output = run(write(tmp_path, data))
+
+    company = endpoint("OpenAI (company)")
+    assert Endpoint.objects.filter(kind=Kind.OPENAI).count() == 1
+    assert company.title_model == "gpt-4o-mini"
+    assert ModelSpec.objects.get(name="gpt-4o").endpoint == company
+    assert "endpoint 'OpenAI (company)'  [endpoints.openAI] — " in output
+
+
+def test_a_title_endpoint_may_name_a_built_in_the_specs_create(tmp_path):
+    data = example()
+    data["endpoints"]["custom"][2]["titleEndpoint"] = "openAI"
+
+    run(write(tmp_path, data))
+
+    assert endpoint("groq").title_endpoint == endpoint("openAI")
+
+
+def test_an_unknown_title_endpoint_is_skipped_with_the_reason(tmp_path):
+    data = example()
+    data["endpoints"]["custom"][2]["titleEndpoint"] = "nowhere"
+
+    output = run(write(tmp_path, data))
+
+    assert endpoint("groq").title_endpoint is None
+    assert "endpoints.custom[2] (groq).titleEndpoint — 'nowhere' is not a configured endpoint; titles use this endpoint" in output
