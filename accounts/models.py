@@ -133,9 +133,6 @@ class Role(models.Model):
     def clean(self) -> None:
         if self.auto_refill_enabled and self.refill_interval_value < 1:
             raise ValidationError({"refill_interval_value": "The refill interval must be at least 1."})
-        clash = Role.objects.filter(name__iexact=self.name.strip()).exclude(pk=self.pk).first() if self.name else None
-        if clash:  # the unique constraint's own message only names the constraint
-            raise ValidationError({"name": f"A role named '{clash.name}' already exists (names are case-insensitive)."})
         self._refuse_builtin_rename()
         if self.is_default:
             clash = Role.objects.filter(is_default=True).exclude(pk=self.pk).first()

@@ -227,10 +227,6 @@ class Endpoint(models.Model):
                 errors.setdefault(field, []).extend(exc.messages)
 
         check("name", config.validate_endpoint_name, self.name, self.kind)
-        if self.name and "name" not in errors:
-            clash = Endpoint.objects.filter(name__iexact=self.name.strip()).exclude(pk=self.pk).first()
-            if clash:  # the unique constraint's own message only names the constraint
-                errors["name"] = [f"An endpoint named '{clash.name}' already exists (names are case-insensitive)."]
         check("api_key", config.validate_api_key, self.api_key)
         check(
             "base_url",

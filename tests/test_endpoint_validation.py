@@ -74,9 +74,9 @@ def test_names_that_merely_contain_a_reserved_word_are_fine():
 def test_endpoint_names_are_unique_without_regard_to_case():
     Endpoint.objects.create(name="Groq", base_url="https://api.groq.com/openai/v1", api_key="${GROQ_API_KEY}")
 
-    assert field_errors(custom(name="groq"))["name"] == [
-        "An endpoint named 'Groq' already exists (names are case-insensitive)."
-    ]
+    assert field_errors(custom(name="groq")) == {
+        "__all__": ["An endpoint with this name already exists (names are case-insensitive)."]
+    }
 
 
 # --- ${ENV} forms -------------------------------------------------------------------------------
@@ -713,7 +713,7 @@ def test_built_in_roles_cannot_be_renamed(name):
 
 @pytest.mark.django_db
 def test_role_names_are_unique_without_regard_to_case():
-    assert field_errors(Role(name="user")) == {"name": ["A role named 'USER' already exists (names are case-insensitive)."]}
+    assert field_errors(Role(name="user")) == {"__all__": ["A role with this name already exists (names are case-insensitive)."]}
 
 
 @pytest.mark.django_db
