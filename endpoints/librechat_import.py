@@ -550,7 +550,7 @@ class _Importer:
                 self.problem(f"{where}.{(keys or FIELD_KEYS)['name']}", exc.messages[0])
                 self.failed.add(lower)
                 return None
-            self.problem(where, f"the name '{existing.name}' already belongs to a {existing.get_kind_display()} endpoint in the database; rename one of them.")
+            self.problem(where, f"the name '{existing.name}' is already taken by an endpoint of kind {existing.kind} in the database; rename one of them.")
             self.failed.add(lower)
             return None
         endpoint = existing or Endpoint(ordering=self.next_ordering())

@@ -658,3 +658,63 @@ def test_an_unknown_title_endpoint_is_skipped_with_the_reason(tmp_path):
 
     assert endpoint("groq").title_endpoint is None
     assert "endpoints.custom[2] (groq).titleEndpoint — 'nowhere' is not a configured endpoint; titles use this endpoint" in output
+
+
+def test_a_name_taken_by_an_endpoint_of_another_kind_is_refused(tmp_path):
+    Endpoint.objects.create(name="groq", kind=Kind.AZURE_OPENAI, base_url="https://x.openai.azure.com/openai/deployments",
+                            api_key="${AZ}")
+
+    with pytest.raises(CommandError) as raised:
+        run(EXAMPLE)
+
+    assert ("endpoints.custom[2] (groq): the name 'groq' is already taken by an endpoint of kind azureOpenAI in the "
+            "database; rename one of them.") in str(raised.value)
+    assert Endpoint.objects.count() == 1
+
+
+def test_a_currency_may_be_given_as_a_bare_code(tmp_path):
+    data = example()
+    data["interface"]["currency"] = "CHF"
+
+    output = run(write(tmp_path, data))
+
+    assert PortalSettings.load().currency_code == "CHF"
+    assert "portal settings (display currency)  [interface.currency] — code" in output
+
+
+def test_a_spec_for_a_model_no_azure_group_serves_is_skipped(tmp_path):
+    data = yaml.safe_load(FULL.read_text())
+    data["modelSpecs"]["list"][1]["preset"]["model"] = "o3"
+
+    output = run(write(tmp_path, data))
+
+    assert not ModelSpec.objects.filter(name="azure-4o").exists()
+    assert "modelSpecs.list[1] (azure-4o) — preset.endpoint azureOpenAI: no Azure group offers the model 'o3'" in output
+
+
+@pytest.mark.parametrize(
+    "group, message",
+    [
+        ({"group": "g", "apiKey": "${K}", "instanceName": "i", "models": {"m": True}},
+         "endpoints.azureOpenAI.groups[0] (g).version: version is required (sent as the api-version query parameter)."),
+        ({"group": "g", "apiKey": "${K}", "version": "2024-10-21", "models": {"m": True}},
+         "endpoints.azureOpenAI.groups[0] (g).instanceName: instanceName (or baseURL) is required."),
+        ({"group": "g", "apiKey": "${K}", "instanceName": "i", "version": "2024-10-21"},
+         "endpoints.azureOpenAI.groups[0] (g).models: models is required"),
+        ({"group": "g", "apiKey": "${K}", "instanceName": "i", "version": "2024-10-21", "models": {"m": "yes"}},
+         "endpoints.azureOpenAI.groups[0] (g).models.m: expected true or {deploymentName, version}, got the text 'yes'."),
+        ({"group": "g", "apiKey": "${K}", "version": "v", "baseURL": "https://gw/${DEPLOYMENT_NAME}/x", "models": {"m": True}},
+         "endpoints.azureOpenAI.groups[0] (g).baseURL: ${DEPLOYMENT_NAME} is supported only as the last path segment"),
+        ({"group": "g", "instanceName": "i", "version": "v", "models": {"m": True}},
+         "endpoints.azureOpenAI.groups[0] (g).apiKey: An API key is required"),
+    ],
+    ids=["no version", "no instance", "no models", "bad model", "deployment mid-path", "no key"],
+)
+def test_an_incomplete_azure_group_is_refused(tmp_path, group, message):
+    data = {"endpoints": {"azureOpenAI": {"groups": [group]}}}
+
+    with pytest.raises(CommandError) as raised:
+        run(write(tmp_path, data))
+
+    assert message in str(raised.value)
+    assert not Endpoint.objects.exists()
