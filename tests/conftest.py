@@ -49,3 +49,12 @@ def make_endpoint(db):
         return endpoint
 
     return make
+
+
+@pytest.fixture
+def upstream():
+    """A real loopback LLM provider (tests/upstream.py): script replies, read `upstream.requests`."""
+    from tests.upstream import Upstream
+
+    with Upstream() as server:
+        yield server

@@ -1,0 +1,18 @@
+"""Wire-protocol adapters and their registry (healthchecks' TRANSPORTS shape): the Endpoint's
+`provider` field names the adapter that talks to it."""
+from __future__ import annotations
+
+from endpoints.adapters.adapter import Adapter
+from endpoints.adapters.openai_chat import OpenAIChatAdapter
+
+ADAPTERS: dict[str, Adapter] = {
+    adapter.protocol: adapter
+    for adapter in (OpenAIChatAdapter(),)
+}
+
+
+def adapter_for(protocol: str) -> Adapter:
+    try:
+        return ADAPTERS[protocol]
+    except KeyError:
+        raise LookupError(f"No adapter for wire protocol {protocol!r} (known: {', '.join(ADAPTERS)}).") from None

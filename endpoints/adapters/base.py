@@ -130,3 +130,22 @@ class StreamError:
 
 
 Event = Union[TextDelta, ReasoningDelta, ToolCallDelta, UsageReport, Finish, StreamError]
+
+
+# --- the adapter interface ------------------------------------------------------------------------
+# One subclass per wire protocol (openai_chat.py, anthropic.py, openai_responses.py), registered in
+# `endpoints.adapters.ADAPTERS`. `endpoints.shaping` builds a `Call` with the adapter's help; the
+# adapter sends it and turns the answer into events (`endpoints.adapters.transport.run`).
+
+@dataclass
+class Call:
+    """One fully shaped upstream request: everything resolved, nothing left to look up."""
+
+    endpoint_name: str
+    model: str
+    url: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    stream: bool = True
+    reasoning_key: str | None = None  # Chat Completions: delta key with reasoning text (None: either)
+    secrets: tuple[str, ...] = ()  # values scrubbed from any message built from the provider's answer

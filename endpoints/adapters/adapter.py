@@ -1,0 +1,301 @@
+"""The one base class every wire-protocol adapter extends (healthchecks' `Transport` shape).
+
+A subclass says how its protocol lays out a request (URL, auth headers, body) and how to read one
+SSE event or one JSON body; this class does everything they share: the POST through the pooled
+client, HTTP errors, timeouts, cut connections, malformed chunks, and the rule that text and usage
+received before a failure are still delivered, with the error as the last event.
+"""
+from __future__ import annotations
+
+import email.utils
+import json
+from abc import ABC, abstractmethod
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, ClassVar
+
+import httpx
+from django.conf import settings
+from httpx_sse import EventSource, ServerSentEvent
+
+from endpoints import http
+from endpoints.adapters.base import (
+    Call,
+    ChatRequest,
+    Event,
+    Finish,
+    StreamError,
+    Usage,
+    UsageReport,
+)
+from portal.logging import redact
+
+log = logging.getLogger(__name__)
+
+# Request parameters that only steer reasoning; `reasoningFormat: disabled` removes them all.
+REASONING_PARAMS = ("reasoning_effort", "reasoning", "reasoning_summary", "thinking", "thinking_budget", "include_reasoning")
+
+
+class UpstreamFailure(Exception):
+    """A failure found while reading an answer; becomes the final StreamError."""
+
+    def __init__(self, event: StreamError):
+        super().__init__(event.message)
+        self.event = event
+
+
+@dataclass
+class StreamState:
+    """What one answer has produced so far."""
+
+    usage: Usage | None = None
+    finish: str | None = None
+    done: bool = False  # the protocol's terminal event arrived
+    extra: dict[str, Any] = field(default_factory=dict)  # per-protocol bookkeeping
+
+
+@dataclass
+class Shape:
+    """What shaping hands an adapter to build a request body."""
+
+    request: ChatRequest
+    user_id: str = ""
+    reasoning_format: str | None = None  # reasoning_effort | reasoning_object | disabled | None
+    azure: bool = False
+
+
+class Adapter(ABC):
+    protocol: ClassVar[str]
+    path: ClassVar[str]  # appended to baseURL unless directEndpoint
+    models_path: ClassVar[str | None] = "/models"
+
+    # --- request layout --------------------------------------------------------------------
+    def url(self, *, base_url: str, direct: bool, deployment: str = "", azure: bool = False) -> str:
+        return base_url if direct else base_url.rstrip("/") + self.path
+
+    def auth_headers(self, *, api_key: str, azure: bool = False, bearer: bool = False) -> dict[str, str]:
+        """Headers carrying the key (`bearer`: auth kind access_token)."""
+        if not api_key:
+            return {}
+        if azure:
+            return {"api-key": api_key}
+        return {"Authorization": f"Bearer {api_key}"}
+
+    def base_headers(self, *, stream: bool) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        if stream:
+            headers["Accept"] = "text/event-stream"
+        return headers
+
+    @abstractmethod
+    def body(self, shape: Shape) -> dict[str, Any]:
+        """The provider's request body with the default parameters (before addParams/dropParams)."""
+
+    def finalize(self, body: dict[str, Any], shape: Shape, dropped: list[str]) -> dict[str, Any]:
+        """Last touches after addParams/dropParams (what the protocol always needs)."""
+        return body
+
+    # --- answer reading --------------------------------------------------------------------
+    @abstractmethod
+    def read_event(self, sse: ServerSentEvent, state: StreamState, call: Call) -> list[Event]:
+        """Events from one SSE event; sets `state.done` on the protocol's terminal event."""
+
+    @abstractmethod
+    def read_full(self, payload: Any, state: StreamState, call: Call) -> list[Event]:
+        """Events from a whole (non-streamed) JSON answer."""
+
+    def error_message(self, payload: Any) -> str:
+        """The provider's own words in an error body (OpenAI and Anthropic both use `error.message`)."""
+        if isinstance(payload, dict):
+            error = payload.get("error", payload)
+            if isinstance(error, dict):
+                return str(error.get("message") or error.get("detail") or error.get("code") or "")
+            if isinstance(error, str):
+                return error
+            if payload.get("detail"):
+                return str(payload["detail"])
+        if isinstance(payload, list) and payload:
+            return self.error_message(payload[0])
+        return ""
+
+    # --- the exchange ----------------------------------------------------------------------
+    async def run(self, call: Call) -> AsyncIterator[Event]:
+        """Send `call`, yield its events; the last one is Finish or StreamError, never an exception."""
+        state = StreamState()
+        failure: StreamError | None = None
+        received = False
+        try:
+            async for event in self._exchange(call, state):
+                received = True
+                yield event
+        except UpstreamFailure as exc:
+            failure = exc.event
+        except httpx.ConnectTimeout:
+            failure = StreamError(
+                f"Connecting to {call.endpoint_name} timed out after {_seconds(settings.UPSTREAM_CONNECT_TIMEOUT)}.",
+                kind="timeout",
+            )
+        except (httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout):
+            where = "during the answer" if received or state.extra.get("started") else "before answering"
+            failure = StreamError(
+                f"{call.endpoint_name} stopped responding {where} "
+                f"(no data for {_seconds(settings.UPSTREAM_READ_TIMEOUT)}).",
+                kind="timeout",
+            )
+        except httpx.ConnectError as exc:
+            reason = "connection refused" if "refused" in str(exc).lower() else _scrub(str(exc), call) or "network error"
+            failure = StreamError(f"Could not connect to {call.endpoint_name} ({reason}).", kind="connect")
+        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+            if state.extra.get("started"):
+                failure = StreamError(
+                    f"The connection to {call.endpoint_name} was cut before the answer finished.", kind="cut"
+                )
+            else:
+                failure = StreamError(
+                    f"{call.endpoint_name} closed the connection without answering ({type(exc).__name__}).", kind="cut"
+                )
+        except httpx.HTTPError as exc:
+            failure = StreamError(f"Request to {call.endpoint_name} failed: {_scrub(str(exc), call)}", kind="upstream")
+        if failure is None and call.stream and not state.done and state.finish is None:
+            # a clean end of stream after the finish reason is tolerated (some servers omit [DONE])
+            failure = StreamError(
+                f"The connection to {call.endpoint_name} ended before the answer finished.", kind="cut"
+            )
+        if state.usage is not None:
+            yield UsageReport(state.usage)
+        if failure is not None:
+            log.warning("upstream %s (%s) failed: %s", call.endpoint_name, call.model, failure.message)
+            yield failure
+        else:
+            yield Finish(state.finish or "stop")
+
+    async def _exchange(self, call: Call, state: StreamState) -> AsyncIterator[Event]:
+        content = json.dumps(call.body, default=_json_default).encode()
+        async with http.client().stream(
+            "POST", call.url, headers=call.headers, content=content, timeout=http.timeout()
+        ) as response:
+            if response.status_code >= 400:
+                raw = await response.aread()
+                raise UpstreamFailure(self.http_error(call, response, raw))
+            state.extra["started"] = True
+            content_type = response.headers.get("content-type", "")
+            if not call.stream or "text/event-stream" not in content_type:
+                # a non-streamed answer (or a server that ignored `stream: true`)
+                raw = await response.aread()
+                try:
+                    payload = json.loads(raw)
+                except ValueError:
+                    raise UpstreamFailure(StreamError(
+                        f"{call.endpoint_name} answered with something that is not JSON ({content_type or 'no content type'}).",
+                        kind="protocol",
+                    ))
+                for event in self.read_full(payload, state, call):
+                    yield event
+                state.done = True
+                return
+            async for sse in EventSource(response).aiter_sse():
+                for event in self.read_event(sse, state, call):
+                    yield event
+                if state.done:
+                    break
+
+    # --- helpers for subclasses ------------------------------------------------------------
+    def parse_json(self, sse: ServerSentEvent, call: Call) -> Any:
+        try:
+            return json.loads(sse.data)
+        except ValueError:
+            raise UpstreamFailure(StreamError(
+                f"{call.endpoint_name} sent a malformed chunk (not valid JSON); the answer stops there.",
+                kind="protocol",
+            ))
+
+    def stream_error(self, call: Call, message: str, error_type: str | None) -> UpstreamFailure:
+        """An error reported inside a 200 stream."""
+        kind = _kind_of(error_type or "")
+        text = _scrub(message, call) or "unknown error"
+        return UpstreamFailure(StreamError(
+            f"{call.endpoint_name} reported an error during the answer: {text}", kind=kind
+        ))
+
+    def http_error(self, call: Call, response: httpx.Response, raw: bytes) -> StreamError:
+        status = response.status_code
+        try:
+            detail = self.error_message(json.loads(raw))
+        except ValueError:
+            detail = raw.decode("utf-8", "replace").strip()
+        detail = _scrub(detail, call)
+        said = f": {detail}" if detail else "."
+        name = call.endpoint_name
+        if status in (401, 403):
+            what = "rejected the API key" if status == 401 else "refused access with this API key"
+            return StreamError(f"{name} {what} (HTTP {status}){said} Check the key for this endpoint.",
+                               status=status, kind="auth")
+        if status == 404:
+            return StreamError(f"{name} does not know the model '{call.model}' (HTTP 404){said}",
+                               status=status, kind="not_found")
+        if status == 429:
+            retry_after = retry_after_seconds(response.headers)
+            wait = f" Retry after {_seconds(retry_after)}." if retry_after is not None else " Try again shortly."
+            return StreamError(f"{name} is rate limiting requests (HTTP 429){said}{wait}",
+                               status=status, retry_after=retry_after, kind="rate_limit")
+        if status >= 500:
+            return StreamError(f"{name} had a server error (HTTP {status}){said} Try again later.",
+                               status=status, retry_after=retry_after_seconds(response.headers), kind="server")
+        return StreamError(f"{name} refused the request (HTTP {status}){said}", status=status, kind="upstream")
+
+
+def retry_after_seconds(headers: httpx.Headers) -> float | None:
+    """`retry-after-ms`, `retry-after` as seconds or as an HTTP date."""
+    value = headers.get("retry-after-ms")
+    if value:
+        try:
+            return max(float(value) / 1000, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+def _kind_of(error_type: str) -> str:
+    lowered = error_type.lower()
+    for needle, kind in (("rate", "rate_limit"), ("overload", "server"), ("server", "server"), ("api_error", "server"),
+                         ("auth", "auth"), ("permission", "auth"), ("not_found", "not_found")):
+        if needle in lowered:
+            return kind
+    return "upstream"
+
+
+def _seconds(value: float) -> str:
+    value = float(value)
+    number = f"{value:.0f}" if value == int(value) else f"{value:.1f}"
+    return f"{number} second" + ("" if number == "1" else "s")
+
+
+def _scrub(text: str, call: Call) -> str:
+    """Provider words may echo the key back (e.g. 'Incorrect API key provided: sk-…'): remove every
+    known secret and anything shaped like one, and keep it short."""
+    for secret in call.secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "[redacted]")
+    text = redact(text)
+    text = " ".join(text.split())
+    return text[:300] + ("…" if len(text) > 300 else "")
+
+
+def _json_default(value: Any) -> Any:
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
