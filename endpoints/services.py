@@ -22,7 +22,7 @@ from django.core.cache import cache
 from endpoints import http
 from endpoints.adapters import adapter_for
 from endpoints.adapters.base import ChatRequest, Event, StreamError
-from endpoints.models import Endpoint, Protocol
+from endpoints.models import Endpoint
 from endpoints.shaping import ConfigError, build_call, build_models_request
 
 log = logging.getLogger(__name__)
@@ -50,8 +50,8 @@ async def list_models(*, endpoint: Endpoint, user: Any) -> list[str]:
     """The models users may pick for `endpoint`: fetched from `GET {baseURL}/models` when
     models.fetch is on (cached MODELS_CACHE_SECONDS), otherwise — or on any failure — the listed ones."""
     listed = await sync_to_async(_listed, thread_sensitive=True)(endpoint)
-    if not endpoint.models_fetch or endpoint.provider == Protocol.ANTHROPIC:
-        return listed
+    if not endpoint.models_fetch or adapter_for(endpoint.provider).models_path is None:
+        return listed  # models.fetch is off, or the protocol has no model list (Anthropic)
     try:
         models_request = await sync_to_async(build_models_request, thread_sensitive=True)(endpoint=endpoint, user=user)
     except ConfigError as exc:

@@ -320,7 +320,7 @@ def build_models_request(*, endpoint: Endpoint, user: Any) -> ModelsRequest:
     and `?user=<id>` with userIdQuery."""
     adapter = adapter_for(endpoint.provider)
     target = target_for(endpoint, user)
-    url = target.base_url.rstrip("/") + "/models"
+    url = target.base_url.rstrip("/") + (adapter.models_path or "/models")
     query, query_secrets = _query_params(endpoint, target)
     if endpoint.user_id_query and user is not None and getattr(user, "pk", None):
         query["user"] = str(user.pk)

@@ -254,6 +254,12 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
         pass
 
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except (ConnectionError, TimeoutError):
+            pass  # the client went away (stop, timeout, closed keep-alive connection)
+
     # --- request entry points --------------------------------------------------------------
     def do_GET(self) -> None:
         recorded = self._read_request()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from endpoints.adapters.adapter import Adapter
+from endpoints.adapters.anthropic import AnthropicAdapter
 from endpoints.adapters.openai_chat import OpenAIChatAdapter
+from endpoints.adapters.openai_responses import OpenAIResponsesAdapter
 
 ADAPTERS: dict[str, Adapter] = {
     adapter.protocol: adapter
-    for adapter in (OpenAIChatAdapter(),)
+    for adapter in (OpenAIChatAdapter(), AnthropicAdapter(), OpenAIResponsesAdapter())
 }
 
 
