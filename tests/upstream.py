@@ -20,6 +20,7 @@ Script replies per test:
     upstream.reply(text="partial", error_after=1)            # error event inside a 200 stream
     upstream.reply(text="x", malformed_after=1)              # a chunk that isn't JSON (stream goes on)
     upstream.reply(delay=5)                                  # nothing for 5 s (read timeout)
+    upstream.reply(text="a b c", stall_after=2, stall=5)     # silent mid-stream (read timeout)
     upstream.models(["m1", "m2"]) / upstream.models(status=500)
 
 Queued replies answer the next completion requests in order (a reply with `model=` only answers
@@ -69,6 +70,8 @@ class Script:
     error_type: str | None = None  # provider error type (default: server_error / overloaded_error)
     responses_failure: str = "error"  # Responses in-stream failure: "error" event or "response.failed"
     malformed_after: int | None = None  # send a chunk that is not JSON after N deltas
+    stall_after: int | None = None  # go silent for `stall` seconds after N deltas (read timeout mid-stream)
+    stall: float = 30.0
     comments: bool = False  # SSE comment lines (": keep-alive") between events
     multiline: bool = False  # every data payload split over several `data:` lines
     model: str | None = None  # only answer requests for this model
@@ -364,6 +367,7 @@ class _EventWriter:
         self.script = script
         self.deltas = 0
         self.malformed_sent = False
+        self.stalled = False
 
     def _write(self, text: str) -> None:
         data = text.encode()
@@ -393,6 +397,9 @@ class _EventWriter:
     def check_faults(self, name: str | None = None) -> None:
         """Fire the fault due after `self.deltas` deltas; also called once after the last delta."""
         script = self.script
+        if script.stall_after is not None and self.deltas >= script.stall_after and not self.stalled:
+            self.stalled = True
+            self.handler.upstream._sleep(script.stall)
         if script.cut_after is not None and self.deltas >= script.cut_after:
             raise _Cut
         if script.malformed_after is not None and self.deltas >= script.malformed_after and not self.malformed_sent:

@@ -8,7 +8,10 @@ received before a failure are still delivered, with the error as the last event.
 from __future__ import annotations
 
 import email.utils
+import errno
 import json
+import socket
+import ssl
 from abc import ABC, abstractmethod
 import logging
 import time
@@ -144,7 +147,7 @@ class Adapter(ABC):
                 kind="timeout",
             )
         except httpx.ConnectError as exc:
-            reason = "connection refused" if "refused" in str(exc).lower() else _scrub(str(exc), call) or "network error"
+            reason = _connect_reason(exc)
             failure = StreamError(f"Could not connect to {call.endpoint_name} ({reason}).", kind="connect")
         except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
             if state.extra.get("started"):
@@ -265,6 +268,22 @@ def retry_after_seconds(headers: httpx.Headers) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(when.timestamp() - time.time(), 0.0)
+
+
+def _connect_reason(exc: BaseException) -> str:
+    """The root cause of a failed connect, in words (httpx says only 'All connection attempts failed')."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(seen, socket.gaierror):
+            return "host name not found"
+        if isinstance(seen, ssl.SSLError):
+            return "TLS handshake failed"
+        if isinstance(seen, OSError) and seen.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+            return "network unreachable"
+        seen = seen.__cause__ or seen.__context__
+    return "network error"
 
 
 def _kind_of(error_type: str) -> str:
