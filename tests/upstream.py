@@ -326,6 +326,9 @@ class _Handler(BaseHTTPRequestHandler):
             body = script.body if script.body is not None else {"error": {"message": "models unavailable", "type": "server_error"}}
             self._send_json(script.status, body)
             return
+        if script.body is not None:
+            self._send_json(200, script.body)  # a scripted (possibly malformed) answer
+            return
         self._send_json(200, {
             "object": "list",
             "data": [{"id": model, "object": "model", "created": 1700000000, "owned_by": "upstream"} for model in script.ids],
