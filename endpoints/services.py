@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from contextlib import aclosing
 from typing import Any, AsyncIterator
 
 import httpx
@@ -38,8 +39,9 @@ async def stream_chat(*, endpoint: Endpoint, request: ChatRequest, user: Any) ->
     except LookupError as exc:
         yield StreamError(f"{endpoint.name} is not usable: {exc}", kind="config")
         return
-    async for event in adapter_for(endpoint.provider).run(call):
-        yield event
+    async with aclosing(adapter_for(endpoint.provider).run(call)) as events:
+        async for event in events:
+            yield event
 
 
 def _listed(endpoint: Endpoint) -> list[str]:

@@ -128,3 +128,22 @@ async def test_it_works_from_async_code_too(make_endpoint, upstream):
 
     assert text_of(events) == "async hello"
     assert final(events) == Finish("stop")
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_stopping_early_hangs_up_on_the_upstream_at_once(make_endpoint, upstream):
+    from asgiref.sync import sync_to_async
+
+    from endpoints.services import stream_chat
+    from tests.streaming import chat_request
+
+    endpoint = await sync_to_async(make_endpoint)(base_url=upstream.base_url)
+    upstream.reply(text=" ".join(["word"] * 200), chunk_delay=0.02)
+
+    events = stream_chat(endpoint=endpoint, request=chat_request(), user=None)
+    async for event in events:
+        if isinstance(event, TextDelta):
+            break
+    await events.aclose()
+
+    assert await sync_to_async(upstream.wait_for_disconnects)(1, timeout=3) == 1

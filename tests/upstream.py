@@ -117,6 +117,7 @@ class Upstream:
         self.default = Script()
         self.models_default = ModelsScript()
         self.requests: list[Recorded] = []
+        self.disconnects = 0  # answers the client hung up on before they were complete
         self._queue: list[Script] = []
         self._models_queue: list[ModelsScript] = []
         self._lock = threading.Lock()
@@ -236,6 +237,17 @@ class Upstream:
                 return self._models_queue.pop(0)
         return self.models_default
 
+    def _disconnected(self) -> None:
+        with self._lock:
+            self.disconnects += 1
+
+    def wait_for_disconnects(self, count: int = 1, timeout: float = 5.0) -> int:
+        """Wait until `count` clients hung up mid-answer (e.g. after a stop); returns how many did."""
+        deadline = time.monotonic() + timeout
+        while self.disconnects < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.disconnects
+
     def _sleep(self, seconds: float) -> None:
         if seconds > 0:
             self._stopping.wait(seconds)
@@ -287,6 +299,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_json(200, _FULL[protocol](script, body), script.headers)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+            self.upstream._disconnected()
 
     def _read_request(self) -> Recorded:
         parts = urlsplit(self.path)

@@ -13,6 +13,7 @@ import json
 import socket
 import ssl
 from abc import ABC, abstractmethod
+from contextlib import aclosing
 import logging
 import time
 from dataclasses import dataclass, field
@@ -129,9 +130,12 @@ class Adapter(ABC):
         failure: StreamError | None = None
         received = False
         try:
-            async for event in self._exchange(call, state):
-                received = True
-                yield event
+            # aclosing: when the consumer stops early (a user pressing stop), the upstream response
+            # is closed at once instead of whenever the abandoned generator is garbage-collected.
+            async with aclosing(self._exchange(call, state)) as events:
+                async for event in events:
+                    received = True
+                    yield event
         except UpstreamFailure as exc:
             failure = exc.event
         except httpx.ConnectTimeout:
@@ -197,11 +201,12 @@ class Adapter(ABC):
                     yield event
                 state.done = True
                 return
-            async for sse in EventSource(response).aiter_sse():
-                for event in self.read_event(sse, state, call):
-                    yield event
-                if state.done:
-                    break
+            async with aclosing(EventSource(response).aiter_sse()) as stream:
+                async for sse in stream:
+                    for event in self.read_event(sse, state, call):
+                        yield event
+                    if state.done:
+                        break
 
     # --- helpers for subclasses ------------------------------------------------------------
     def parse_json(self, sse: ServerSentEvent, call: Call) -> Any:
