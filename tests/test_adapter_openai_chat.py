@@ -8,6 +8,17 @@ from tests.streaming import final, reasoning_of, run_chat, text_of, tool_calls_o
 
 
 @pytest.fixture
+async def worker_db_closed():
+    """Async tests reach the database from asgiref's worker thread; close that thread's connection
+    afterwards so PostgreSQL can drop the test database."""
+    yield
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    await sync_to_async(connections.close_all)()
+
+
+@pytest.fixture
 def endpoint(make_endpoint, upstream):
     return make_endpoint("Local", base_url=upstream.base_url, models=("gpt-test",))
 
@@ -115,7 +126,7 @@ def test_a_non_streamed_request_reads_the_json_answer(endpoint, upstream):
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_it_works_from_async_code_too(make_endpoint, upstream):
+async def test_it_works_from_async_code_too(make_endpoint, upstream, worker_db_closed):
     from asgiref.sync import sync_to_async
 
     from endpoints.services import stream_chat
@@ -131,7 +142,7 @@ async def test_it_works_from_async_code_too(make_endpoint, upstream):
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_stopping_early_hangs_up_on_the_upstream_at_once(make_endpoint, upstream):
+async def test_stopping_early_hangs_up_on_the_upstream_at_once(make_endpoint, upstream, worker_db_closed):
     from asgiref.sync import sync_to_async
 
     from endpoints.services import stream_chat
