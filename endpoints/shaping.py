@@ -265,11 +265,11 @@ def build_call(*, endpoint: Endpoint, request: ChatRequest, user: Any) -> Call:
         user_id=str(user.pk) if user is not None and getattr(user, "pk", None) else "",
         reasoning_format=custom.get("reasoningFormat"),
         azure=azure,
+        base_url=target.base_url,
     )
 
     url = adapter.url(
-        base_url=target.base_url, direct=endpoint.direct_endpoint,
-        deployment=_deployment(endpoint, request.model) if azure else "", azure=azure,
+        shape, direct=endpoint.direct_endpoint, deployment=_deployment(endpoint, request.model) if azure else ""
     )
     query, query_secrets = _query_params(endpoint, target)
     url = _with_query(url, query)

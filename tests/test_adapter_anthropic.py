@@ -137,3 +137,20 @@ def test_a_non_streamed_request_reads_the_message_json(endpoint, upstream):
     assert (text_of(events), reasoning_of(events)) == ("Whole.", "hm")
     assert usage_of(events) == Usage(input_tokens=5, cache_write_tokens=7, output_tokens=1)
     assert final(events) == Finish("stop")
+
+
+def test_vertex_ai_takes_the_model_in_the_url_and_the_version_in_the_body(make_endpoint, upstream):
+    base = upstream.url + "/v1/projects/acme/locations/us-east5/publishers/anthropic/models"
+    endpoint = make_endpoint(base_url=base, provider=Protocol.ANTHROPIC, auth_kind="access_token",
+                             api_key="ya29.vertex-token", models=("claude-sonnet-4@20250514",))
+    upstream.reply(text="from vertex")
+
+    events = run_chat(endpoint)
+    run_chat(endpoint, stream=False)
+
+    streamed, whole = upstream.requests
+    assert text_of(events) == "from vertex"
+    assert streamed.path.endswith("/publishers/anthropic/models/claude-sonnet-4@20250514:streamRawPredict")
+    assert whole.path.endswith("/publishers/anthropic/models/claude-sonnet-4@20250514:rawPredict")
+    assert streamed.headers["authorization"] == "Bearer ya29.vertex-token"
+    assert streamed.json["anthropic_version"] == "vertex-2023-10-16" and "model" not in streamed.json

@@ -7,7 +7,8 @@ chunked transfer encoding like the real providers, so "cut the connection mid-st
 incomplete HTTP message, not a clean end of file.
 
 Which protocol answers is decided by the path, as the providers lay them out:
-  POST …/messages          Anthropic Messages (SSE events with `event:` names, ping, cache usage)
+  POST …/messages          Anthropic Messages (SSE events with `event:` names, ping, cache usage);
+                           also Vertex AI's …/models/{model}:streamRawPredict and :rawPredict
   POST …/responses         OpenAI Responses (typed events, response.completed usage)
   POST anything else       OpenAI Chat Completions (`data:` chunks, [DONE], usage with include_usage)
   GET  …/models            OpenAI model list
@@ -288,7 +289,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = recorded.json if isinstance(recorded.json, dict) else {}
         script = self.upstream._next_script(body.get("model"))
         path = recorded.path
-        protocol = "anthropic" if path.endswith("/messages") else "responses" if path.endswith("/responses") else "chat"
+        anthropic = path.endswith(("/messages", ":streamRawPredict", ":rawPredict"))  # Vertex AI: model:verb
+        protocol = "anthropic" if anthropic else "responses" if path.endswith("/responses") else "chat"
         self.upstream._sleep(script.delay)
         try:
             if script.status >= 400:

@@ -67,6 +67,7 @@ class Shape:
     user_id: str = ""
     reasoning_format: str | None = None  # reasoning_effort | reasoning_object | disabled | None
     azure: bool = False
+    base_url: str = ""  # resolved
 
 
 class Adapter(ABC):
@@ -75,8 +76,8 @@ class Adapter(ABC):
     models_path: ClassVar[str | None] = "/models"
 
     # --- request layout --------------------------------------------------------------------
-    def url(self, *, base_url: str, direct: bool, deployment: str = "", azure: bool = False) -> str:
-        return base_url if direct else base_url.rstrip("/") + self.path
+    def url(self, shape: Shape, *, direct: bool, deployment: str = "") -> str:
+        return shape.base_url if direct else shape.base_url.rstrip("/") + self.path
 
     def auth_headers(self, *, api_key: str, azure: bool = False, bearer: bool = False) -> dict[str, str]:
         """Headers carrying the key (`bearer`: auth kind access_token)."""

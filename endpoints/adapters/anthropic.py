@@ -20,6 +20,7 @@ from endpoints.adapters.base import Call, Event, ReasoningDelta, TextDelta, Tool
 from endpoints.adapters.openai_chat import reasoning_settings
 
 ANTHROPIC_VERSION = "2023-06-01"
+VERTEX_VERSION = "vertex-2023-10-16"
 DEFAULT_MAX_TOKENS = 8192
 LEGACY_MAX_TOKENS = 4096  # Claude 3 (not 3.5/3.7) models cap output at 4096
 MIN_THINKING_BUDGET = 1024  # the API's minimum budget_tokens
@@ -29,6 +30,12 @@ OPENAI_ONLY = ("frequency_penalty", "presence_penalty", "n", "seed", "logit_bias
                "response_format", "stream_options", "user", "parallel_tool_calls", "max_completion_tokens")
 STOP_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls",
                 "refusal": "content_filter"}
+
+
+def is_vertex(base_url: str) -> bool:
+    """Anthropic models on Google Vertex AI (`https://REGION-aiplatform.googleapis.com/v1/projects/…/
+    publishers/anthropic/models`, or a proxy with the same layout)."""
+    return base_url.rstrip("/").endswith("/publishers/anthropic/models")
 
 
 def usage_from_anthropic(raw: dict[str, Any]) -> Usage:
@@ -93,10 +100,14 @@ class AnthropicAdapter(Adapter):
     path = "/v1/messages"
     models_path = None
 
-    def url(self, *, base_url: str, direct: bool, deployment: str = "", azure: bool = False) -> str:
+    def url(self, shape: Shape, *, direct: bool, deployment: str = "") -> str:
         if direct:
-            return base_url
-        root = base_url.rstrip("/")
+            return shape.base_url
+        root = shape.base_url.rstrip("/")
+        if is_vertex(root):
+            # Vertex AI: …/publishers/anthropic/models/{model}:streamRawPredict (or :rawPredict)
+            verb = "streamRawPredict" if shape.request.stream else "rawPredict"
+            return f"{root}/{shape.request.model}:{verb}"
         return root + ("/messages" if root.endswith("/v1") else self.path)
 
     def auth_headers(self, *, api_key: str, azure: bool = False, bearer: bool = False) -> dict[str, str]:
@@ -160,6 +171,10 @@ class AnthropicAdapter(Adapter):
     def finalize(self, body: dict[str, Any], shape: Shape, dropped: list[str]) -> dict[str, Any]:
         if not body.get("max_tokens"):
             body["max_tokens"] = default_max_tokens(shape.request.model)
+        if is_vertex(shape.base_url):
+            # Vertex takes the model from the URL and the API version in the body
+            body.pop("model", None)
+            body["anthropic_version"] = VERTEX_VERSION
         return body
 
     # --- reading -----------------------------------------------------------------------------

@@ -42,11 +42,11 @@ class OpenAIChatAdapter(Adapter):
     protocol = "openai_chat"
     path = "/chat/completions"
 
-    def url(self, *, base_url: str, direct: bool, deployment: str = "", azure: bool = False) -> str:
-        if azure and not direct:
+    def url(self, shape: Shape, *, direct: bool, deployment: str = "") -> str:
+        if shape.azure and not direct:
             # Azure: {base}/{deployment}/chat/completions, base = https://<resource>.openai.azure.com/openai/deployments
-            return f"{base_url.rstrip('/')}/{deployment}{self.path}"
-        return super().url(base_url=base_url, direct=direct)
+            return f"{shape.base_url.rstrip('/')}/{deployment or shape.request.model}{self.path}"
+        return super().url(shape, direct=direct)
 
     def body(self, shape: Shape) -> dict[str, Any]:
         request = shape.request
