@@ -11,15 +11,18 @@ re-creating clients.
 from __future__ import annotations
 
 import asyncio
+import threading
 import weakref
 
 import httpx
 from django.conf import settings
 
-USER_AGENT = "Atrium/0.1 (+https://github.com/atrium)"
+USER_AGENT = "Atrium/0.1"
 _LIMITS = httpx.Limits(max_connections=500, max_keepalive_connections=100, keepalive_expiry=30)
 
 _clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]" = weakref.WeakKeyDictionary()
+_strong: dict[int, tuple[asyncio.AbstractEventLoop, httpx.AsyncClient]] = {}
+_lock = threading.Lock()
 
 
 def timeout(*, read: float | None = None) -> httpx.Timeout:
@@ -33,7 +36,18 @@ def timeout(*, read: float | None = None) -> httpx.Timeout:
 def client() -> httpx.AsyncClient:
     """The pooled client of the running event loop (call from async code only)."""
     loop = asyncio.get_running_loop()
-    current = _clients.get(loop)
+    with _lock:  # loops of several threads (daphne, async_to_sync, Celery) share the registry
+        return _client_of(loop)
+
+
+def _client_of(loop: asyncio.AbstractEventLoop) -> httpx.AsyncClient:
+    try:
+        current = _clients.get(loop)
+    except TypeError:
+        for key, (other, _client) in list(_strong.items()):
+            if other.is_closed():
+                del _strong[key]
+        current = _strong[id(loop)][1] if id(loop) in _strong else None
     if current is None or current.is_closed:
         current = httpx.AsyncClient(
             timeout=timeout(),
@@ -42,13 +56,20 @@ def client() -> httpx.AsyncClient:
             headers={"User-Agent": USER_AGENT},
             # trust_env (default): HTTPS_PROXY / NO_PROXY from the environment, as corporate networks need
         )
-        _clients[loop] = current
+        try:
+            _clients[loop] = current
+        except TypeError:  # a loop implementation without weak references: keep it until closed
+            _strong[id(loop)] = (loop, current)
     return current
 
 
 async def aclose() -> None:
     """Close the running loop's client (e.g. at the end of an `asyncio.run` in a Celery task)."""
     loop = asyncio.get_running_loop()
-    current = _clients.pop(loop, None)
+    with _lock:
+        try:
+            current = _clients.pop(loop, None)
+        except TypeError:
+            current = _strong.pop(id(loop), (loop, None))[1]
     if current is not None:
         await current.aclose()

@@ -24,7 +24,7 @@ from endpoints import http
 from endpoints.adapters import adapter_for
 from endpoints.adapters.base import ChatRequest, Event, StreamError
 from endpoints.models import Endpoint
-from endpoints.shaping import ConfigError, build_call, build_models_request
+from endpoints.shaping import ConfigError, build_call, build_models_request, check_outbound
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,8 @@ async def stream_chat(*, endpoint: Endpoint, request: ChatRequest, user: Any) ->
     """Stream one answer from `endpoint` as normalised events (see the module docstring)."""
     try:
         call = await sync_to_async(build_call, thread_sensitive=True)(endpoint=endpoint, request=request, user=user)
+        if call.outbound_check:
+            await check_outbound(call.url, endpoint.name)
     except ConfigError as exc:
         yield StreamError(str(exc), kind="config")
         return
@@ -56,6 +58,8 @@ async def list_models(*, endpoint: Endpoint, user: Any) -> list[str]:
         return listed  # models.fetch is off, or the protocol has no model list (Anthropic)
     try:
         models_request = await sync_to_async(build_models_request, thread_sensitive=True)(endpoint=endpoint, user=user)
+        if models_request.outbound_check:
+            await check_outbound(models_request.url, endpoint.name)
     except ConfigError as exc:
         log.info("model list of %s not fetched: %s", endpoint.name, exc)
         return listed

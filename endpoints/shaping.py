@@ -17,6 +17,7 @@ Order of the rules, each as LibreChat applies them:
 """
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 from dataclasses import dataclass
@@ -87,7 +88,7 @@ def target_for(endpoint: Endpoint, user: Any) -> Target:
         base_url = (stored.base_url or "").strip()
         if not base_url:
             raise ConfigError(f"Add your base URL for {endpoint.name} (Settings → Provider keys) to use this endpoint.")
-        check_outbound_url(base_url, endpoint)
+        check_url_form(base_url, endpoint.name)  # the address check needs DNS: `check_outbound`, async
     else:
         base_url = _resolve(endpoint.effective_base_url, "base URL", endpoint).strip()
         if not base_url:
@@ -100,26 +101,38 @@ def target_for(endpoint: Endpoint, user: Any) -> Target:
     )
 
 
-def check_outbound_url(url: str, endpoint: Endpoint) -> None:
-    """SPEC §5: a user-provided URL must be http(s) and must not reach loopback, private,
-    link-local or otherwise non-public addresses, unless ALLOW_PRIVATE_USER_BASE_URLS."""
+def check_url_form(url: str, endpoint_name: str) -> None:
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"Your base URL for {endpoint.name} must be an http(s) URL, e.g. https://api.example.com/v1.")
+    try:
+        hostname, _port = parts.hostname, parts.port
+    except ValueError:
+        hostname = None
+    if parts.scheme not in ("http", "https") or not hostname:
+        raise ConfigError(f"Your base URL for {endpoint_name} must be an http(s) URL, e.g. https://api.example.com/v1.")
+
+
+async def check_outbound(url: str, endpoint_name: str) -> None:
+    """SPEC §5: a user-provided URL must not reach loopback, private, link-local (cloud metadata)
+    or otherwise non-public addresses, unless ALLOW_PRIVATE_USER_BASE_URLS. Resolves the host on the
+    event loop (no worker thread held while DNS answers)."""
+    check_url_form(url, endpoint_name)
     if settings.ALLOW_PRIVATE_USER_BASE_URLS:
         return
+    parts = urlsplit(url)
+    host = parts.hostname or ""
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80),
-                                   type=socket.SOCK_STREAM)
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            host, parts.port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM
+        )
     except (socket.gaierror, UnicodeError):
-        raise ConfigError(f"The host of your base URL for {endpoint.name} ({parts.hostname}) cannot be resolved.") from None
+        raise ConfigError(f"The host of your base URL for {endpoint_name} ({host}) cannot be resolved.") from None
     for info in infos:
         address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
             address = address.ipv4_mapped
         if not address.is_global or address.is_multicast:
             raise ConfigError(
-                f"Your base URL for {endpoint.name} points to a local or private network address ({parts.hostname}), "
+                f"Your base URL for {endpoint_name} points to a local or private network address ({host}), "
                 "which this portal does not allow for user-provided URLs."
             )
 
@@ -303,6 +316,7 @@ def build_call(*, endpoint: Endpoint, request: ChatRequest, user: Any) -> Call:
         body=body,
         stream=request.stream,
         reasoning_key=custom.get("reasoningKey"),
+        outbound_check=target.user_base_url,
         secrets=tuple(sorted({s for s in secrets if s}, key=len, reverse=True)),
     )
 
@@ -313,6 +327,7 @@ class ModelsRequest:
     headers: dict[str, str]
     secrets: tuple[str, ...]
     per_user: bool  # the answer may differ per user (cache per user)
+    outbound_check: bool  # a user-provided URL: check_outbound before calling
 
 
 def build_models_request(*, endpoint: Endpoint, user: Any) -> ModelsRequest:
@@ -334,4 +349,5 @@ def build_models_request(*, endpoint: Endpoint, user: Any) -> ModelsRequest:
         secrets += header_secrets
         templated = any("LIBRECHAT_USER_" in str(v) for v in (endpoint.headers or {}).values())
     per_user = bool(endpoint.user_provides_key or endpoint.user_provides_base_url or endpoint.user_id_query or templated)
-    return ModelsRequest(url=url, headers=headers, secrets=tuple(s for s in secrets if s), per_user=per_user)
+    return ModelsRequest(url=url, headers=headers, secrets=tuple(s for s in secrets if s), per_user=per_user,
+                         outbound_check=target.user_base_url)

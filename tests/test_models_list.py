@@ -163,3 +163,15 @@ def test_anthropic_endpoints_never_fetch(make_endpoint, upstream):
 
     assert models_for(endpoint) == ["claude-a"]
     assert upstream.requests == []
+
+
+def test_a_user_provided_private_url_is_never_asked_for_models(make_endpoint, upstream, make_user, settings, caplog):
+    settings.ALLOW_PRIVATE_USER_BASE_URLS = False
+    user = make_user()
+    endpoint = make_endpoint("Mine", base_url="user_provided", models_fetch=True, models=("listed",))
+    UserProviderKey.objects.create(user=user, endpoint=endpoint, base_url=upstream.base_url)
+
+    with caplog.at_level(logging.INFO, logger="endpoints"):
+        assert models_for(endpoint, user) == ["listed"]
+
+    assert upstream.requests == [] and "private network address" in caplog.text

@@ -148,4 +148,5 @@ class Call:
     body: dict[str, Any]
     stream: bool = True
     reasoning_key: str | None = None  # Chat Completions: delta key with reasoning text (None: either)
+    outbound_check: bool = False  # the URL is user-provided: check it reaches only public addresses
     secrets: tuple[str, ...] = ()  # values scrubbed from any message built from the provider's answer
