@@ -174,6 +174,8 @@ LOGGING = {
         "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    # httpx logs every request URL at INFO; provider URLs may carry keys in the query string
+    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
 }
 
 # --- Atrium ------------------------------------------------------------------------------------

@@ -208,3 +208,30 @@ def test_failures_are_logged_without_secrets(endpoint, upstream, caplog):
         run_chat(endpoint)
 
     assert "Acme AI" in caplog.text and SECRET not in caplog.text
+
+
+def test_request_urls_with_keys_in_the_query_are_not_logged(make_endpoint, upstream, monkeypatch):
+    import logging.config
+
+    from django.conf import settings
+
+    lines: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(f"{record.name}: {record.getMessage()}")
+
+    logging.config.dictConfig(settings.LOGGING)  # the start-up configuration, at INFO
+    keep = Keep(level=logging.DEBUG)
+    logging.getLogger().addHandler(keep)
+    monkeypatch.setenv("GEMINI_KEY", "AIzaSyQueryKey0123456789")
+    endpoint = make_endpoint(base_url=upstream.base_url, query_params={"key": "${GEMINI_KEY}"})
+    upstream.reply(status=500)
+    try:
+        run_chat(endpoint)
+    finally:
+        logging.getLogger().removeHandler(keep)
+
+    assert upstream.last.query == {"key": "AIzaSyQueryKey0123456789"}
+    assert any("had a server error" in line for line in lines)  # the failure itself is logged
+    assert not any("AIzaSyQueryKey0123456789" in line for line in lines)
