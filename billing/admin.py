@@ -258,7 +258,7 @@ def report_csv(
             usage.completion_tokens,
             usage.total_tokens,
             f"{usage.credits:f}",
-            f"{currency.amount(usage.credits):f}",
+            f"{currency.exact_amount(usage.credits):f}",
             "yes" if usage.estimated else "",
         ])
     return response

@@ -7,9 +7,10 @@ class BillingConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib.auth import get_user_model
         from django.contrib.auth.signals import user_logged_in
-        from django.db.models.signals import post_save
+        from django.db.models.signals import post_migrate, post_save
 
         from billing import signals
 
         post_save.connect(signals.give_start_balance, sender=get_user_model(), dispatch_uid="billing-start-balance")
+        post_migrate.connect(signals.ensure_day_statistics, sender=self, dispatch_uid="billing-day-statistics")
         user_logged_in.connect(signals.give_start_balance_on_login, dispatch_uid="billing-start-balance-login")

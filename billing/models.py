@@ -19,6 +19,10 @@ class Balance(models.Model):
     last_refill_at = models.DateTimeField(
         null=True, blank=True, help_text="When auto-refill last ran (the next is due one interval later)."
     )
+    released_holds = models.PositiveIntegerField(
+        default=0, editable=False,
+        help_text="Holds released by recorded calls since the last balance check (see Hold).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -113,7 +117,9 @@ class Hold(models.Model):
     """Credits set aside by a request that passed the balance check and is still talking to the
     provider. Not part of the ledger (the Balance still equals the sum of transactions): holds only
     lower what the next check sees as available, so concurrent requests cannot all spend the same
-    credits. `record_usage` releases the hold; a hold whose request never reported back expires."""
+    credits. `record_usage` releases a hold by counting it on the Balance row it updates anyway
+    (`released_holds`); the next check, holding that row's lock, deletes that many of the oldest
+    holds. A hold whose request never reported back expires."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     model = models.CharField(max_length=200, blank=True)

@@ -143,6 +143,10 @@ class Currency:
         """Credits in this currency, to 6 decimal places."""
         return quantize(Decimal(credits) / CREDITS_PER_USD * self.rate)
 
+    def exact_amount(self, credits: Decimal) -> Decimal:
+        """Credits in this currency without rounding (exports: sums of rows add up exactly)."""
+        return Decimal(credits).scaleb(-6) * self.rate
+
     def format(self, credits: Decimal) -> str:
         """'$0.000123', '$12.50', '-€1.20': at least 2 decimals, up to 6 when the amount is small."""
         value = self.amount(credits)

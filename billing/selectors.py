@@ -55,6 +55,10 @@ class UsageTotals:
     estimated: bool = False  # some of it was counted with a tokenizer (provider reported no usage)
 
     @property
+    def credits_display(self) -> str:
+        return format_credits(self.credits)
+
+    @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens + self.cache_read_tokens + self.cache_write_tokens
 
@@ -95,9 +99,9 @@ def balance_summary(*, user: "User", now: dt.datetime | None = None) -> BalanceS
     now = now or timezone.now()
     balance: Balance = ensure_balance(user=user)
     role = role_of(user)
-    held = (
-        Hold.objects.filter(user=user, expires_at__gt=now).aggregate(total=Sum("credits"))["total"] or ZERO
-    )
+    # holds of requests in flight: the oldest `released_holds` belong to calls already recorded
+    holds = Hold.objects.filter(user=user).order_by("created_at", "pk").values_list("credits", "expires_at")
+    held = sum((amount for amount, expires in list(holds)[balance.released_holds:] if expires > now), ZERO)
     currency = display_currency()
     refill_at = next_refill_at(balance, role)
     return BalanceSummary(

@@ -16,8 +16,8 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F, Subquery, Sum
+from django.db import connection, transaction
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from accounts.models import IntervalUnit, Role
@@ -117,7 +117,7 @@ def rates_for(*, endpoint: "Endpoint | None", model: str) -> Rates:
     model has none configured)."""
     configured = None
     if endpoint is not None:
-        configured = EndpointModel.objects.filter(endpoint=endpoint, name=model).first()
+        configured = EndpointModel.objects.filter(endpoint=endpoint, name=model).order_by().first()
     if configured is not None and configured.has_rates:
         return Rates.of(
             prompt=configured.prompt_rate,
@@ -225,6 +225,17 @@ def refill_due_balances(*, now: dt.datetime | None = None, batch: int = 500) -> 
     return refilled
 
 
+def release_holds(*, balance: Balance, now: dt.datetime) -> None:
+    """Delete expired holds and the oldest `released_holds` ones (calls recorded since the last
+    check). Call with the balance row locked (select_for_update), so no record is counted twice."""
+    Hold.objects.filter(user_id=balance.user_id, expires_at__lte=now).delete()
+    if balance.released_holds:
+        oldest = Hold.objects.filter(user_id=balance.user_id).order_by("created_at", "pk")
+        Hold.objects.filter(pk__in=list(oldest.values_list("pk", flat=True)[: balance.released_holds])).delete()
+        Balance.objects.filter(pk=balance.pk).update(released_holds=0)
+        balance.released_holds = 0
+
+
 def check_balance(
     *,
     user: "User",
@@ -250,7 +261,7 @@ def check_balance(
     hold = estimate + completion_cost(max_completion_tokens or 0, rates)
     with transaction.atomic():
         balance = Balance.objects.select_for_update().get(user=user)
-        Hold.objects.filter(user=user, expires_at__lte=now).delete()
+        release_holds(balance=balance, now=now)
         held = Hold.objects.filter(user=user).aggregate(total=Sum("credits"))["total"] or Decimal(0)
         available = balance.credits - held
         if available <= 0 or available < estimate:
@@ -285,8 +296,8 @@ def record_usage(
     now: dt.datetime | None = None,
 ) -> list[Transaction]:
     """Bill one upstream call: one Transaction per non-zero token type (tokens, the rate used,
-    negative credits) and the Balance moved by their sum, in one database transaction. Releases the
-    oldest hold the balance check placed for this user and model. Returns the rows written."""
+    negative credits) and the Balance moved by their sum, in one database transaction. Releases one
+    hold of the user's balance check (the oldest, at the next check). Returns the rows written."""
     if context not in USAGE_CONTEXTS:
         raise BillingError(
             f"Unknown usage context {context!r} (expected one of: {', '.join(sorted(USAGE_CONTEXTS))})."
@@ -316,14 +327,65 @@ def record_usage(
         )
         for line in lines
     ]
+    if connection.vendor == "postgresql":
+        written = _record_in_one_statement(user, rows, total(lines), now)
+        if written is None:  # no balance yet (a user created without signals): open it and retry
+            ensure_balance(user=user, now=now)
+            written = _record_in_one_statement(user, rows, total(lines), now)
+        return written or []
     with transaction.atomic():
-        if rows:
-            if not _move(user, -total(lines), now):
-                ensure_balance(user=user, now=now)
-                _move(user, -total(lines), now)
-            rows = Transaction.objects.bulk_create(rows)
-        oldest = Hold.objects.filter(user_id=user.pk, model=model).order_by("created_at", "pk").values("pk")[:1]
-        Hold.objects.filter(pk__in=Subquery(oldest)).delete()
+        if not _move(user, -total(lines), now, released_holds=F("released_holds") + 1):
+            ensure_balance(user=user, now=now)
+            _move(user, -total(lines), now, released_holds=F("released_holds") + 1)
+        return Transaction.objects.bulk_create(rows) if rows else []
+
+
+_COLUMNS = (
+    "user_id", "role_id", "conversation_id", "message_id", "endpoint_id", "endpoint_name", "model", "token_type",
+    "tokens", "rate", "credits", "context", "estimated", "reason", "created_at",
+)
+_ROW = (
+    "(%s::bigint, %s::bigint, %s::uuid, %s::uuid, %s::bigint, %s::varchar, %s::varchar, %s::varchar, "
+    "%s::bigint, %s::numeric, %s::numeric, %s::varchar, %s::boolean, %s::text, %s::timestamptz)"
+)
+
+
+def _record_in_one_statement(
+    user: "User", rows: list[Transaction], cost: Decimal, now: dt.datetime
+) -> list[Transaction] | None:
+    """PostgreSQL: move the balance, count the released hold and write the rows in ONE statement
+    (a data-modifying CTE, its own transaction in autocommit): one round trip and one commit on
+    the hot path of every call. The UPDATE takes the balance row lock, so concurrent calls add up;
+    rows are only written when the balance row exists. Returns None when it does not."""
+    params: list = [cost, now, user.pk]
+    for row in rows:
+        params.extend(getattr(row, column) for column in _COLUMNS)
+    sql = """
+        WITH moved AS (
+            UPDATE billing_balance
+            SET credits = credits - %s, released_holds = released_holds + 1, updated_at = %s
+            WHERE user_id = %s RETURNING id
+        )
+    """
+    if rows:
+        sql += f"""
+            INSERT INTO billing_transaction ({", ".join(_COLUMNS)})
+            SELECT * FROM (VALUES {", ".join([_ROW] * len(rows))}) AS v WHERE EXISTS (SELECT 1 FROM moved)
+            RETURNING id
+        """
+    else:
+        sql += "SELECT id FROM moved"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        ids = [pk for (pk,) in cursor.fetchall()]
+    if not ids:
+        return None
+    if not rows:
+        return []
+    for row, pk in zip(rows, ids):
+        row.pk = pk
+        row._state.adding = False
+        row._state.db = connection.alias
     return rows
 
 

@@ -204,8 +204,9 @@ def test_an_admitted_request_holds_its_estimate_until_its_usage_is_recorded(user
     with pytest.raises(InsufficientBalance, match="6,000 are held by your requests still in progress"):
         check_balance(user=user, endpoint=endpoint, model="m1", prompt_tokens=3000)
     record_usage(user=user, endpoint=endpoint, model="m1", usage=Usage(input_tokens=3000), context="message")
-    assert Hold.objects.count() == 0
+    assert selectors.balance_summary(user=user).available == D(4000)  # the hold is released
     check_balance(user=user, endpoint=endpoint, model="m1", prompt_tokens=2000)  # 4,000 left covers 4,000
+    assert list(Hold.objects.values_list("credits", flat=True)) == [D(4000)]  # only the new request's hold
 
 
 def test_a_hold_that_was_never_released_expires(user, endpoint, settings):
