@@ -11,7 +11,6 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -21,18 +20,7 @@ from django.utils.html import format_html
 from billing import selectors, services
 from billing.models import Balance, Transaction
 from billing.pricing import format_credits
-
-
-class CappedCountPaginator(Paginator):
-    """Counts at most `cap` rows (a LIMITed subquery on an index) instead of COUNT(*) over the
-    whole ledger, so the list opens instantly on millions of transactions. Pages past the cap are
-    reached by filtering (user, type, date)."""
-
-    cap = 10_000
-
-    @cached_property
-    def count(self) -> int:
-        return self.object_list.order_by().values("pk")[: self.cap].count()
+from portal.admin import LargeTableAdmin
 
 
 class AdjustForm(forms.Form):
@@ -160,14 +148,14 @@ class BalanceAdmin(admin.ModelAdmin):
 
 
 @admin.register(Transaction)
-class TransactionAdmin(admin.ModelAdmin):
+class TransactionAdmin(LargeTableAdmin):
+    """The ledger, read-only. Counts at most 10,001 rows per list (LargeTablePaginator)."""
+
     list_display = ("created_at", "user", "token_type", "context", "tokens", "rate", "credits", "model",
                     "endpoint_name", "estimated", "conversation_id", "created_by")
     list_select_related = ("user", "created_by")
     list_filter = ("token_type", "context", "estimated", ("created_at", admin.DateFieldListFilter))
     search_fields = ("=user__username", "=model", "=endpoint_name")
-    paginator = CappedCountPaginator
-    show_full_result_count = False
     ordering = ("-id",)
     list_per_page = 100
     change_list_template = "admin/billing/transaction/change_list.html"
