@@ -69,6 +69,12 @@ class BalanceAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # would orphan the user's ledger
 
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # credits move only through adjustments (a saved form could undo a concurrent call)
+
+    def has_adjust_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("billing.change_balance")
+
     @admin.display(description="role", ordering="user__role__name")
     def role(self, obj: Balance) -> str:
         return str(obj.user.role) if obj.user.role_id else "—"
@@ -90,7 +96,7 @@ class BalanceAdmin(admin.ModelAdmin):
         url = reverse("admin:billing_balance_adjust") + f"?ids={obj.pk}"
         return format_html('<a href="{}">Adjust…</a>', url)
 
-    @admin.action(description="Adjust the balance of the selected users…")
+    @admin.action(description="Adjust the balance of the selected users…", permissions=["adjust"])
     def adjust_selected(self, request: HttpRequest, queryset: QuerySet) -> HttpResponseRedirect:
         ids = ",".join(str(pk) for pk in queryset.values_list("pk", flat=True))
         return HttpResponseRedirect(reverse("admin:billing_balance_adjust") + f"?ids={ids}")
@@ -102,7 +108,7 @@ class BalanceAdmin(admin.ModelAdmin):
         ]
 
     def adjust_view(self, request: HttpRequest) -> HttpResponse:
-        if not request.user.has_perm("billing.change_balance"):
+        if not self.has_adjust_permission(request):
             raise PermissionDenied
         raw_ids = request.GET.get("ids", "")
         try:
@@ -182,7 +188,7 @@ class TransactionAdmin(LargeTableAdmin):
     def report_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_view_permission(request):
             raise PermissionDenied
-        form = ReportForm(request.GET or None)
+        form = ReportForm(request.GET or {"group_by": "user"})
         rows, totals, group_by = [], None, "user"
         if form.is_valid():
             group_by = form.cleaned_data["group_by"]

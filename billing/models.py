@@ -29,6 +29,15 @@ class Balance(models.Model):
     def __str__(self) -> str:
         return f"{self.user}: {self.credits:,} credits"
 
+    def save(self, *args, **kwargs):
+        update_fields = kwargs.get("update_fields")
+        if not self._state.adding and (update_fields is None or "credits" in update_fields):
+            raise ValidationError(
+                "A balance's credits move only through billing.services (a usage, refill or adjustment "
+                "transaction); saving the row could undo a concurrent update."
+            )
+        super().save(*args, **kwargs)
+
 
 class TokenType(models.TextChoices):
     PROMPT = "prompt", "prompt"

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Sum
+from django.db.models import F, Q, Sum
 from django.utils import timezone
 
 from accounts.models import IntervalUnit, Role
@@ -209,7 +209,8 @@ def refill_due_balances(*, now: dt.datetime | None = None, batch: int = 500) -> 
         if role.refill_interval_unit == IntervalUnit.MONTHS:
             cutoff += dt.timedelta(days=4)
         candidates = (
-            Balance.objects.filter(user__role=role, last_refill_at__lte=cutoff)
+            Balance.objects.filter(user__role=role)
+            .filter(Q(last_refill_at__lte=cutoff) | Q(last_refill_at__isnull=True, created_at__lte=cutoff))
             .select_related("user__role")
             .order_by("pk")
         )

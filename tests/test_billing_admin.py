@@ -30,11 +30,35 @@ def test_the_balance_list_shows_user_role_credits_and_display_currency(admin_cli
     assert "alice" in page and "METERED" in page and "1,000" in page and "$0.001 USD" in page
 
 
-def test_balances_cannot_be_added_or_deleted_in_the_admin(admin_client, alice):
+def test_balances_are_never_added_edited_or_deleted_in_the_admin(admin_client, alice):
     balance = Balance.objects.get(user=alice)
     assert admin_client.get("/admin/billing/balance/add/").status_code == 403
     assert admin_client.post(f"/admin/billing/balance/{balance.pk}/delete/", {"post": "yes"}).status_code == 403
-    assert admin_client.get(f"/admin/billing/balance/{balance.pk}/change/").status_code == 200
+    page = admin_client.get(f"/admin/billing/balance/{balance.pk}/change/")
+    assert page.status_code == 200 and "Adjust…" in page.content.decode()  # view only, with the adjust link
+    assert admin_client.post(f"/admin/billing/balance/{balance.pk}/change/", {}).status_code == 403
+
+
+def test_saving_a_balance_row_directly_is_refused(alice):
+    from django.core.exceptions import ValidationError
+
+    balance = Balance.objects.get(user=alice)
+    balance.credits = D(10**9)
+    with pytest.raises(ValidationError, match="only through billing.services"):
+        balance.save()
+
+
+def test_only_admins_allowed_to_change_balances_may_adjust(client, make_user, alice):
+    from django.contrib.auth.models import Permission
+
+    auditor = make_user("auditor", is_staff=True)
+    auditor.user_permissions.add(Permission.objects.get(codename="view_balance"))
+    client.force_login(auditor)
+    balance = Balance.objects.get(user=alice)
+    assert client.get("/admin/billing/balance/").status_code == 200
+    assert client.get(f"/admin/billing/balance/adjust/?ids={balance.pk}").status_code == 403
+    assert client.post(f"/admin/billing/balance/adjust/?ids={balance.pk}",
+                       {"credits": "5", "reason": "x"}).status_code == 403
 
 
 def test_an_admin_adjusts_a_balance_with_a_reason(admin_client, admin_user, alice):
@@ -172,7 +196,7 @@ def test_the_report_covers_the_chosen_days_only(admin_client, seeded):
 
 
 def test_the_report_leaves_refills_and_adjustments_out(admin_client, alice):
-    page = admin_client.get("/admin/billing/transaction/report/", {"group_by": "user"})
+    page = admin_client.get("/admin/billing/transaction/report/")  # default: by user, all time
     assert page.context["rows"] == [] and "No usage in this period" in page.content.decode()
 
 
