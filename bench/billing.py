@@ -56,7 +56,7 @@ def bench_record_usage(calls: int) -> None:
                   "cache_read_rate": Decimal("1.25")},
     )
     usage = Usage.from_openai(prompt_tokens=1200, completion_tokens=350, cached_tokens=800)
-    for _ in range(50):  # warm up connection, caches, query plans
+    for _ in range(500):  # warm up: connection, caches, query plans, the balance row's page
         record_usage(user=user, endpoint=endpoint, model="bench-model", usage=usage, context="message")
 
     def timed(fn) -> list[float]:

@@ -60,7 +60,7 @@ def remove_guard(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0003_builtin_roles"),
-        ("billing", "0002_role_and_holds"),
+        ("billing", "0002_role_holds_and_indexes"),
     ]
 
     operations = [
