@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q, Sum
+from django.db.models import F, Q, Subquery, Sum
 from django.utils import timezone
 
 from accounts.models import IntervalUnit, Role
@@ -176,24 +176,27 @@ def refill_if_due(*, user: "User", now: dt.datetime | None = None) -> Transactio
     if due is None or due > now:
         return None
     with transaction.atomic():
-        balance = Balance.objects.select_for_update().get(pk=balance.pk)
-        due = next_refill_at(balance, role)
-        if due is None or due > now:  # another worker refilled meanwhile
-            return None
-        amount = quantize(role.refill_amount)
-        _move(user, amount, now, last_refill_at=now)
-        return Transaction.objects.create(
-            user=user,
-            role=role,
-            token_type=TokenType.REFILL,
-            context=Context.REFILL,
-            credits=amount,
-            reason=(
-                f"Auto-refill of role {role.name} "
-                f"(every {role.refill_interval_value} {role.refill_interval_unit})"
-            ),
-            created_at=now,
-        )
+        return _refill_locked(Balance.objects.select_for_update().get(pk=balance.pk), role, now)
+
+
+def _refill_locked(balance: Balance, role: Role, now: dt.datetime) -> Transaction | None:
+    """The refill, if due, of a balance whose row the caller has locked (select_for_update)."""
+    due = next_refill_at(balance, role)
+    if due is None or due > now:  # not due, or another worker refilled meanwhile
+        return None
+    amount = quantize(role.refill_amount)
+    Balance.objects.filter(pk=balance.pk).update(credits=F("credits") + amount, last_refill_at=now, updated_at=now)
+    balance.credits += amount
+    balance.last_refill_at = now
+    return Transaction.objects.create(
+        user_id=balance.user_id,
+        role=role,
+        token_type=TokenType.REFILL,
+        context=Context.REFILL,
+        credits=amount,
+        reason=f"Auto-refill of role {role.name} (every {role.refill_interval_value} {role.refill_interval_unit})",
+        created_at=now,
+    )
 
 
 def refill_due_balances(*, now: dt.datetime | None = None, batch: int = 500) -> int:
@@ -229,10 +232,12 @@ def refill_due_balances(*, now: dt.datetime | None = None, batch: int = 500) -> 
 def release_holds(*, balance: Balance, now: dt.datetime) -> None:
     """Delete expired holds and the oldest `released_holds` ones (calls recorded since the last
     check). Call with the balance row locked (select_for_update), so no record is counted twice."""
-    Hold.objects.filter(user_id=balance.user_id, expires_at__lte=now).delete()
+    stale = Q(expires_at__lte=now)
     if balance.released_holds:
-        oldest = Hold.objects.filter(user_id=balance.user_id).order_by("created_at", "pk")
-        Hold.objects.filter(pk__in=list(oldest.values_list("pk", flat=True)[: balance.released_holds])).delete()
+        oldest = Hold.objects.filter(user_id=balance.user_id).order_by("created_at", "pk").values("pk")
+        stale |= Q(pk__in=Subquery(oldest[: balance.released_holds]))
+    Hold.objects.filter(stale, user_id=balance.user_id).delete()
+    if balance.released_holds:
         Balance.objects.filter(pk=balance.pk).update(released_holds=0)
         balance.released_holds = 0
 
@@ -256,17 +261,21 @@ def check_balance(
     if not role.balance_enabled:
         return
     now = _now(now)
-    refill_if_due(user=user, now=now)
     rates = rates_for(endpoint=endpoint, model=model)
     estimate = prompt_cost(prompt_tokens, rates)
     hold = estimate + completion_cost(max_completion_tokens or 0, rates)
-    with transaction.atomic():
-        balance = Balance.objects.select_for_update().get(user=user)
+    refused: InsufficientBalance | None = None
+    with transaction.atomic():  # the refill and released holds commit even when the call is refused
+        balance = Balance.objects.select_for_update().filter(user=user).first()
+        if balance is None:
+            ensure_balance(user=user, now=now)
+            balance = Balance.objects.select_for_update().get(user=user)
+        _refill_locked(balance, role, now)
         release_holds(balance=balance, now=now)
         held = Hold.objects.filter(user=user).aggregate(total=Sum("credits"))["total"] or Decimal(0)
         available = balance.credits - held
         if available <= 0 or available < estimate:
-            raise InsufficientBalance(
+            refused = InsufficientBalance(
                 balance=balance.credits,
                 available=available,
                 prompt_tokens=prompt_tokens,
@@ -274,7 +283,7 @@ def check_balance(
                 currency=Currency.from_settings(PortalSettings.load()),
                 next_refill_at=next_refill_at(balance, role),
             )
-        if hold > 0:
+        elif hold > 0:
             Hold.objects.create(
                 user=user,
                 model=model,
@@ -282,6 +291,8 @@ def check_balance(
                 created_at=now,
                 expires_at=now + dt.timedelta(seconds=settings.BILLING_HOLD_SECONDS),
             )
+    if refused is not None:
+        raise refused
 
 
 def record_usage(

@@ -264,6 +264,14 @@ def test_a_refill_due_at_check_time_is_applied_before_refusing(user, endpoint):
     assert credits(user) == D(5000) == ledger_sum(user)
 
 
+def test_a_refill_applied_at_check_time_is_kept_when_the_call_is_still_refused(user, endpoint):
+    Balance.objects.filter(user=user).update(last_refill_at=T0)
+    with pytest.raises(InsufficientBalance, match="you have 15,000 credits"):
+        check_balance(user=user, endpoint=endpoint, model="m1", prompt_tokens=9000, now=T0 + dt.timedelta(days=1))
+    assert credits(user) == D(15_000) == ledger_sum(user)
+    assert Transaction.objects.filter(user=user, token_type="refill").count() == 1
+
+
 def test_no_refill_when_the_role_has_auto_refill_off(make_user, make_role):
     role = make_role(balance_enabled=True, auto_refill_enabled=False)
     quiet = make_user(role=role)
