@@ -1,7 +1,7 @@
 """Writes to the ledger: start balance, the pre-call check, recording usage, refills, adjustments.
 
 Every function that moves credits does so in one database transaction that writes the Transaction
-rows and changes the Balance with a conditional `UPDATE … SET credits = credits ± x` (the database
+rows and changes the Balance with an atomic `UPDATE … SET credits = credits ± x` (the database
 serialises concurrent updates of the row; there is no read-modify-write), so the Balance always
 equals the sum of the user's transactions, under any concurrency.
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-import logging
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING
 
@@ -31,8 +30,6 @@ if TYPE_CHECKING:
     from chat.models import Conversation, Message
     from endpoints.adapters.base import Usage
     from endpoints.models import Endpoint
-
-log = logging.getLogger(__name__)
 
 USAGE_CONTEXTS = {Context.MESSAGE, Context.TITLE, Context.ABORT, Context.GATEWAY}
 
@@ -73,7 +70,8 @@ class InsufficientBalance(BillingError):
             f"{format_credits(estimated_cost)} credits ({currency.format(estimated_cost)})."
         )
         if next_refill_at is not None:
-            text += f" Your balance is refilled next at {next_refill_at:%Y-%m-%d %H:%M} UTC."
+            when = next_refill_at.astimezone(dt.timezone.utc)
+            text += f" Your balance is refilled next at {when:%Y-%m-%d %H:%M} UTC."
         else:
             text += " Ask an administrator to add credits."
         super().__init__(text)
