@@ -76,6 +76,25 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
         user.auth_provider = "openid"
         if user.pk:
             user.save(update_fields=["role", "openid_id", "auth_provider"])
+            self._trust_idp_verified_emails(sociallogin)
+
+    @staticmethod
+    def _trust_idp_verified_emails(sociallogin: SocialLogin) -> None:
+        """An existing user signing in through the company IdP has proven the addresses the IdP
+        vouches for, so they need no second verification by email."""
+        from allauth.account.models import EmailAddress
+
+        user = sociallogin.user
+        for address in sociallogin.email_addresses:
+            if not address.verified:
+                continue
+            existing = EmailAddress.objects.filter(user=user, email__iexact=address.email).first()
+            if existing is None:
+                EmailAddress.objects.create(user=user, email=address.email, verified=True,
+                                            primary=not EmailAddress.objects.filter(user=user, primary=True).exists())
+            elif not existing.verified:
+                existing.verified = True
+                existing.save(update_fields=["verified"])
 
     def populate_user(self, request: HttpRequest, sociallogin: SocialLogin, data: dict[str, Any]):
         user = super().populate_user(request, sociallogin, data)
