@@ -67,7 +67,7 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
         )
         user = sociallogin.user
         try:
-            role = resolve_role(groups, GroupSource.OIDC, user=user if user.pk else None)
+            role = resolve_role(groups, GroupSource.OIDC, user=user)
         except UnmappedGroupsError as exc:
             response = render(request, "account/sso_refused.html", {"message": str(exc), "provider": provider}, status=403)
             raise ImmediateHttpResponse(response) from exc

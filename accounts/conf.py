@@ -69,6 +69,11 @@ def ldap_settings() -> dict[str, Any]:
     except ImportError as exc:  # python-ldap needs libldap2-dev/libsasl2-dev to build
         raise ImproperlyConfigured(f"AUTH_LDAP_SERVER_URI is set but python-ldap is missing: {exc}") from exc
 
+    group_type = env_str("AUTH_LDAP_GROUP_TYPE", "groupOfNames")
+    if group_type not in LDAP_GROUP_TYPES:
+        raise ImproperlyConfigured(f"AUTH_LDAP_GROUP_TYPE must be one of {', '.join(LDAP_GROUP_TYPES)}, got {group_type!r}")
+    # OpenLDAP's memberOf is operational: returned only when asked for by name (AD sends it anyway).
+    attrlist = ["*", "memberOf"] if group_type == "memberOf" else None
     user_base = env_str("AUTH_LDAP_USER_SEARCH_BASE")
     user_dn_template = env_str("AUTH_LDAP_USER_DN_TEMPLATE")
     if not user_base and not user_dn_template:
@@ -95,8 +100,10 @@ def ldap_settings() -> dict[str, Any]:
         out["AUTH_LDAP_USER_DN_TEMPLATE"] = user_dn_template
     else:
         out["AUTH_LDAP_USER_SEARCH"] = config.LDAPSearch(
-            user_base, ldap.SCOPE_SUBTREE, env_str("AUTH_LDAP_USER_SEARCH_FILTER", "(uid=%(user)s)")
+            user_base, ldap.SCOPE_SUBTREE, env_str("AUTH_LDAP_USER_SEARCH_FILTER", "(uid=%(user)s)"), attrlist
         )
+    if attrlist:
+        out["AUTH_LDAP_USER_ATTRLIST"] = attrlist
 
     options: dict[int, Any] = {
         ldap.OPT_NETWORK_TIMEOUT: env_int("AUTH_LDAP_TIMEOUT", 5),
@@ -113,9 +120,6 @@ def ldap_settings() -> dict[str, Any]:
     options[ldap.OPT_X_TLS_NEWCTX] = 0  # apply the TLS options above to this connection
     out["AUTH_LDAP_CONNECTION_OPTIONS"] = options
 
-    group_type = env_str("AUTH_LDAP_GROUP_TYPE", "groupOfNames")
-    if group_type not in LDAP_GROUP_TYPES:
-        raise ImproperlyConfigured(f"AUTH_LDAP_GROUP_TYPE must be one of {', '.join(LDAP_GROUP_TYPES)}, got {group_type!r}")
     out["AUTH_LDAP_GROUP_TYPE"] = _group_type(group_type, config)
     # memberOf reads the user entry; django-auth-ldap still wants a search, so it gets the user base.
     group_base = env_str("AUTH_LDAP_GROUP_SEARCH_BASE") or (user_base if group_type == "memberOf" else "")

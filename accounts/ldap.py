@@ -22,7 +22,10 @@ class AtriumLDAPBackend(LDAPBackend):
     def authenticate(self, request: Any, username: str | None = None, password: str | None = None, **kwargs: Any):
         if not username or not password:
             return None
-        return super().authenticate(request, username=username, password=password, **kwargs)
+        user = super().authenticate(request, username=username, password=password, **kwargs)
+        if user is not None and user.email:
+            _trust_directory_email(user)
+        return user
 
     def get_or_build_user(self, username: str, ldap_user: Any):
         user, built = super().get_or_build_user(username, ldap_user)
@@ -30,6 +33,19 @@ class AtriumLDAPBackend(LDAPBackend):
         if not built and user.auth_provider == "local" and user.has_usable_password():
             raise ldap_user.AuthenticationFailed(f"{username} is a local account")
         return user, built
+
+
+def _trust_directory_email(user: User) -> None:
+    """The directory vouches for its users' mail attribute: no verification email for it."""
+    from allauth.account.models import EmailAddress
+
+    address = EmailAddress.objects.filter(user=user, email__iexact=user.email).first()
+    if address is None:
+        has_primary = EmailAddress.objects.filter(user=user, primary=True).exists()
+        EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=not has_primary)
+    elif not address.verified:
+        address.verified = True
+        address.save(update_fields=["verified"])
 
 
 def _directory_id(ldap_user: Any) -> str:
@@ -41,7 +57,7 @@ def _directory_id(ldap_user: Any) -> str:
 def _apply_role(sender: Any, user: User, ldap_user: Any, **kwargs: Any) -> None:
     groups = set(ldap_user.group_names) | set(ldap_user.group_dns) if _groups_configured() else set()
     try:
-        user.role = resolve_role(groups, GroupSource.LDAP, user=user if user.pk else None)
+        user.role = resolve_role(groups, GroupSource.LDAP, user=user)
     except UnmappedGroupsError as exc:
         request = getattr(ldap_user, "_request", None)
         if request is not None:
