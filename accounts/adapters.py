@@ -6,6 +6,7 @@ from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.core.exceptions import ImmediateHttpResponse
+from allauth.mfa.adapter import DefaultMFAAdapter
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from allauth.socialaccount.models import SocialLogin
 from django import forms
@@ -16,6 +17,7 @@ from django.utils.translation import gettext as _
 from accounts.conf import GROUPS_SOURCES
 from accounts.models import GroupSource, SignInPolicy
 from accounts.services import UnmappedGroupsError, groups_from_claims, resolve_role
+from portal import crypto
 
 LDAP_UNREACHABLE = "_atrium_ldap_unreachable"
 LDAP_UNMAPPED = "_atrium_ldap_unmapped"
@@ -100,3 +102,13 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
         user = super().populate_user(request, sociallogin, data)
         user.name = (data.get("name") or " ".join(filter(None, [data.get("first_name"), data.get("last_name")])))[:200]
         return user
+
+
+class MFAAdapter(DefaultMFAAdapter):
+    """TOTP secrets and recovery-code seeds are encrypted at rest like every other secret."""
+
+    def encrypt(self, text: str) -> str:
+        return crypto.encrypt(text)
+
+    def decrypt(self, encrypted_text: str) -> str:
+        return crypto.decrypt(encrypted_text)

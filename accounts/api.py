@@ -5,7 +5,7 @@ from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from ninja import Router
+from ninja import Router, Status
 from ninja.errors import HttpError
 
 from accounts.auth import Principal, key_or_session, session_auth
@@ -44,10 +44,10 @@ def create_key(request: HttpRequest, payload: ApiKeyIn):
         raise HttpError(422, _("The expiry date must be in the future."))
     issued = api_key_create(user=principal.user, name=payload.name, expires_at=payload.expires_at)
     key = issued.api_key
-    return 201, {**ApiKeyOut.model_validate(key, from_attributes=True).model_dump(), "key": issued.key}
+    return Status(201, {**ApiKeyOut.model_validate(key, from_attributes=True).model_dump(), "key": issued.key})
 
 
 @router.delete("/keys/{key_id}", response={204: None})
 def revoke_key(request: HttpRequest, key_id: int):
     get_object_or_404(ApiKey, pk=key_id, user=request.auth.user).revoke()
-    return 204, None
+    return Status(204, None)

@@ -344,3 +344,18 @@ def configure_ldap(settings, monkeypatch):
         settings.AUTHENTICATION_BACKENDS = [*settings.AUTHENTICATION_BACKENDS, "accounts.ldap.AtriumLDAPBackend"]
 
     return configure
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """allauth keeps rate limits and used TOTP codes in the cache: each test starts clean."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
