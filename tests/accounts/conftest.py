@@ -57,6 +57,13 @@ class IdP:
         self.users_file.write_text(json.dumps(self.users))
 
 
+def skip_or_fail(reason: str) -> None:
+    """Locally a missing server skips its tests; in CI (CI=true) it is an error, never a silent skip."""
+    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        pytest.fail(f"{reason} CI must install it (.ci/run).")
+    pytest.skip(reason)
+
+
 def _wait_for_line(proc: subprocess.Popen, deadline: float) -> dict:
     assert proc.stdout is not None
     while time.monotonic() < deadline:
@@ -74,7 +81,7 @@ def _wait_for_line(proc: subprocess.Popen, deadline: float) -> dict:
 @pytest.fixture(scope="session")
 def oidc_idp(tmp_path_factory):
     if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("Node.js/npm are not installed: the OIDC tests need them (README, Set-up).")
+        skip_or_fail("Node.js/npm are not installed: the OIDC tests need them (README, Accounts).")
     if not (IDP_DIR / "node_modules" / "oidc-provider").is_dir():
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=IDP_DIR, check=True, capture_output=True, timeout=300)
     tmp = tmp_path_factory.mktemp("idp")
@@ -255,11 +262,11 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def slapd_server():
     if SLAPD is None or SLAPADD is None:
-        pytest.skip("slapd is not installed (apt-get install slapd ldap-utils; see README, Set-up).")
+        skip_or_fail("slapd is not installed (apt-get install slapd ldap-utils; see README, Accounts).")
     try:
         import ldap
     except ImportError:
-        pytest.skip("python-ldap is not installed (it needs libldap2-dev and libsasl2-dev to build).")
+        skip_or_fail("python-ldap is not installed (it needs libldap2-dev and libsasl2-dev to build).")
     tmp = Path(tempfile.mkdtemp(prefix="atrium-slapd-"))
     (tmp / "data").mkdir()
     conf = tmp / "slapd.conf"
