@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import timezone
 
 from accounts.models import CREDITS
 
@@ -64,6 +65,10 @@ class Transaction(models.Model):
         "endpoints.Endpoint", null=True, blank=True, on_delete=models.SET_NULL, related_name="transactions"
     )
     endpoint_name = models.CharField(max_length=100, blank=True, help_text="Kept when the endpoint is deleted.")
+    role = models.ForeignKey(
+        "accounts.Role", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The user's role when the row was written (usage reports by role follow history, not today's role).",
+    )
     model = models.CharField(max_length=200, blank=True)
     token_type = models.CharField(max_length=12, choices=TokenType.choices)
     tokens = models.BigIntegerField(default=0)
@@ -77,7 +82,7 @@ class Transaction(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     objects = TransactionQuerySet.as_manager()
 
@@ -89,6 +94,7 @@ class Transaction(models.Model):
             models.Index(fields=["message"], name="txn_message"),
             models.Index(fields=["endpoint", "created_at"], name="txn_endpoint_day"),
             models.Index(fields=["model", "created_at"], name="txn_model_day"),
+            models.Index(fields=["role", "created_at"], name="txn_role_day"),
         ]
 
     def __str__(self) -> str:
@@ -101,3 +107,22 @@ class Transaction(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValidationError("Transactions are append-only and cannot be deleted.")
+
+
+class Hold(models.Model):
+    """Credits set aside by a request that passed the balance check and is still talking to the
+    provider. Not part of the ledger (the Balance still equals the sum of transactions): holds only
+    lower what the next check sees as available, so concurrent requests cannot all spend the same
+    credits. `record_usage` releases the hold; a hold whose request never reported back expires."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    model = models.CharField(max_length=200, blank=True)
+    credits = models.DecimalField(**CREDITS)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "expires_at"], name="hold_user_active")]
+
+    def __str__(self) -> str:
+        return f"hold {self.credits} credits for {self.user_id} until {self.expires_at:%Y-%m-%d %H:%M:%S}"

@@ -274,3 +274,15 @@ AUDITLOG_INCLUDE_TRACKING_MODELS = (
     {"model": "socialaccount.socialapp", "mask_fields": ["secret", "key"]},
 )
 API_KEY_PREFIX = "atr_"
+
+# --- Billing (billing/) -------------------------------------------------------------------------
+# How long a request that passed the balance check holds its estimated cost if it never reports
+# its usage back (a crashed worker); normally record_usage releases the hold at once.
+BILLING_HOLD_SECONDS = env_int("BILLING_HOLD_SECONDS", 900)
+# How often Celery beat looks for balances whose auto-refill is due (users are also refilled at
+# check time, so this only has to be often enough for balances shown in the UI).
+BILLING_REFILL_CHECK_SECONDS = env_int("BILLING_REFILL_CHECK_SECONDS", 300)
+CELERY_BEAT_SCHEDULE["billing-auto-refill"] = {
+    "task": "billing.tasks.refill_due_balances",
+    "schedule": float(BILLING_REFILL_CHECK_SECONDS),
+}

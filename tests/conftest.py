@@ -58,3 +58,14 @@ def upstream():
 
     with Upstream() as server:
         yield server
+
+
+@pytest.fixture
+def make_role(db):
+    """A role; billing tests pass its balance policy (balance_enabled, start_balance, auto-refill)."""
+    from accounts.models import Role
+
+    def make(name: str | None = None, **fields):
+        return Role.objects.create(name=name or f"ROLE{next(_seq)}", **fields)
+
+    return make

@@ -1,0 +1,359 @@
+"""Writes to the ledger: start balance, the pre-call check, recording usage, refills, adjustments.
+
+Every function that moves credits does so in one database transaction that writes the Transaction
+rows and changes the Balance with a conditional `UPDATE … SET credits = credits ± x` (the database
+serialises concurrent updates of the row; there is no read-modify-write), so the Balance always
+equals the sum of the user's transactions, under any concurrency.
+
+Functions take `now` so tests and jobs can control time; it defaults to the current time.
+"""
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import logging
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Subquery, Sum
+from django.utils import timezone
+
+from accounts.models import IntervalUnit, Role
+from billing.models import Balance, Context, Hold, TokenType, Transaction
+from billing.pricing import Currency, Rates, completion_cost, format_credits, prompt_cost, price, quantize, total
+from endpoints.models import EndpointModel
+from portal.models import PortalSettings
+
+if TYPE_CHECKING:
+    from accounts.models import User
+    from chat.models import Conversation, Message
+    from endpoints.adapters.base import Usage
+    from endpoints.models import Endpoint
+
+log = logging.getLogger(__name__)
+
+USAGE_CONTEXTS = {Context.MESSAGE, Context.TITLE, Context.ABORT, Context.GATEWAY}
+
+
+class BillingError(Exception):
+    """A billing request that cannot be carried out; str() is a message fit for the user."""
+
+
+class InsufficientBalance(BillingError):
+    """The balance cannot cover the estimated prompt cost of a request (no upstream call is made)."""
+
+    def __init__(
+        self,
+        *,
+        balance: Decimal,
+        available: Decimal,
+        prompt_tokens: int,
+        estimated_cost: Decimal,
+        currency: Currency,
+        next_refill_at: dt.datetime | None = None,
+    ) -> None:
+        self.balance = balance
+        self.available = available
+        self.prompt_tokens = prompt_tokens
+        self.estimated_cost = estimated_cost
+        self.next_refill_at = next_refill_at
+        held = balance - available
+        text = (
+            f"Insufficient balance: you have {format_credits(balance)} credits ({currency.format(balance)})"
+        )
+        if held > 0:
+            text += (
+                f", of which {format_credits(held)} are held by your requests still in progress"
+                f" ({format_credits(available)} available)"
+            )
+        text += (
+            f"; this request's prompt is {prompt_tokens:,} tokens, an estimated "
+            f"{format_credits(estimated_cost)} credits ({currency.format(estimated_cost)})."
+        )
+        if next_refill_at is not None:
+            text += f" Your balance is refilled next at {next_refill_at:%Y-%m-%d %H:%M} UTC."
+        else:
+            text += " Ask an administrator to add credits."
+        super().__init__(text)
+
+
+# --- policy helpers --------------------------------------------------------------------------------
+
+
+def role_of(user: "User") -> Role:
+    return user.role if user.role_id else Role.objects.default()
+
+
+def add_interval(moment: dt.datetime, value: int, unit: str) -> dt.datetime:
+    """`moment` plus `value` units; months are calendar months (Jan 31 + 1 month = Feb 28/29)."""
+    if unit == IntervalUnit.MONTHS:
+        month_index = moment.month - 1 + value
+        year, month = moment.year + month_index // 12, month_index % 12 + 1
+        day = min(moment.day, calendar.monthrange(year, month)[1])
+        return moment.replace(year=year, month=month, day=day)
+    seconds = {
+        IntervalUnit.SECONDS: 1,
+        IntervalUnit.MINUTES: 60,
+        IntervalUnit.HOURS: 3600,
+        IntervalUnit.DAYS: 86400,
+        IntervalUnit.WEEKS: 604800,
+    }[unit]
+    return moment + dt.timedelta(seconds=value * seconds)
+
+
+def next_refill_at(balance: Balance, role: Role) -> dt.datetime | None:
+    """When the next auto-refill is due, or None when the role has no auto-refill."""
+    if not (role.balance_enabled and role.auto_refill_enabled and role.refill_amount > 0):
+        return None
+    if role.refill_interval_value < 1:
+        return None
+    return add_interval(balance.last_refill_at or balance.created_at, role.refill_interval_value, role.refill_interval_unit)
+
+
+def rates_for(*, endpoint: "Endpoint | None", model: str) -> Rates:
+    """The rates a call to `model` on `endpoint` is billed at (the portal's default rates when the
+    model has none configured)."""
+    configured = None
+    if endpoint is not None:
+        configured = EndpointModel.objects.filter(endpoint=endpoint, name=model).first()
+    if configured is not None and configured.has_rates:
+        return Rates.of(
+            prompt=configured.prompt_rate,
+            completion=configured.completion_rate,
+            cache_read=configured.cache_read_rate,
+            cache_write=configured.cache_write_rate,
+        )
+    return Rates.resolve(None, PortalSettings.load())
+
+
+def _now(now: dt.datetime | None) -> dt.datetime:
+    return now or timezone.now()
+
+
+# --- the ledger --------------------------------------------------------------------------------------
+
+
+def ensure_balance(*, user: "User", now: dt.datetime | None = None) -> Balance:
+    """The user's Balance, created on first use with the role's start balance (recorded as a
+    start-balance transaction, so the balance equals the sum of transactions from the start)."""
+    existing = Balance.objects.filter(user=user).first()
+    if existing is not None:
+        return existing
+    now = _now(now)
+    role = role_of(user)
+    start = quantize(role.start_balance)
+    with transaction.atomic():
+        balance, created = Balance.objects.get_or_create(
+            user=user, defaults={"credits": start, "last_refill_at": now}
+        )
+        if created and start:
+            Transaction.objects.create(
+                user=user,
+                role=role,
+                token_type=TokenType.ADJUSTMENT,
+                context=Context.START,
+                credits=start,
+                reason=f"Start balance of role {role.name}",
+                created_at=now,
+            )
+    return balance
+
+
+def _move(user: "User", credits: Decimal, now: dt.datetime, **fields) -> int:
+    """Add `credits` (signed) to the user's balance in the current transaction."""
+    return Balance.objects.filter(user_id=user.pk).update(credits=F("credits") + credits, updated_at=now, **fields)
+
+
+def refill_if_due(*, user: "User", now: dt.datetime | None = None) -> Transaction | None:
+    """Apply the role's auto-refill when its interval has elapsed since the last one (once, however
+    many intervals were missed, as LibreChat does). Returns the refill transaction, if any."""
+    now = _now(now)
+    role = role_of(user)
+    balance = ensure_balance(user=user, now=now)
+    due = next_refill_at(balance, role)
+    if due is None or due > now:
+        return None
+    with transaction.atomic():
+        balance = Balance.objects.select_for_update().get(pk=balance.pk)
+        due = next_refill_at(balance, role)
+        if due is None or due > now:  # another worker refilled meanwhile
+            return None
+        amount = quantize(role.refill_amount)
+        _move(user, amount, now, last_refill_at=now)
+        return Transaction.objects.create(
+            user=user,
+            role=role,
+            token_type=TokenType.REFILL,
+            context=Context.REFILL,
+            credits=amount,
+            reason=(
+                f"Auto-refill of role {role.name} "
+                f"(every {role.refill_interval_value} {role.refill_interval_unit})"
+            ),
+            created_at=now,
+        )
+
+
+def refill_due_balances(*, now: dt.datetime | None = None, batch: int = 500) -> int:
+    """Refill every balance whose auto-refill is due (the Celery beat job). Returns how many."""
+    now = _now(now)
+    refilled = 0
+    policies = Role.objects.filter(
+        balance_enabled=True, auto_refill_enabled=True, refill_amount__gt=0, refill_interval_value__gte=1
+    )
+    for role in policies:
+        # A cut-off a little loose for calendar months; refill_if_due checks each balance exactly.
+        cutoff = now - (add_interval(now, role.refill_interval_value, role.refill_interval_unit) - now)
+        if role.refill_interval_unit == IntervalUnit.MONTHS:
+            cutoff += dt.timedelta(days=4)
+        candidates = (
+            Balance.objects.filter(user__role=role, last_refill_at__lte=cutoff)
+            .select_related("user__role")
+            .order_by("pk")
+        )
+        last_pk = 0
+        while True:
+            chunk = list(candidates.filter(pk__gt=last_pk)[:batch])
+            if not chunk:
+                break
+            for balance in chunk:
+                if refill_if_due(user=balance.user, now=now) is not None:
+                    refilled += 1
+            last_pk = chunk[-1].pk
+    return refilled
+
+
+def check_balance(
+    *,
+    user: "User",
+    endpoint: "Endpoint | None",
+    model: str,
+    prompt_tokens: int,
+    max_completion_tokens: int | None = None,
+    now: dt.datetime | None = None,
+) -> None:
+    """Call before every upstream request. No-op when the role's balance is disabled. Otherwise
+    applies a due auto-refill, then raises InsufficientBalance when the available balance (the
+    balance less the holds of the user's requests still in flight) cannot cover the estimated
+    prompt cost. An admitted request holds its prompt estimate (plus the cost of
+    `max_completion_tokens`, when the caller knows it) until `record_usage` releases it, so
+    concurrent requests cannot spend the same credits twice."""
+    role = role_of(user)
+    if not role.balance_enabled:
+        return
+    now = _now(now)
+    refill_if_due(user=user, now=now)
+    rates = rates_for(endpoint=endpoint, model=model)
+    estimate = prompt_cost(prompt_tokens, rates)
+    hold = estimate + completion_cost(max_completion_tokens or 0, rates)
+    with transaction.atomic():
+        balance = Balance.objects.select_for_update().get(user=user)
+        Hold.objects.filter(user=user, expires_at__lte=now).delete()
+        held = Hold.objects.filter(user=user).aggregate(total=Sum("credits"))["total"] or Decimal(0)
+        available = balance.credits - held
+        if available <= 0 or available < estimate:
+            raise InsufficientBalance(
+                balance=balance.credits,
+                available=available,
+                prompt_tokens=prompt_tokens,
+                estimated_cost=estimate,
+                currency=Currency.from_settings(PortalSettings.load()),
+                next_refill_at=next_refill_at(balance, role),
+            )
+        if hold > 0:
+            Hold.objects.create(
+                user=user,
+                model=model,
+                credits=hold,
+                created_at=now,
+                expires_at=now + dt.timedelta(seconds=settings.BILLING_HOLD_SECONDS),
+            )
+
+
+def record_usage(
+    *,
+    user: "User",
+    endpoint: "Endpoint | None",
+    model: str,
+    usage: "Usage",
+    context: str,
+    conversation: "Conversation | None" = None,
+    message: "Message | None" = None,
+    estimated: bool = False,
+    now: dt.datetime | None = None,
+) -> list[Transaction]:
+    """Bill one upstream call: one Transaction per non-zero token type (tokens, the rate used,
+    negative credits) and the Balance moved by their sum, in one database transaction. Releases the
+    oldest hold the balance check placed for this user and model. Returns the rows written."""
+    if context not in USAGE_CONTEXTS:
+        raise BillingError(
+            f"Unknown usage context {context!r} (expected one of: {', '.join(sorted(USAGE_CONTEXTS))})."
+        )
+    try:
+        lines = price(usage, rates_for(endpoint=endpoint, model=model))
+    except ValueError as exc:
+        raise BillingError(str(exc)) from exc
+    now = _now(now)
+    conversation_id = conversation.pk if conversation is not None else (message.conversation_id if message else None)
+    rows = [
+        Transaction(
+            user_id=user.pk,
+            role_id=user.role_id,
+            conversation_id=conversation_id,
+            message_id=message.pk if message is not None else None,
+            endpoint_id=endpoint.pk if endpoint is not None else None,
+            endpoint_name=endpoint.name if endpoint is not None else "",
+            model=model,
+            token_type=line.token_type,
+            tokens=line.tokens,
+            rate=line.rate,
+            credits=-line.credits,
+            context=context,
+            estimated=estimated,
+            created_at=now,
+        )
+        for line in lines
+    ]
+    with transaction.atomic():
+        if rows:
+            if not _move(user, -total(lines), now):
+                ensure_balance(user=user, now=now)
+                _move(user, -total(lines), now)
+            rows = Transaction.objects.bulk_create(rows)
+        oldest = Hold.objects.filter(user_id=user.pk, model=model).order_by("created_at", "pk").values("pk")[:1]
+        Hold.objects.filter(pk__in=Subquery(oldest)).delete()
+    return rows
+
+
+def adjust_balance(
+    *, user: "User", credits: Decimal, reason: str, by: "User | None", now: dt.datetime | None = None
+) -> Transaction:
+    """An administrator's correction: adds (or, negative, removes) credits, with a reason and
+    who made it, as an adjustment transaction."""
+    try:
+        amount = Decimal(credits)
+    except (InvalidOperation, TypeError, ValueError) as exc:
+        raise BillingError(f"{credits!r} is not a number of credits.") from exc
+    if not amount.is_finite() or amount == 0:
+        raise BillingError("An adjustment must add or remove a non-zero number of credits.")
+    if amount != quantize(amount):
+        raise BillingError("Credits have at most 6 decimal places (1 credit = 1 millionth of a USD).")
+    reason = (reason or "").strip()
+    if not reason:
+        raise BillingError("Give a reason for the adjustment (it is kept in the ledger).")
+    now = _now(now)
+    ensure_balance(user=user, now=now)
+    with transaction.atomic():
+        _move(user, amount, now)
+        return Transaction.objects.create(
+            user=user,
+            role_id=user.role_id,
+            token_type=TokenType.ADJUSTMENT,
+            context=Context.ADJUSTMENT,
+            credits=amount,
+            reason=reason,
+            created_by=by,
+            created_at=now,
+        )
