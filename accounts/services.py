@@ -1,5 +1,5 @@
-"""Account workflows that span models: SSO/LDAP group → role mapping, first-login balance, ending a
-deactivated user's access, and issuing API keys."""
+"""Account workflows that span models: SSO/LDAP group → role mapping, ending a deactivated user's
+access, and issuing API keys."""
 from __future__ import annotations
 
 import hashlib
@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import ApiKey, GroupSource, Role, RoleGroup, SignInPolicy, User
 
@@ -23,7 +24,7 @@ class UnmappedGroupsError(Exception):
 
     def __init__(self, groups: Iterable[str]) -> None:
         self.groups = sorted(groups)
-        super().__init__("None of your groups gives access to Atrium. Ask your administrator to map one of them to a role.")
+        super().__init__(_("None of your groups gives access to Atrium. Ask your administrator to map one of them to a role."))
 
 
 def role_for_groups(groups: Iterable[str], source: str) -> Role | None:
@@ -97,13 +98,6 @@ def groups_from_claims(
     if isinstance(value, Iterable) and not isinstance(value, Mapping):
         return [str(g) for g in value if g is not None and str(g).strip()]
     return []
-
-
-def ensure_start_balance(*, user: User) -> None:
-    """Give the user their role's start balance if they have no balance yet (billing's service)."""
-    from billing.services import ensure_balance
-
-    ensure_balance(user=user)
 
 
 @transaction.atomic

@@ -1,23 +1,18 @@
-"""Receivers for events every sign-in path shares (local, allauth, SSO, LDAP, Django admin).
+"""Deactivating a user, however it happens (admin form, admin action, shell), ends their access.
 
-Django's own signals are used here rather than allauth's adapter because the admin login and the
-LDAP backend do not go through allauth.
+(The start balance on first login is billing's: billing.signals calls billing.services.ensure_balance
+on user creation and on every sign-in path's user_logged_in, so SSO and LDAP users get their mapped
+role's start balance — the role is set before the user is first saved.)
 """
 from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.signals import user_logged_in
 from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
 
 from accounts.models import User
-from accounts.services import ensure_start_balance, user_end_access
-
-
-@receiver(user_logged_in, dispatch_uid="atrium_start_balance")
-def give_start_balance(sender: Any, user: User, **kwargs: Any) -> None:
-    ensure_start_balance(user=user)
+from accounts.services import user_end_access
 
 
 @receiver(pre_save, sender=User, dispatch_uid="atrium_remember_active")
