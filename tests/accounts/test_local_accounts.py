@@ -63,6 +63,16 @@ def test_sign_up_is_closed_by_default(client, policy):
     assert not User.objects.filter(username="newbie").exists()
 
 
+def test_the_sign_in_page_offers_sign_up_only_when_it_is_open(client, policy):
+    closed = client.get("/accounts/login/").content.decode()
+    policy.allow_signup = True
+    policy.save()
+    opened = client.get("/accounts/login/").content.decode()
+
+    assert 'href="/accounts/signup/"' not in closed
+    assert 'href="/accounts/signup/"' in opened
+
+
 def test_sign_up_when_open_requires_a_verified_email(client, policy):
     policy.allow_signup = True
     policy.save()
