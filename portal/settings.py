@@ -221,6 +221,7 @@ ACCOUNT_RATE_LIMITS = {
 MFA_ADAPTER = "accounts.adapters.MFAAdapter"
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = env_str("MFA_TOTP_ISSUER", "Atrium")
+MFA_TOTP_TOLERANCE = 1  # also accept the previous/next 30-second code (phone clock skew)
 SOCIALACCOUNT_AUTO_SIGNUP = True
 # The company IdP vouches for its users' addresses: link an SSO login to the local account with
 # the same verified email instead of creating a second one.
