@@ -82,6 +82,10 @@ from auditlog.models import LogEntry  # noqa: E402
 from django.contrib import messages  # noqa: E402
 
 from accounts.models import ApiKey, SignInPolicy  # noqa: E402
+from django import forms  # noqa: E402
+from django.contrib.admin.forms import AdminAuthenticationForm  # noqa: E402
+from django.urls import reverse  # noqa: E402
+from django.utils.html import format_html  # noqa: E402
 
 
 def _deactivate(modeladmin, request, queryset):
@@ -148,3 +152,24 @@ class AuditLogAdmin(AuditLogEntryAdmin):
     """Read-only (auditlog's admin refuses add/change/delete), filterable by who, what and when."""
 
     list_filter = ["action", ("actor", admin.RelatedOnlyFieldListFilter), *AuditLogEntryAdmin.list_filter[1:], "timestamp"]
+
+
+class AdminLoginForm(AdminAuthenticationForm):
+    """The admin's own login page cannot skip two-factor: accounts with an authenticator are sent
+    to Atrium's sign-in page, which asks for the code."""
+
+    def confirm_login_allowed(self, user):
+        super().confirm_login_allowed(user)
+        from allauth.mfa.models import Authenticator
+
+        if Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists():
+            raise forms.ValidationError(
+                format_html(
+                    'This account uses two-factor authentication: <a href="{}?next=/admin/">sign in here</a>.',
+                    reverse("account_login"),
+                ),
+                code="mfa_required",
+            )
+
+
+admin.site.login_form = AdminLoginForm

@@ -189,3 +189,15 @@ def test_repeated_wrong_passwords_are_rate_limited(client, verified_user):
     assert "Too many failed login attempts" in attempts[-1]
     assert "Too many failed login attempts" in after.content.decode()
     assert signed_in(client) is None
+
+
+def test_the_admin_login_page_cannot_skip_two_factor(client, verified_user):
+    verified_user(is_staff=True)
+    sign_in(client, "vera")
+    activate_totp(client)
+    client.logout()
+
+    response = client.post("/admin/login/?next=/admin/", {"username": "vera", "password": PASSWORD})
+
+    assert signed_in(client) is None
+    assert "uses two-factor authentication" in response.content.decode()
