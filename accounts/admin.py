@@ -74,3 +74,102 @@ class UserAdmin(DjangoUserAdmin):
         *DjangoUserAdmin.add_fieldsets,
         ("Atrium", {"fields": ["email", "name", "role"]}),
     ]
+
+
+# --- sign-in policy, API keys, audit log (issue 5) ---------------------------------------------
+from auditlog.admin import LogEntryAdmin as AuditLogEntryAdmin  # noqa: E402
+from auditlog.models import LogEntry  # noqa: E402
+from django.contrib import messages  # noqa: E402
+
+from accounts.models import ApiKey, SignInPolicy  # noqa: E402
+from django import forms  # noqa: E402
+from django.contrib.admin.forms import AdminAuthenticationForm  # noqa: E402
+from django.urls import reverse  # noqa: E402
+from django.utils.html import format_html  # noqa: E402
+
+
+def _deactivate(modeladmin, request, queryset):
+    count = 0
+    for user in queryset.filter(is_active=True):
+        user.is_active = False
+        user.save(update_fields=["is_active"])  # the post_save receiver ends sessions and API keys
+        count += 1
+    modeladmin.message_user(request, f"{count} user(s) deactivated; their sessions and API keys were ended.", messages.SUCCESS)
+
+
+_deactivate.short_description = "Deactivate (end sessions, revoke API keys)"
+UserAdmin.actions = [*(UserAdmin.actions or []), _deactivate]
+
+
+@admin.register(SignInPolicy)
+class SignInPolicyAdmin(admin.ModelAdmin):
+    fieldsets = [
+        ("Local accounts", {"fields": ["allow_signup", "signup_email_domains"]}),
+        ("SSO and LDAP", {"fields": ["require_mapped_group"],
+                          "description": "Groups map to roles on each role's page (SSO/LDAP groups)."}),
+    ]
+
+    def has_add_permission(self, request):
+        return not SignInPolicy.objects.exists()
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        from django.shortcuts import redirect
+
+        policy = SignInPolicy.load()
+        return redirect("admin:accounts_signinpolicy_change", policy.pk)
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ["name", "prefix", "user", "created_at", "expires_at", "last_used_at", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter), "expires_at", "created_at"]
+    list_select_related = ["user"]
+    search_fields = ["name", "prefix", "user__username", "user__email"]
+    raw_id_fields = ["user"]
+    readonly_fields = ["user", "name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False  # keys are created by their owner and shown only to them
+
+    @admin.action(description="Revoke selected API keys")
+    def revoke(self, request, queryset):
+        count = 0
+        for key in queryset.filter(revoked_at__isnull=True):
+            key.revoke()
+            count += 1
+        self.message_user(request, f"{count} API key(s) revoked.", messages.SUCCESS)
+
+
+admin.site.unregister(LogEntry)
+
+
+@admin.register(LogEntry)
+class AuditLogAdmin(AuditLogEntryAdmin):
+    """Read-only (auditlog's admin refuses add/change/delete), filterable by who, what and when."""
+
+    list_filter = ["action", ("actor", admin.RelatedOnlyFieldListFilter), *AuditLogEntryAdmin.list_filter[1:], "timestamp"]
+
+
+class AdminLoginForm(AdminAuthenticationForm):
+    """The admin's own login page cannot skip two-factor: accounts with an authenticator are sent
+    to Atrium's sign-in page, which asks for the code."""
+
+    def confirm_login_allowed(self, user):
+        super().confirm_login_allowed(user)
+        from allauth.mfa.models import Authenticator
+
+        if Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists():
+            raise forms.ValidationError(
+                format_html(
+                    'This account uses two-factor authentication: <a href="{}?next=/admin/">sign in here</a>.',
+                    reverse("account_login"),
+                ),
+                code="mfa_required",
+            )
+
+
+admin.site.login_form = AdminLoginForm

@@ -200,3 +200,104 @@ class User(AbstractUser):
         if self.role_id is None:
             self.role = Role.objects.get(name=Role.ADMIN) if self.is_superuser else Role.objects.default()
         super().save(*args, **kwargs)
+
+
+class SignInPolicy(models.Model):
+    """Who may create an account and how SSO groups gate access (one row: `SignInPolicy.load()`)."""
+
+    allow_signup = models.BooleanField(
+        "local sign-up", default=False,
+        help_text="Let people create a local account on the sign-in page (email verification is "
+        "mandatory). Off: only admins, SSO and LDAP create users (invite-only).",
+    )
+    signup_email_domains = models.TextField(
+        "sign-up email domains", blank=True,
+        help_text="One domain per line (or comma-separated), e.g. example.com. Empty: any domain.",
+    )
+    require_mapped_group = models.BooleanField(
+        "require a mapped group", default=False,
+        help_text="Refuse SSO/LDAP users whose groups map to no role (off: they get the default role).",
+    )
+
+    class Meta:
+        verbose_name = verbose_name_plural = "sign-in policy"
+
+    def __str__(self) -> str:
+        return "Sign-in policy"
+
+    def save(self, *args, **kwargs):
+        self.pk = 1
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValidationError("The sign-in policy cannot be deleted.")
+
+    @classmethod
+    def load(cls) -> "SignInPolicy":
+        obj, _ = cls.objects.get_or_create(pk=1)
+        return obj
+
+    @property
+    def domains(self) -> list[str]:
+        raw = self.signup_email_domains.replace(",", "\n")
+        return [d.strip().lower().lstrip("@") for d in raw.splitlines() if d.strip()]
+
+    def allows_email(self, email: str) -> bool:
+        domains = self.domains
+        return not domains or email.rpartition("@")[2].lower() in domains
+
+
+class ApiKeyQuerySet(models.QuerySet):
+    def usable(self) -> "ApiKeyQuerySet":
+        from django.utils import timezone
+
+        return self.filter(revoked_at__isnull=True, user__is_active=True).filter(
+            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=timezone.now())
+        )
+
+
+class ApiKey(models.Model):
+    """A personal API key. Only its sha256 is stored; the key itself is shown once, at creation.
+
+    Keys are 256-bit random tokens, so a plain (unsalted) sha256 is enough to make a leaked
+    database useless and lets a request find its key with one indexed lookup.
+    """
+
+    user = models.ForeignKey("accounts.User", on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100, help_text="What the key is for, e.g. 'laptop scripts'.")
+    prefix = models.CharField(max_length=16, editable=False, help_text="First characters, to recognise the key.")
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires.")
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "API key"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    @property
+    def is_expired(self) -> bool:
+        from django.utils import timezone
+
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    @property
+    def is_usable(self) -> bool:
+        return not self.is_revoked and not self.is_expired and self.user.is_active
+
+    def revoke(self) -> None:
+        from django.utils import timezone
+
+        if self.revoked_at is None:
+            self.revoked_at = timezone.now()
+            self.save(update_fields=["revoked_at"])

@@ -24,3 +24,8 @@ def health(request):
         cursor.execute("SELECT 1")
         ok = cursor.fetchone() == (1,)
     return {"status": "ok" if ok else "degraded", "database": ok}
+
+
+from accounts.api import router as accounts_router  # noqa: E402
+
+api.add_router("/", accounts_router)

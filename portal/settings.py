@@ -43,6 +43,13 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "channels",
     "ninja",
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
+    "allauth.usersessions",
+    "auditlog",
     "portal",
     "accounts",
     "endpoints",
@@ -60,6 +67,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "allauth.usersessions.middleware.UserSessionsMiddleware",
+    "accounts.middleware.RequireTwoFactorMiddleware",
+    "accounts.middleware.AdminAuditMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -94,14 +105,18 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
-AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]  # + accounts.ldap.AtriumLDAPBackend when AUTH_LDAP_SERVER_URI is set (see "Accounts" below)
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
 SITE_ID = 1
 
 LANGUAGE_CODE = env_str("LANGUAGE_CODE", "en")
@@ -185,6 +200,81 @@ UPSTREAM_READ_TIMEOUT = float(env_str("UPSTREAM_READ_TIMEOUT", "120"))
 MODELS_CACHE_SECONDS = env_int("MODELS_CACHE_SECONDS", 300)
 # Let user-provided base URLs reach loopback/private addresses (off: SSRF protection).
 ALLOW_PRIVATE_USER_BASE_URLS = env_bool("ALLOW_PRIVATE_USER_BASE_URLS", False)
+
+# --- Accounts: allauth, OIDC SSO, LDAP, API keys, audit log (README "Accounts and sign-in") ------
+from accounts.conf import ldap_settings, oidc_apps  # noqa: E402  (reads the environment only)
+
+ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
+SOCIALACCOUNT_ADAPTER = "accounts.adapters.SocialAccountAdapter"
+ACCOUNT_LOGIN_METHODS = {"username", "email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "username*", "password1*", "password2*"]
+# Local sign-up (when an admin switches it on) always needs a verified address.
+ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
+ACCOUNT_EMAIL_SUBJECT_PREFIX = env_str("ACCOUNT_EMAIL_SUBJECT_PREFIX", "[Atrium] ")
+# allauth's rate limits (login_failed, signup, reset...); "action": "limit" pairs override them.
+ACCOUNT_RATE_LIMITS = {
+    "login_failed": env_str("LOGIN_FAILED_RATE_LIMIT", "10/m/ip,5/300s/key"),
+}
+MFA_ADAPTER = "accounts.adapters.MFAAdapter"
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = env_str("MFA_TOTP_ISSUER", "Atrium")
+MFA_TOTP_TOLERANCE = 1  # also accept the previous/next 30-second code (phone clock skew)
+SOCIALACCOUNT_AUTO_SIGNUP = True
+# The company IdP vouches for its users' addresses: link an SSO login to the local account with
+# the same verified email instead of creating a second one.
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = True
+SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = True
+SOCIALACCOUNT_STORE_TOKENS = False
+SOCIALACCOUNT_PROVIDERS = {
+    "openid_connect": {
+        # Atrium's subclass checks the nonce and always verifies the ID token signature.
+        "provider_class": "accounts.oidc.provider.AtriumOpenIDConnectProvider",
+        "OAUTH_PKCE_ENABLED": True,
+        "APPS": oidc_apps(),
+    }
+}
+
+# Email: the console in the embedded default; SMTP when EMAIL_HOST is set.
+EMAIL_HOST = env_str("EMAIL_HOST")
+if EMAIL_HOST:
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_PORT = env_int("EMAIL_PORT", 587)
+    EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+    EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+    EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", EMAIL_PORT == 587)
+    EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", EMAIL_PORT == 465)
+    EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 20)
+else:
+    EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Atrium <atrium@localhost>")
+
+# LDAP / Active Directory (django-auth-ldap): on when AUTH_LDAP_SERVER_URI is set.
+globals().update(ldap_settings())
+if AUTH_LDAP_SERVER_URI:  # noqa: F821  (set by ldap_settings)
+    AUTHENTICATION_BACKENDS.append("accounts.ldap.AtriumLDAPBackend")
+
+# Audit log of admin changes (django-auditlog; only changes made through the admin are kept).
+AUDITLOG_INCLUDE_ALL_MODELS = False
+AUDITLOG_STORE_JSON_CHANGES = True
+AUDITLOG_MASK_CALLABLE = "portal.crypto.mask"
+AUDITLOG_INCLUDE_TRACKING_MODELS = (
+    {"model": "accounts.user", "exclude_fields": ["password", "last_login"], "m2m_fields": ["groups", "user_permissions"]},
+    {"model": "accounts.role", "m2m_fields": ["allowed_endpoints", "allowed_model_specs"]},
+    "accounts.rolegroup",
+    "accounts.signinpolicy",
+    {"model": "accounts.apikey", "exclude_fields": ["key_hash", "last_used_at"]},
+    {"model": "endpoints.endpoint", "mask_fields": ["api_key", "headers"]},
+    "endpoints.endpointmodel",
+    "endpoints.modelspec",
+    "billing.balance",
+    "billing.transaction",
+    "portal.portalsettings",
+    {"model": "socialaccount.socialapp", "mask_fields": ["secret", "key"]},
+)
+API_KEY_PREFIX = "atr_"
 
 # --- Billing (billing/) -------------------------------------------------------------------------
 # How long a request that passed the balance check holds its estimated cost if it never reports

@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
 
 from portal.api import api
@@ -11,6 +11,7 @@ admin.site.index_title = "Portal configuration"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", api.urls),
+    path("accounts/", include("allauth.urls")),
     # The chat UI is a later issue; until then the portal's front door is its admin.
     path("", RedirectView.as_view(url="/admin/", permanent=False), name="home"),
 ]

@@ -1,0 +1,81 @@
+"""LDAP / Active Directory sign-in (django-auth-ldap), configured by AUTH_LDAP_* (accounts.conf).
+
+At every LDAP login the user's directory groups (names and DNs) go through the same role mapping
+as OIDC (accounts.services.resolve_role), and User.ldap_id / auth_provider are kept current.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import ldap
+from django.conf import settings
+from django_auth_ldap.backend import LDAPBackend, ldap_error, populate_user
+
+from accounts.adapters import LDAP_UNMAPPED, LDAP_UNREACHABLE
+from accounts.models import GroupSource, User
+from accounts.services import UnmappedGroupsError, resolve_role
+
+UNREACHABLE_ERRORS = (ldap.SERVER_DOWN, ldap.TIMEOUT, ldap.CONNECT_ERROR, ldap.TIMELIMIT_EXCEEDED)
+
+
+class AtriumLDAPBackend(LDAPBackend):
+    def authenticate(self, request: Any, username: str | None = None, password: str | None = None, **kwargs: Any):
+        if not username or not password:
+            return None
+        user = super().authenticate(request, username=username, password=password, **kwargs)
+        if user is not None and user.email:
+            _trust_directory_email(user)
+        return user
+
+    def get_or_build_user(self, username: str, ldap_user: Any):
+        user, built = super().get_or_build_user(username, ldap_user)
+        # A local account with its own password is never taken over by a same-named directory entry.
+        if not built and user.auth_provider == "local" and user.has_usable_password():
+            raise ldap_user.AuthenticationFailed(f"{username} is a local account")
+        return user, built
+
+
+def _trust_directory_email(user: User) -> None:
+    """The directory vouches for its users' mail attribute: no verification email for it."""
+    from allauth.account.models import EmailAddress
+
+    address = EmailAddress.objects.filter(user=user, email__iexact=user.email).first()
+    if address is None:
+        has_primary = EmailAddress.objects.filter(user=user, primary=True).exists()
+        EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=not has_primary)
+    elif not address.verified:
+        address.verified = True
+        address.save(update_fields=["verified"])
+
+
+def _directory_id(ldap_user: Any) -> str:
+    attr = getattr(settings, "AUTH_LDAP_ID_ATTR", "uid")
+    values = ldap_user.attrs.get(attr, []) if attr else []
+    return str(values[0]) if values else ldap_user.dn
+
+
+def _apply_role(sender: Any, user: User, ldap_user: Any, **kwargs: Any) -> None:
+    groups = set(ldap_user.group_names) | set(ldap_user.group_dns) if _groups_configured() else set()
+    try:
+        user.role = resolve_role(groups, GroupSource.LDAP, user=user)
+    except UnmappedGroupsError as exc:
+        request = getattr(ldap_user, "_request", None)
+        if request is not None:
+            setattr(request, LDAP_UNMAPPED, True)
+        raise ldap_user.AuthenticationFailed(str(exc)) from exc
+    user.ldap_id = _directory_id(ldap_user)[:500]
+    user.auth_provider = "ldap"
+    user.name = (user.name or user.get_full_name())[:200]
+
+
+def _groups_configured() -> bool:
+    return getattr(settings, "AUTH_LDAP_GROUP_SEARCH", None) is not None
+
+
+def _flag_unreachable(sender: Any, context: str, user: Any, request: Any, exception: Exception, **kwargs: Any) -> None:
+    if request is not None and isinstance(exception, UNREACHABLE_ERRORS):
+        setattr(request, LDAP_UNREACHABLE, True)
+
+
+populate_user.connect(_apply_role, sender=AtriumLDAPBackend, dispatch_uid="atrium_ldap_role")
+ldap_error.connect(_flag_unreachable, sender=AtriumLDAPBackend, dispatch_uid="atrium_ldap_down")
