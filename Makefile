@@ -11,6 +11,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,ldap]" 2>/dev/null || \
+		echo "NOTE: LDAP sign-in not installed (python-ldap needs: apt-get install libldap2-dev libsasl2-dev; then rm $(VENV)/.installed && make install)"
 	touch $@
 
 install: $(VENV)/.installed
