@@ -1,4 +1,8 @@
-"""Websocket routes (the chat consumer is added by the streaming issue)."""
-from django.urls import path  # noqa: F401
+"""Websocket routes (wrapped in portal/asgi.py by the origin check and session authentication)."""
+from django.urls import path
 
-websocket_urlpatterns: list = []
+from chat.consumers import ChatConsumer
+
+websocket_urlpatterns = [
+    path("ws/chat/", ChatConsumer.as_asgi()),
+]

@@ -1,0 +1,960 @@
+"""The chat turn: one async service every entry point (websocket, OpenAI-compatible gateway) uses.
+
+A turn is two steps:
+
+1. `prepare_turn(user=…, action=…)` checks what the user may do (role, model specs, balance), saves
+   the user message and an empty assistant message, and builds the request for the provider from
+   the branch the answer continues, trimmed to the model's context window. Refusals raise a
+   `ChatError` whose text is meant for the user; nothing is written and nothing is sent upstream.
+2. `stream_turn(turn, stop=…)` streams the provider's answer (the adapter's normalised events),
+   saves the answer as it grows (at most every `FLUSH_SECONDS`, so a crash loses at most that much),
+   and when the stream ends — finished, failed, stopped or abandoned — stores the final text, finish
+   reason, error and token usage and hands the usage to billing. Its last event is `Done`.
+
+Billing is called from `_check_balance` and `_bill_usage` only.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, AsyncIterator, Iterable
+
+from asgiref.sync import sync_to_async
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import User
+from billing import services as billing
+from billing.tokens import count_tokens
+from chat.models import Conversation, Message, Role as MessageRole
+from endpoints import services as endpoint_services
+from endpoints.adapters.base import (
+    ChatMessage,
+    ChatRequest,
+    Event,
+    Finish,
+    ReasoningDelta,
+    StreamError,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+    UsageReport,
+)
+from endpoints.models import Endpoint, EndpointModel, ModelSpec
+from portal.models import PortalSettings
+
+log = logging.getLogger(__name__)
+
+FLUSH_SECONDS = 1.0
+MAX_TEXT_CHARS = 200_000
+# Tokens each message costs beyond its text (role markers), as the providers count them roughly.
+MESSAGE_OVERHEAD_TOKENS = 4
+# Parameters a user (or a model spec) may set on a request. Anything else could smuggle in body
+# fields the portal controls (model, messages, stream, tools, user, …).
+USER_PARAMS = {
+    "temperature": (int, float),
+    "top_p": (int, float),
+    "top_k": (int,),
+    "max_tokens": (int,),
+    "stop": (str, list),
+    "presence_penalty": (int, float),
+    "frequency_penalty": (int, float),
+    "seed": (int,),
+    "reasoning_effort": (str,),
+}
+RESERVED_PARAMS = {
+    "model", "messages", "stream", "stream_options", "tools", "tool_choice", "functions", "user",
+    "input", "system", "n", "prompt", "metadata",
+}
+REASONING_EFFORTS = {"minimal", "low", "medium", "high"}
+# One answer at a time per conversation: a claim in the cache (shared by every process), refreshed
+# while the answer streams so that a process that died frees the conversation after LOCK_TTL.
+LOCK_TTL = 30
+LOCK_REFRESH_SECONDS = 10
+
+
+# --- errors the user sees ---------------------------------------------------------------------
+
+class ChatError(Exception):
+    """A refusal or bad request, worded for the user. `code` lets clients react to the kind."""
+
+    code = "error"
+
+    def __init__(self, message: str, *, code: str | None = None):
+        super().__init__(message)
+        if code:
+            self.code = code
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class Forbidden(ChatError):
+    code = "forbidden"
+
+
+class NotFound(ChatError):
+    code = "not_found"
+
+
+class InvalidRequest(ChatError):
+    code = "invalid"
+
+
+class NoBalance(ChatError):
+    code = "balance"
+
+
+class Busy(ChatError):
+    code = "busy"
+
+
+# --- what a turn asks for ----------------------------------------------------------------------
+
+class Operation(StrEnum):
+    SEND = "send"  # a new user message (a new conversation when no conversation is given)
+    EDIT = "edit"  # a new sibling of an existing user message, then its answer
+    REGENERATE = "regenerate"  # a new sibling of an existing answer
+    CONTINUE = "continue"  # more text appended to a cut-off answer
+
+
+@dataclass
+class TurnAction:
+    op: Operation
+    text: str = ""
+    conversation_id: uuid.UUID | None = None
+    # send: the message being answered (default: the newest message of the conversation)
+    parent_id: uuid.UUID | None = None
+    # edit: the user message edited; regenerate/continue: the assistant message
+    message_id: uuid.UUID | None = None
+    # switch (any operation): endpoint name or id, model name, model spec name, parameters
+    endpoint: str | int | None = None
+    model: str | None = None
+    spec: str | None = None
+    params: dict[str, Any] | None = None
+    system_prompt: str | None = None
+
+
+@dataclass
+class Target:
+    """The endpoint, model and parameters a turn will use, already permission-checked."""
+
+    endpoint: Endpoint
+    model: str
+    spec: ModelSpec | None
+    params: dict[str, Any]
+    system_prompt: str
+    model_row: EndpointModel | None
+
+    @property
+    def sender(self) -> str:
+        """modelDisplayLabel order: the spec's label, the model's label, the endpoint's label."""
+        if self.spec is not None:
+            return self.spec.label or self.spec.name
+        if self.model_row is not None and self.model_row.label:
+            return self.model_row.label
+        return self.endpoint.model_display_label or "AI"
+
+
+@dataclass
+class Turn:
+    """A prepared turn: rows saved, request built. `stream_turn` runs it."""
+
+    user: User
+    op: Operation
+    conversation: Conversation
+    user_message: Message | None  # None when regenerating/continuing (the answered message is `parent`)
+    assistant_message: Message
+    target: Target
+    request: ChatRequest
+    prompt_tokens: int
+    new_conversation: bool
+    generation_id: str
+    # continue: what the answer held before (text, reasoning, tool calls, token counts)
+    prefix_text: str = ""
+    prefix_parts: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return self.target.endpoint
+
+    @property
+    def model(self) -> str:
+        return self.target.model
+
+
+# --- events stream_turn adds to the adapter's ---------------------------------------------------
+
+@dataclass(frozen=True)
+class Done:
+    """The last event of a turn: what was stored."""
+
+    message_id: uuid.UUID
+    finish_reason: str
+    unfinished: bool
+    error: str
+    usage: Usage
+    estimated: bool
+    text: str
+
+
+# --- one answer at a time per conversation -------------------------------------------------------
+
+def lock_key(conversation_id: uuid.UUID | str) -> str:
+    return f"chat:lock:{conversation_id}"
+
+
+def claim_conversation(conversation_id: uuid.UUID, generation_id: str) -> None:
+    if not cache.add(lock_key(conversation_id), generation_id, LOCK_TTL):
+        raise Busy("An answer is still being written in this conversation. Stop it or wait for it to finish.")
+
+
+def release_conversation(conversation_id: uuid.UUID, generation_id: str) -> None:
+    key = lock_key(conversation_id)
+    if cache.get(key) == generation_id:
+        cache.delete(key)
+
+
+def current_generation(conversation_id: uuid.UUID | str) -> str | None:
+    """The id of the answer being written in this conversation right now (any process), if any."""
+    return cache.get(lock_key(conversation_id))
+
+
+# --- permissions: which endpoint, model and spec a user may use ---------------------------------
+
+def _role_allows_endpoint(user: User, endpoint: Endpoint) -> bool:
+    """A role with no endpoints selected may use all of them."""
+    ids = set(user.role.allowed_endpoints.values_list("pk", flat=True)) if user.role_id else set()
+    return not ids or endpoint.pk in ids
+
+
+def _role_allows_spec(user: User, spec: ModelSpec) -> bool:
+    """A role with no model specs selected may use all of them."""
+    ids = set(user.role.allowed_model_specs.values_list("pk", flat=True)) if user.role_id else set()
+    return not ids or spec.pk in ids
+
+
+def clean_params(params: dict[str, Any] | None, *, endpoint: Endpoint) -> dict[str, Any]:
+    """The request parameters a user may set, checked; a clear error names what is wrong."""
+    if not params:
+        return {}
+    if not isinstance(params, dict):
+        raise InvalidRequest("params must be an object of parameter → value.")
+    declared = {
+        d.get("key")
+        for d in (endpoint.custom_params or {}).get("paramDefinitions") or []
+        if isinstance(d, dict) and d.get("key")
+    }
+    cleaned: dict[str, Any] = {}
+    for key, value in params.items():
+        if key in RESERVED_PARAMS:
+            raise InvalidRequest(f"The parameter '{key}' is set by Atrium and cannot be changed.")
+        kinds = USER_PARAMS.get(key)
+        if kinds is None:
+            if key in declared:
+                cleaned[key] = value
+                continue
+            known = ", ".join(sorted(set(USER_PARAMS) | declared))
+            raise InvalidRequest(f"Unknown parameter '{key}' (allowed: {known}).")
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            raise InvalidRequest(f"The parameter '{key}' has the wrong type ({type(value).__name__}).")
+        if key == "max_tokens" and value < 1:
+            raise InvalidRequest("max_tokens must be at least 1.")
+        if key == "reasoning_effort" and value not in REASONING_EFFORTS:
+            raise InvalidRequest(f"reasoning_effort must be one of {', '.join(sorted(REASONING_EFFORTS))}.")
+        if key == "stop" and isinstance(value, list) and not all(isinstance(v, str) for v in value):
+            raise InvalidRequest("stop must be a string or a list of strings.")
+        cleaned[key] = value
+    return cleaned
+
+
+def _spec_params(spec: ModelSpec) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    if spec.temperature is not None:
+        params["temperature"] = float(spec.temperature)
+    if spec.top_p is not None:
+        params["top_p"] = float(spec.top_p)
+    if spec.max_output_tokens:
+        params["max_tokens"] = spec.max_output_tokens
+    if spec.reasoning_effort:
+        params["reasoning_effort"] = spec.reasoning_effort
+    params.update({k: v for k, v in (spec.extra_params or {}).items() if k not in RESERVED_PARAMS})
+    return params
+
+
+def _find_endpoint(ref: str | int | Endpoint | None) -> Endpoint | None:
+    if ref is None or isinstance(ref, Endpoint):
+        return ref
+    query = Endpoint.objects.all()
+    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+        return query.filter(pk=int(ref)).first()
+    return query.filter(name__iexact=str(ref).strip()).first()
+
+
+def _model_row(endpoint: Endpoint, model: str) -> EndpointModel | None:
+    return EndpointModel.objects.filter(endpoint=endpoint, name=model).first()
+
+
+def resolve_target(
+    *,
+    user: User,
+    endpoint: str | int | Endpoint | None = None,
+    model: str | None = None,
+    spec: str | ModelSpec | None = None,
+    params: dict[str, Any] | None = None,
+    system_prompt: str | None = None,
+    conversation: Conversation | None = None,
+) -> tuple[Target, bool]:
+    """The endpoint/model/spec a request will use, after every permission check.
+
+    Returns the target and whether the model must still be checked against the endpoint's fetched
+    model list (endpoints with models.fetch; `check_fetched_model` does that, asynchronously).
+    """
+    role = user.role
+    if role is None or not role.can_chat:
+        raise Forbidden("Your role does not allow chatting. Ask an administrator for access.")
+    portal = PortalSettings.load()
+
+    chosen_spec: ModelSpec | None = None
+    if spec is None and endpoint is None and model is None and conversation is not None:
+        # Nothing chosen: keep the conversation's current spec or endpoint/model (checked again).
+        if conversation.model_spec_id:
+            chosen_spec = conversation.model_spec
+        elif conversation.endpoint_id:
+            endpoint, model = conversation.endpoint, conversation.model
+        else:
+            raise InvalidRequest("This conversation has no endpoint any more; choose an endpoint and model.")
+    if spec is not None:
+        chosen_spec = spec if isinstance(spec, ModelSpec) else ModelSpec.objects.select_related("endpoint").filter(
+            name=str(spec)
+        ).first()
+        if chosen_spec is None:
+            raise NotFound(f"There is no model spec named '{spec}'.")
+    if chosen_spec is None and endpoint is None and model is None:
+        default = ModelSpec.objects.select_related("endpoint").filter(is_default=True, enabled=True).first()
+        if default is None or not _role_allows_spec(user, default):
+            raise InvalidRequest("Choose an endpoint and a model (or a model spec) for this conversation.")
+        chosen_spec = default
+
+    if chosen_spec is not None:
+        if not chosen_spec.enabled or not _role_allows_spec(user, chosen_spec):
+            raise Forbidden(f"You may not use the model spec '{chosen_spec.label or chosen_spec.name}'.")
+        target_endpoint = chosen_spec.endpoint
+        if not target_endpoint.enabled:
+            raise Forbidden(f"The endpoint '{target_endpoint.name}' of this model spec is switched off.")
+        spec_params = _spec_params(chosen_spec)
+        # With specs enforced, the spec's parameters are the ones used; otherwise a user may tune them.
+        user_params = {} if portal.model_specs_enforce else clean_params(params, endpoint=target_endpoint)
+        row = _model_row(target_endpoint, chosen_spec.model)
+        return (
+            Target(
+                endpoint=target_endpoint,
+                model=chosen_spec.model,
+                spec=chosen_spec,
+                params={**spec_params, **user_params},
+                system_prompt=chosen_spec.system_prompt,
+                model_row=row,
+            ),
+            False,
+        )
+
+    # Free choice of endpoint and model.
+    if portal.model_specs_enforce:
+        raise Forbidden("Only model specs may be used on this portal; pick one of the model specs.")
+    if not role.can_choose_models:
+        raise Forbidden("Your role may only use model specs; pick one of the model specs.")
+    if endpoint is None:
+        endpoint = conversation.endpoint if conversation is not None and conversation.endpoint_id else None
+        if endpoint is None:
+            raise InvalidRequest("Choose an endpoint for this conversation.")
+    target_endpoint = _find_endpoint(endpoint)
+    if target_endpoint is None:
+        raise NotFound(f"There is no endpoint '{endpoint}'.")
+    if not target_endpoint.enabled:
+        raise Forbidden(f"The endpoint '{target_endpoint.name}' is switched off.")
+    if not _role_allows_endpoint(user, target_endpoint):
+        raise Forbidden(f"Your role may not use the endpoint '{target_endpoint.name}'.")
+    listed = target_endpoint.listed_model_names()
+    if not model:
+        if conversation is not None and conversation.endpoint_id == target_endpoint.pk and conversation.model:
+            model = conversation.model
+        elif listed:
+            model = listed[0]
+        else:
+            raise InvalidRequest(f"Choose a model of the endpoint '{target_endpoint.name}'.")
+    needs_fetch_check = False
+    if model not in listed:
+        if target_endpoint.models_fetch:
+            needs_fetch_check = True
+        else:
+            raise NotFound(
+                f"The endpoint '{target_endpoint.name}' has no model '{model}'"
+                + (f" (available: {', '.join(listed)})." if listed else ".")
+            )
+    base_params = dict(conversation.params) if (
+        conversation is not None and params is None and conversation.endpoint_id == target_endpoint.pk
+        and not conversation.model_spec_id
+    ) else {}
+    return (
+        Target(
+            endpoint=target_endpoint,
+            model=model,
+            spec=None,
+            params={**clean_params(base_params, endpoint=target_endpoint), **clean_params(params, endpoint=target_endpoint)},
+            system_prompt=(system_prompt if system_prompt is not None
+                           else (conversation.system_prompt if conversation is not None else "")),
+            model_row=_model_row(target_endpoint, model),
+        ),
+        needs_fetch_check,
+    )
+
+
+async def check_fetched_model(*, user: User, target: Target) -> None:
+    """For endpoints with models.fetch: the model must be one the endpoint lists (cached)."""
+    names = await endpoint_services.list_models(endpoint=target.endpoint, user=user)
+    if target.model not in names:
+        raise NotFound(f"The endpoint '{target.endpoint.name}' has no model '{target.model}'.")
+
+
+# --- context: the branch the answer continues, trimmed to the model's window ---------------------
+
+def context_window(target: Target) -> int:
+    if target.model_row is not None and target.model_row.context_tokens:
+        return target.model_row.context_tokens
+    return PortalSettings.load().default_context_tokens
+
+
+def _reserved_for_answer(target: Target, window: int) -> int:
+    """Room left for the answer: max_tokens when set, else a tenth of the window."""
+    max_tokens = target.params.get("max_tokens")
+    if isinstance(max_tokens, int) and max_tokens > 0:
+        return min(max_tokens, window // 2)
+    return window // 10
+
+
+def build_context(
+    branch: Iterable[Message], *, target: Target
+) -> tuple[list[ChatMessage], int]:
+    """Chat messages from the root to the newest, dropping the oldest until they fit the window.
+
+    Returns the messages and their prompt token count (system prompt included). Raises
+    InvalidRequest when even the newest message does not fit.
+    """
+    model = target.model
+    window = context_window(target)
+    budget = window - _reserved_for_answer(target, window)
+    system_tokens = count_tokens(target.system_prompt, model) + MESSAGE_OVERHEAD_TOKENS if target.system_prompt else 0
+    budget -= system_tokens
+    usable = [m for m in branch if m.text and m.role in (MessageRole.USER, MessageRole.ASSISTANT, MessageRole.SYSTEM)]
+    kept: list[tuple[Message, int]] = []
+    used = 0
+    for message in reversed(usable):
+        cost = count_tokens(message.text, model) + MESSAGE_OVERHEAD_TOKENS
+        if used + cost > budget:
+            if not kept:
+                raise InvalidRequest(
+                    f"The message is too long for {model}: about {cost} tokens, and the model's context "
+                    f"window leaves room for {max(budget, 0)}. Shorten it or pick a model with a larger context."
+                )
+            break
+        kept.append((message, cost))
+        used += cost
+    kept.reverse()
+    # Providers want the conversation to start with a user turn.
+    while len(kept) > 1 and kept[0][0].role != MessageRole.USER:
+        used -= kept.pop(0)[1]
+    return [ChatMessage(role=m.role, content=m.text) for m, _ in kept], used + system_tokens
+
+
+# --- preparing a turn (sync: database) ---------------------------------------------------------
+
+def _owned_message(user: User, message_id: uuid.UUID | None, what: str) -> Message:
+    message = (
+        Message.objects.select_related("conversation").filter(user=user, pk=message_id).first()
+        if message_id else None
+    )
+    if message is None:
+        raise NotFound(f"{what} was not found.")
+    return message
+
+
+def _check_balance(*, user: User, target: Target, prompt_tokens: int) -> None:
+    try:
+        billing.check_balance(user=user, endpoint=target.endpoint, model=target.model, prompt_tokens=prompt_tokens)
+    except billing.InsufficientBalance as exc:
+        raise NoBalance(str(exc)) from exc
+
+
+def plan_turn(*, user: User, action: TurnAction) -> tuple[dict[str, Any], Target, bool]:
+    """Everything a turn needs that only reads: the conversation, anchors, target, context.
+
+    Returns (plan, target, needs_fetch_check); `commit_turn` writes it.
+    """
+    # Fresh from the database: a role changed or an account disabled since the socket opened counts.
+    user = User.objects.select_related("role").filter(pk=user.pk, is_active=True).first()
+    if user is None:
+        raise Forbidden("Your account is disabled.")
+    op = action.op
+    text = (action.text or "").strip()
+    conversation: Conversation | None = None
+    parent: Message | None = None  # what the new user message (or the new answer) hangs under
+    edited: Message | None = None
+    answered: Message | None = None  # regenerate: the user message whose answer is redone
+    continued: Message | None = None
+
+    if op in (Operation.SEND, Operation.EDIT) and not text:
+        raise InvalidRequest("The message is empty.")
+    if len(text) > MAX_TEXT_CHARS:
+        raise InvalidRequest(f"The message is too long ({len(text):,} characters; at most {MAX_TEXT_CHARS:,}).")
+
+    if op == Operation.SEND:
+        if action.conversation_id is not None:
+            conversation = Conversation.objects.owned_by(user).select_related("endpoint", "model_spec").filter(
+                pk=action.conversation_id
+            ).first()
+            if conversation is None:
+                raise NotFound("Conversation not found.")
+            if action.parent_id is not None:
+                parent = Message.objects.filter(user=user, conversation=conversation, pk=action.parent_id).first()
+                if parent is None:
+                    raise NotFound("The message to answer was not found in this conversation.")
+            else:
+                parent = Message.objects.filter(user=user, conversation=conversation).order_by("-created_at").first()
+        elif action.parent_id is not None:
+            raise InvalidRequest("parent_id needs the conversation_id it belongs to.")
+    elif op == Operation.EDIT:
+        edited = _owned_message(user, action.message_id, "The message to edit")
+        if edited.role != MessageRole.USER:
+            raise InvalidRequest("Only your own messages can be edited; regenerate an answer instead.")
+        conversation = edited.conversation
+        parent = Message.objects.filter(user=user, pk=edited.parent_id).first() if edited.parent_id else None
+    elif op in (Operation.REGENERATE, Operation.CONTINUE):
+        message = _owned_message(user, action.message_id, "The answer")
+        conversation = message.conversation
+        if message.role == MessageRole.USER and op == Operation.REGENERATE:
+            answered = message  # regenerate "the answer to this message"
+        elif message.role != MessageRole.ASSISTANT:
+            raise InvalidRequest(f"Only an answer can be {'regenerated' if op == Operation.REGENERATE else 'continued'}.")
+        elif op == Operation.REGENERATE:
+            answered = Message.objects.filter(user=user, pk=message.parent_id).first() if message.parent_id else None
+            if answered is None:
+                raise InvalidRequest("This answer has no question to answer again.")
+        else:
+            continued = message
+    else:  # pragma: no cover - Operation is closed
+        raise InvalidRequest(f"Unknown operation {op!r}.")
+
+    target, needs_fetch_check = resolve_target(
+        user=user,
+        endpoint=action.endpoint,
+        model=action.model,
+        spec=action.spec,
+        params=action.params,
+        system_prompt=action.system_prompt,
+        conversation=conversation,
+    )
+
+    # The branch the answer continues; the new user message is appended in memory.
+    if continued is not None:
+        branch = continued.branch()
+    elif answered is not None:
+        branch = answered.branch()
+    else:
+        branch = parent.branch() if parent is not None else []
+        branch = [*branch, Message(role=MessageRole.USER, text=text)]
+    messages, prompt_tokens = build_context(branch, target=target)
+    _check_balance(user=user, target=target, prompt_tokens=prompt_tokens)
+    conversation_id = conversation.pk if conversation is not None else uuid.uuid4()
+    generation_id = uuid.uuid4().hex
+    claim_conversation(conversation_id, generation_id)
+    plan = {
+        "conversation_id": conversation_id,
+        "generation_id": generation_id,
+        "user": user,
+        "op": op,
+        "text": text,
+        "conversation": conversation,
+        "parent": parent,
+        "answered": answered,
+        "continued": continued,
+        "messages": messages,
+        "prompt_tokens": prompt_tokens,
+    }
+    return plan, target, needs_fetch_check
+
+
+def commit_turn(*, user: User, plan: dict[str, Any], target: Target) -> Turn:
+    """Save the user message and the (empty, unfinished) answer; return the runnable turn."""
+    user = plan.get("user", user)
+    op: Operation = plan["op"]
+    conversation: Conversation | None = plan["conversation"]
+    new_conversation = conversation is None
+    endpoint = target.endpoint
+    with transaction.atomic():
+        if conversation is None:
+            conversation = Conversation.objects.create(
+                id=plan["conversation_id"],
+                user=user,
+                endpoint=endpoint,
+                endpoint_name=endpoint.name,
+                model=target.model,
+                model_spec=target.spec,
+                params={} if target.spec else target.params,
+                system_prompt="" if target.spec else target.system_prompt,
+            )
+        else:
+            conversation.endpoint = endpoint
+            conversation.endpoint_name = endpoint.name
+            conversation.model = target.model
+            conversation.model_spec = target.spec
+            if target.spec is None:
+                conversation.params = target.params
+                conversation.system_prompt = target.system_prompt
+            conversation.save(
+                update_fields=["endpoint", "endpoint_name", "model", "model_spec", "params", "system_prompt", "updated_at"]
+            )
+
+        user_message: Message | None = None
+        prefix_text, prefix_parts = "", []
+        if op in (Operation.SEND, Operation.EDIT):
+            user_message = Message(
+                conversation=conversation,
+                user=user,
+                parent=plan["parent"],
+                role=MessageRole.USER,
+                endpoint=endpoint,
+                model=target.model,
+                sender=user.name or user.get_username(),
+            )
+            user_message.set_text(plan["text"])
+            user_message.save()
+            assistant = _new_answer(user, conversation, user_message, target)
+        elif op == Operation.REGENERATE:
+            assistant = _new_answer(user, conversation, plan["answered"], target)
+        else:
+            assistant = plan["continued"]
+            prefix_text = assistant.text
+            prefix_parts = [p for p in assistant.content if p.get("type") != "text"]
+            assistant.unfinished = True
+            assistant.error = ""
+            assistant.finish_reason = ""
+            assistant.save(update_fields=["unfinished", "error", "finish_reason", "updated_at"])
+
+    answered = user_message or plan["answered"] or (
+        Message.objects.filter(pk=assistant.parent_id).first() if assistant.parent_id else None
+    )
+    request = ChatRequest(
+        model=target.model,
+        messages=plan["messages"],
+        system=target.system_prompt,
+        params=dict(target.params),
+        conversation_id=str(conversation.pk),
+        parent_message_id=str(answered.parent_id) if answered is not None and answered.parent_id else "",
+        message_id=str(answered.pk) if answered is not None else "",
+    )
+    return Turn(
+        user=user,
+        op=op,
+        conversation=conversation,
+        user_message=user_message,
+        assistant_message=assistant,
+        target=target,
+        request=request,
+        prompt_tokens=plan["prompt_tokens"],
+        new_conversation=new_conversation,
+        generation_id=plan["generation_id"],
+        prefix_text=prefix_text,
+        prefix_parts=prefix_parts,
+    )
+
+
+def _new_answer(user: User, conversation: Conversation, parent: Message, target: Target) -> Message:
+    return Message.objects.create(
+        conversation=conversation,
+        user=user,
+        parent=parent,
+        role=MessageRole.ASSISTANT,
+        endpoint=target.endpoint,
+        model=target.model,
+        sender=target.sender,
+        unfinished=True,  # until the provider says it finished: a crash leaves it marked
+    )
+
+
+async def prepare_turn(*, user: User, action: TurnAction) -> Turn:
+    """Check, save and build a turn (see module doc). Raises ChatError for the user to read."""
+    plan, target, needs_fetch_check = await sync_to_async(plan_turn)(user=user, action=action)
+    try:
+        if needs_fetch_check:
+            await check_fetched_model(user=user, target=target)
+        return await sync_to_async(commit_turn)(user=user, plan=plan, target=target)
+    except BaseException:
+        await sync_to_async(release_conversation)(plan["conversation_id"], plan["generation_id"])
+        raise
+
+
+# --- streaming a turn ----------------------------------------------------------------------------
+
+class _Answer:
+    """The answer as it grows: text, reasoning and tool calls (merged from indexed fragments)."""
+
+    def __init__(self, prefix_text: str, prefix_parts: list[dict[str, Any]]):
+        self.prefix_text = prefix_text
+        self.text: list[str] = []
+        self.reasoning: list[str] = [p.get("text", "") for p in prefix_parts if p.get("type") == "reasoning"]
+        self.tool_calls: dict[int, dict[str, Any]] = {}
+        self.other_parts = [p for p in prefix_parts if p.get("type") not in ("reasoning", "tool_call")]
+        for position, part in enumerate(p for p in prefix_parts if p.get("type") == "tool_call"):
+            self.tool_calls[position] = dict(part)
+        self.changed = False
+
+    def add(self, event: Event) -> None:
+        if isinstance(event, TextDelta):
+            self.text.append(event.text)
+        elif isinstance(event, ReasoningDelta):
+            self.reasoning.append(event.text)
+        elif isinstance(event, ToolCallDelta):
+            call = self.tool_calls.setdefault(event.index, {"type": "tool_call", "id": "", "name": "", "arguments": ""})
+            if event.id:
+                call["id"] = event.id
+            if event.name and not call["name"]:
+                call["name"] = event.name
+            call["arguments"] += event.arguments
+        else:
+            return
+        self.changed = True
+
+    @property
+    def new_text(self) -> str:
+        return "".join(self.text)
+
+    @property
+    def full_text(self) -> str:
+        return self.prefix_text + self.new_text
+
+    @property
+    def has_output(self) -> bool:
+        return bool(self.text or (self.reasoning and any(self.reasoning)) or self.tool_calls)
+
+    def parts(self) -> list[dict[str, Any]]:
+        parts = list(self.other_parts)
+        reasoning = "".join(self.reasoning)
+        if reasoning:
+            parts.append({"type": "reasoning", "text": reasoning})
+        parts.extend(self.tool_calls[i] for i in sorted(self.tool_calls))
+        parts.append({"type": "text", "text": self.full_text})
+        return parts
+
+    def generated_for_estimate(self) -> str:
+        calls = "".join(c.get("name", "") + c.get("arguments", "") for c in self.tool_calls.values())
+        return self.new_text + "".join(self.reasoning) + calls
+
+
+def _save_progress(message_id: uuid.UUID, text: str, parts: list[dict[str, Any]]) -> None:
+    Message.objects.filter(pk=message_id).update(text=text, content=parts, updated_at=timezone.now())
+
+
+def _estimate_usage(turn: Turn, answer: _Answer) -> Usage:
+    return Usage(
+        input_tokens=turn.prompt_tokens,
+        output_tokens=count_tokens(answer.generated_for_estimate(), turn.model) if answer.has_output else 0,
+    )
+
+
+def _bill_usage(turn: Turn, usage: Usage, *, context: str, estimated: bool) -> None:
+    billing.record_usage(
+        user=turn.user,
+        endpoint=turn.endpoint,
+        model=turn.model,
+        usage=usage,
+        context=context,
+        conversation=turn.conversation,
+        message=turn.assistant_message,
+        estimated=estimated,
+    )
+
+
+def _finish_turn(
+    turn: Turn,
+    answer: _Answer,
+    *,
+    reported: Usage | None,
+    finish_reason: str,
+    error: StreamError | None,
+    stopped: bool,
+    request_sent: bool,
+) -> Done:
+    """Store the final answer and bill it, in one database transaction."""
+    clean = not stopped and error is None and finish_reason not in ("", "length")
+    unfinished = not clean
+    if stopped:
+        finish_reason = "stopped"
+    elif error is not None:
+        finish_reason = "error"
+    error_text = error.message if error is not None else ""
+
+    # What to bill: what the provider reported; otherwise an estimate when the provider did work
+    # (it answered something, or it was stopped after receiving the prompt). A refused request
+    # (401, 404, 429, connection refused) with no output and no usage costs nothing.
+    bills: list[tuple[Usage, bool]] = []
+    if reported is not None:
+        bills.append((reported, False))
+        if reported.output_tokens == 0 and answer.has_output:
+            # The stream broke before the provider reported the output: estimate that part.
+            output = count_tokens(answer.generated_for_estimate(), turn.model)
+            if output:
+                bills.append((Usage(output_tokens=output), True))
+    elif answer.has_output or (stopped and request_sent):
+        bills.append((_estimate_usage(turn, answer), True))
+    total = sum((u for u, _ in bills), Usage())
+    estimated = any(est for _, est in bills)
+
+    message = turn.assistant_message
+    with transaction.atomic():
+        Message.objects.filter(pk=message.pk).update(
+            text=answer.full_text,
+            content=answer.parts(),
+            finish_reason=finish_reason[:40],
+            error=error_text,
+            unfinished=unfinished,
+            prompt_tokens=_add(message.prompt_tokens, total.prompt_total, turn.op),
+            completion_tokens=_add(message.completion_tokens, total.output_tokens, turn.op),
+            cache_read_tokens=_add(message.cache_read_tokens, total.cache_read_tokens, turn.op),
+            cache_write_tokens=_add(message.cache_write_tokens, total.cache_write_tokens, turn.op),
+            reasoning_tokens=_add(message.reasoning_tokens, total.reasoning_tokens, turn.op),
+            updated_at=timezone.now(),
+        )
+        Conversation.objects.filter(pk=turn.conversation.pk).update(updated_at=timezone.now())
+        context = "message" if clean or finish_reason == "length" else "abort"
+        for usage, is_estimate in bills:
+            _bill_usage(turn, usage, context=context, estimated=is_estimate)
+    release_conversation(turn.conversation.pk, turn.generation_id)
+    return Done(
+        message_id=message.pk,
+        finish_reason=finish_reason,
+        unfinished=unfinished,
+        error=error_text,
+        usage=total,
+        estimated=estimated,
+        text=answer.full_text,
+    )
+
+
+def _add(previous: int | None, new: int, op: Operation) -> int:
+    """Token counts of a continued answer add up; a fresh answer starts from zero."""
+    return (previous or 0) + new if op == Operation.CONTINUE else new
+
+
+_END = object()
+
+
+async def stream_turn(turn: Turn, *, stop: asyncio.Event | None = None) -> AsyncIterator[Event | Done]:
+    """Stream the answer: the adapter's events (text, reasoning, tool calls, usage, finish, error),
+    then `Done`. Setting `stop` ends the stream early (partial answer kept, marked unfinished and
+    billed); so does closing this generator (a client that went away) or cancelling its task."""
+    answer = _Answer(turn.prefix_text, turn.prefix_parts)
+    message_id = turn.assistant_message.pk
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    state: dict[str, Any] = {"usage": None, "finish": "", "error": None, "sent": False}
+
+    async def pump() -> None:
+        # All of the upstream stream is read in this one task (httpx wants that); `stop` cancels it.
+        upstream = endpoint_services.stream_chat(endpoint=turn.endpoint, request=turn.request, user=turn.user)
+        try:
+            state["sent"] = True
+            async for event in upstream:
+                queue.put_nowait(event)
+        except asyncio.CancelledError:
+            pass
+        except Exception as exc:  # the adapter promises not to raise; never let it take the turn down
+            log.exception("adapter for endpoint %s raised", turn.endpoint.pk)
+            queue.put_nowait(StreamError(message=f"The provider connection failed unexpectedly ({type(exc).__name__}).",
+                                         kind="upstream"))
+        finally:
+            with contextlib.suppress(Exception):
+                await upstream.aclose()
+            queue.put_nowait(_END)
+
+    pump_task = asyncio.create_task(pump())
+    stop_task: asyncio.Task[Any] | None = None
+    stopped = False
+    if stop is not None:
+        async def watch() -> None:
+            nonlocal stopped
+            await stop.wait()
+            stopped = True
+            pump_task.cancel()
+
+        stop_task = asyncio.create_task(watch())
+
+    async def keep_claim() -> None:
+        key = lock_key(turn.conversation.pk)
+        while True:
+            await asyncio.sleep(LOCK_REFRESH_SECONDS)
+            await sync_to_async(cache.touch, thread_sensitive=False)(key, LOCK_TTL)
+
+    claim_task = asyncio.create_task(keep_claim())
+    flush_task: asyncio.Task[Any] | None = None
+    last_flush = time.monotonic()
+    finished = False
+
+    async def finalize(*, abandoned: bool) -> Done:
+        if flush_task is not None:
+            with contextlib.suppress(Exception):
+                await flush_task
+        return await sync_to_async(_finish_turn)(
+            turn,
+            answer,
+            reported=state["usage"],
+            finish_reason=state["finish"],
+            error=state["error"],
+            stopped=stopped or abandoned,
+            request_sent=state["sent"],
+        )
+
+    try:
+        while True:
+            event = await queue.get()
+            if event is _END:
+                break
+            if isinstance(event, UsageReport):
+                state["usage"] = event.usage if state["usage"] is None else state["usage"] + event.usage
+            elif isinstance(event, Finish):
+                state["finish"] = event.reason
+            elif isinstance(event, StreamError):
+                state["error"] = event
+            else:
+                answer.add(event)
+            yield event
+            now = time.monotonic()
+            if answer.changed and now - last_flush >= FLUSH_SECONDS and (flush_task is None or flush_task.done()):
+                answer.changed = False
+                last_flush = now
+                flush_task = asyncio.create_task(
+                    sync_to_async(_save_progress)(message_id, answer.full_text, answer.parts())
+                )
+        finished = True
+    except (GeneratorExit, asyncio.CancelledError):
+        # The consumer went away (gateway client disconnected) or the task is being cancelled:
+        # keep and bill what there is, then let the exit proceed.
+        pump_task.cancel()
+        with contextlib.suppress(BaseException):
+            await pump_task
+        with contextlib.suppress(Exception):
+            await asyncio.shield(finalize(abandoned=True))
+        raise
+    finally:
+        claim_task.cancel()
+        if stop_task is not None:
+            stop_task.cancel()
+        if not finished and not pump_task.done():
+            pump_task.cancel()
+    done = await finalize(abandoned=False)
+    yield done
