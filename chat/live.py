@@ -50,6 +50,16 @@ STOP_TTL = 120
 
 # Generation tasks of this process (asyncio keeps only weak references to tasks).
 _running: set[asyncio.Task[Any]] = set()
+_server_loop: asyncio.AbstractEventLoop | None = None
+
+
+def is_server_loop() -> bool:
+    """Whether the running loop is the one this process serves answers on (daphne's), as opposed
+    to a short-lived loop of a Celery task."""
+    try:
+        return asyncio.get_running_loop() is _server_loop
+    except RuntimeError:
+        return False
 
 
 def group_name(conversation_id: uuid.UUID | str) -> str:
@@ -340,8 +350,10 @@ class Generation:
 
 def launch(turn: Turn, *, request_id: str | None = None) -> Generation:
     """Start generating the answer of a prepared turn in its own task; returns at once."""
+    global _server_loop
+    _server_loop = asyncio.get_running_loop()
     generation = Generation(turn, request_id=request_id)
-    task = asyncio.get_running_loop().create_task(generation.run(), name=f"generation-{generation.id}")
+    task = _server_loop.create_task(generation.run(), name=f"generation-{generation.id}")
     _running.add(task)
     task.add_done_callback(_running.discard)
     return generation

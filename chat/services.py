@@ -31,7 +31,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from billing import services as billing
-from billing.tokens import count_tokens
+from billing.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY, count_tokens, estimated_usage
 from chat.models import Conversation, Message, Role as MessageRole
 from endpoints import services as endpoint_services
 from endpoints.adapters.base import (
@@ -53,8 +53,6 @@ log = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 1.0
 MAX_TEXT_CHARS = 200_000
-# Tokens each message costs beyond its text (role markers), as the providers count them roughly.
-MESSAGE_OVERHEAD_TOKENS = 4
 # Parameters a user (or a model spec) may set on a request. Anything else could smuggle in body
 # fields the portal controls (model, messages, stream, tools, user, …).
 USER_PARAMS = {
@@ -450,13 +448,13 @@ def build_context(
     model = target.model
     window = context_window(target)
     budget = window - _reserved_for_answer(target, window)
-    system_tokens = count_tokens(target.system_prompt, model) + MESSAGE_OVERHEAD_TOKENS if target.system_prompt else 0
-    budget -= system_tokens
+    system_tokens = count_tokens(target.system_prompt, model) + TOKENS_PER_MESSAGE if target.system_prompt else 0
+    budget -= system_tokens + TOKENS_PER_REPLY
     usable = [m for m in branch if m.text and m.role in (MessageRole.USER, MessageRole.ASSISTANT, MessageRole.SYSTEM)]
     kept: list[tuple[Message, int]] = []
     used = 0
     for message in reversed(usable):
-        cost = count_tokens(message.text, model) + MESSAGE_OVERHEAD_TOKENS
+        cost = count_tokens(message.text, model) + TOKENS_PER_MESSAGE
         if used + cost > budget:
             if not kept:
                 raise InvalidRequest(
@@ -470,7 +468,8 @@ def build_context(
     # Providers want the conversation to start with a user turn.
     while len(kept) > 1 and kept[0][0].role != MessageRole.USER:
         used -= kept.pop(0)[1]
-    return [ChatMessage(role=m.role, content=m.text) for m, _ in kept], used + system_tokens
+    # The same count as billing.tokens.count_chat_tokens, without tokenizing the branch twice.
+    return [ChatMessage(role=m.role, content=m.text) for m, _ in kept], used + system_tokens + TOKENS_PER_REPLY
 
 
 # --- preparing a turn (sync: database) ---------------------------------------------------------
@@ -487,7 +486,14 @@ def _owned_message(user: User, message_id: uuid.UUID | None, what: str) -> Messa
 
 def _check_balance(*, user: User, target: Target, prompt_tokens: int) -> None:
     try:
-        billing.check_balance(user=user, endpoint=target.endpoint, model=target.model, prompt_tokens=prompt_tokens)
+        max_tokens = target.params.get("max_tokens")
+        billing.check_balance(
+            user=user,
+            endpoint=target.endpoint,
+            model=target.model,
+            prompt_tokens=prompt_tokens,
+            max_completion_tokens=max_tokens if isinstance(max_tokens, int) else None,
+        )
     except billing.InsufficientBalance as exc:
         raise NoBalance(str(exc)) from exc
 
@@ -570,7 +576,6 @@ def plan_turn(*, user: User, action: TurnAction) -> tuple[dict[str, Any], Target
         branch = parent.branch() if parent is not None else []
         branch = [*branch, Message(role=MessageRole.USER, text=text)]
     messages, prompt_tokens = build_context(branch, target=target)
-    _check_balance(user=user, target=target, prompt_tokens=prompt_tokens)
     conversation_id = conversation.pk if conversation is not None else uuid.uuid4()
     generation_id = uuid.uuid4().hex
     claim_conversation(conversation_id, generation_id)
@@ -597,6 +602,9 @@ def commit_turn(*, user: User, plan: dict[str, Any], target: Target) -> Turn:
     conversation: Conversation | None = plan["conversation"]
     new_conversation = conversation is None
     endpoint = target.endpoint
+    # Last check before anything is written: the balance (billing holds the estimate until the
+    # turn's usage is recorded).
+    _check_balance(user=user, target=target, prompt_tokens=plan["prompt_tokens"])
     with transaction.atomic():
         if conversation is None:
             conversation = Conversation.objects.create(
@@ -762,9 +770,8 @@ def _save_progress(message_id: uuid.UUID, text: str, parts: list[dict[str, Any]]
 
 
 def _estimate_usage(turn: Turn, answer: _Answer) -> Usage:
-    return Usage(
-        input_tokens=turn.prompt_tokens,
-        output_tokens=count_tokens(answer.generated_for_estimate(), turn.model) if answer.has_output else 0,
+    return estimated_usage(
+        prompt_tokens=turn.prompt_tokens, received_text=answer.generated_for_estimate(), model=turn.model
     )
 
 
@@ -802,46 +809,49 @@ def _finish_turn(
 
     # What to bill: what the provider reported; otherwise an estimate when the provider did work
     # (it answered something, or it was stopped after receiving the prompt). A refused request
-    # (401, 404, 429, connection refused) with no output and no usage costs nothing.
-    bills: list[tuple[Usage, bool]] = []
+    # (401, 404, 429, connection refused) with no output and no usage costs nothing. Billing is
+    # called exactly once per turn, even with nothing to bill: it releases the balance hold.
+    usage, estimated = Usage(), False
     if reported is not None:
-        bills.append((reported, False))
+        usage = reported
         if reported.output_tokens == 0 and answer.has_output:
             # The stream broke before the provider reported the output: estimate that part.
             output = count_tokens(answer.generated_for_estimate(), turn.model)
-            if output:
-                bills.append((Usage(output_tokens=output), True))
+            usage, estimated = usage + Usage(output_tokens=output), output > 0
     elif answer.has_output or (stopped and request_sent):
-        bills.append((_estimate_usage(turn, answer), True))
-    total = sum((u for u, _ in bills), Usage())
-    estimated = any(est for _, est in bills)
-
+        usage, estimated = _estimate_usage(turn, answer), True
     message = turn.assistant_message
-    with transaction.atomic():
-        Message.objects.filter(pk=message.pk).update(
-            text=answer.full_text,
-            content=answer.parts(),
-            finish_reason=finish_reason[:40],
-            error=error_text,
-            unfinished=unfinished,
-            prompt_tokens=_add(message.prompt_tokens, total.prompt_total, turn.op),
-            completion_tokens=_add(message.completion_tokens, total.output_tokens, turn.op),
-            cache_read_tokens=_add(message.cache_read_tokens, total.cache_read_tokens, turn.op),
-            cache_write_tokens=_add(message.cache_write_tokens, total.cache_write_tokens, turn.op),
-            reasoning_tokens=_add(message.reasoning_tokens, total.reasoning_tokens, turn.op),
-            updated_at=timezone.now(),
-        )
-        Conversation.objects.filter(pk=turn.conversation.pk).update(updated_at=timezone.now())
-        context = "message" if clean or finish_reason == "length" else "abort"
-        for usage, is_estimate in bills:
-            _bill_usage(turn, usage, context=context, estimated=is_estimate)
-    release_conversation(turn.conversation.pk, turn.generation_id)
+    fields = dict(
+        text=answer.full_text,
+        content=answer.parts(),
+        finish_reason=finish_reason[:40],
+        error=error_text,
+        unfinished=unfinished,
+        prompt_tokens=_add(message.prompt_tokens, usage.prompt_total, turn.op),
+        completion_tokens=_add(message.completion_tokens, usage.output_tokens, turn.op),
+        cache_read_tokens=_add(message.cache_read_tokens, usage.cache_read_tokens, turn.op),
+        cache_write_tokens=_add(message.cache_write_tokens, usage.cache_write_tokens, turn.op),
+        reasoning_tokens=_add(message.reasoning_tokens, usage.reasoning_tokens, turn.op),
+        updated_at=timezone.now(),
+    )
+    context = "message" if clean or finish_reason == "length" else "abort"
+    try:
+        with transaction.atomic():
+            Message.objects.filter(pk=message.pk).update(**fields)
+            Conversation.objects.filter(pk=turn.conversation.pk).update(updated_at=timezone.now())
+            _bill_usage(turn, usage, context=context, estimated=estimated)
+    except Exception:
+        # Never lose the answer because the ledger failed; the log says which message is unbilled.
+        log.exception("billing answer %s (%s) failed; the answer is saved unbilled", message.pk, usage)
+        Message.objects.filter(pk=message.pk).update(**fields)
+    finally:
+        release_conversation(turn.conversation.pk, turn.generation_id)
     return Done(
         message_id=message.pk,
         finish_reason=finish_reason,
         unfinished=unfinished,
         error=error_text,
-        usage=total,
+        usage=usage,
         estimated=estimated,
         text=answer.full_text,
     )
@@ -853,14 +863,30 @@ def _add(previous: int | None, new: int, op: Operation) -> int:
 
 
 _END = object()
+_background: set[asyncio.Task[Any]] = set()
+
+
+def _in_background(coro: Any) -> None:
+    task = asyncio.create_task(coro)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+def _wants_title(turn: Turn, timing: str) -> bool:
+    endpoint = turn.endpoint
+    return turn.new_conversation and endpoint.title_convo and endpoint.title_timing == timing
 
 
 async def stream_turn(turn: Turn, *, stop: asyncio.Event | None = None) -> AsyncIterator[Event | Done]:
     """Stream the answer: the adapter's events (text, reasoning, tool calls, usage, finish, error),
     then `Done`. Setting `stop` ends the stream early (partial answer kept, marked unfinished and
     billed); so does closing this generator (a client that went away) or cancelling its task."""
+    from chat.titles import schedule_title_soon
+
     answer = _Answer(turn.prefix_text, turn.prefix_parts)
     message_id = turn.assistant_message.pk
+    if _wants_title(turn, "immediate"):
+        _in_background(schedule_title_soon(turn.conversation.pk))
     queue: asyncio.Queue[Any] = asyncio.Queue()
     state: dict[str, Any] = {"usage": None, "finish": "", "error": None, "sent": False}
 
@@ -957,4 +983,6 @@ async def stream_turn(turn: Turn, *, stop: asyncio.Event | None = None) -> Async
         if not finished and not pump_task.done():
             pump_task.cancel()
     done = await finalize(abandoned=False)
+    if _wants_title(turn, "final") and done.text:
+        _in_background(schedule_title_soon(turn.conversation.pk))
     yield done

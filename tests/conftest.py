@@ -69,3 +69,63 @@ def make_role(db):
         return Role.objects.create(name=name or f"ROLE{next(_seq)}", **fields)
 
     return make
+
+
+# --- chat: websocket sessions, endpoints on the loopback upstream, daphne servers -----------------
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """SQLite tests use a test database file instead of memory, so that a daphne subprocess started
+    by a test (tests/test_chat_daphne.py) sees the same database."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"].endswith("sqlite3"):
+        test = database.setdefault("TEST", {})
+        if not test.get("NAME"):
+            test["NAME"] = str(settings.DATA_DIR / "test_atrium.sqlite3")
+
+
+@pytest.fixture
+def chat_endpoint(make_endpoint, upstream):
+    """An endpoint served by the loopback upstream; `provider` picks the wire protocol."""
+
+    def make(name: str | None = None, *, provider: str = "openai_chat", models=("test-model", "other-model"), **fields):
+        fields.setdefault("base_url", upstream.url if provider == "anthropic" else upstream.base_url)
+        if provider == "anthropic":
+            fields.setdefault("kind", "anthropic")
+        return make_endpoint(name, models=models, provider=provider, **fields)
+
+    return make
+
+
+@pytest.fixture
+def chatter(make_user):
+    return make_user("chatter", name="Chatty Chatter")
+
+
+@pytest.fixture
+def chatter_cookie(chatter):
+    from tests.chatsocket import session_cookie
+
+    return session_cookie(chatter)
+
+
+@pytest.fixture
+async def chat_socket(chatter_cookie):
+    """A connected websocket of `chatter` on the real ASGI app; generations are awaited after."""
+    from chat import live
+    from tests.chatsocket import open_socket
+
+    sockets = []
+
+    async def connect(cookie: str | None = None, **kwargs):
+        connected, code, socket = await open_socket(cookie or chatter_cookie, **kwargs)
+        assert connected, f"socket refused with code {code}"
+        sockets.append(socket)
+        return socket
+
+    yield connect
+    await live.wait_for_generations()
+    for socket in sockets:
+        await socket.close()
