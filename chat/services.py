@@ -26,7 +26,7 @@ from typing import Any, AsyncIterator, Iterable
 
 from asgiref.sync import sync_to_async
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
 from accounts.models import User
@@ -75,6 +75,26 @@ REASONING_EFFORTS = {"minimal", "low", "medium", "high"}
 # while the answer streams so that a process that died frees the conversation after LOCK_TTL.
 LOCK_TTL = 30
 LOCK_REFRESH_SECONDS = 10
+
+
+def on_db(fn: Any) -> Any:
+    """`fn` as a coroutine run in the database thread (asgiref's thread-sensitive executor).
+
+    The thread keeps its connection between calls (reconnecting per call would add milliseconds to
+    every answer's first token); a connection an error left unusable is closed, so the next call
+    opens a fresh one.
+    """
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception:
+            for connection in connections.all(initialized_only=True):
+                if connection.connection is not None and not connection.is_usable():
+                    connection.close()
+            raise
+
+    return sync_to_async(call)
 
 
 # --- errors the user sees ---------------------------------------------------------------------
@@ -698,11 +718,11 @@ def _new_answer(user: User, conversation: Conversation, parent: Message, target:
 
 async def prepare_turn(*, user: User, action: TurnAction) -> Turn:
     """Check, save and build a turn (see module doc). Raises ChatError for the user to read."""
-    plan, target, needs_fetch_check = await sync_to_async(plan_turn)(user=user, action=action)
+    plan, target, needs_fetch_check = await on_db(plan_turn)(user=user, action=action)
     try:
         if needs_fetch_check:
             await check_fetched_model(user=user, target=target)
-        return await sync_to_async(commit_turn)(user=user, plan=plan, target=target)
+        return await on_db(commit_turn)(user=user, plan=plan, target=target)
     except BaseException:
         await sync_to_async(release_conversation)(plan["conversation_id"], plan["generation_id"])
         raise
@@ -935,7 +955,7 @@ async def stream_turn(turn: Turn, *, stop: asyncio.Event | None = None) -> Async
         if flush_task is not None:
             with contextlib.suppress(Exception):
                 await flush_task
-        return await sync_to_async(_finish_turn)(
+        return await on_db(_finish_turn)(
             turn,
             answer,
             reported=state["usage"],
@@ -964,7 +984,7 @@ async def stream_turn(turn: Turn, *, stop: asyncio.Event | None = None) -> Async
                 answer.changed = False
                 last_flush = now
                 flush_task = asyncio.create_task(
-                    sync_to_async(_save_progress)(message_id, answer.full_text, answer.parts())
+                    on_db(_save_progress)(message_id, answer.full_text, answer.parts())
                 )
         finished = True
     except (GeneratorExit, asyncio.CancelledError):

@@ -25,6 +25,7 @@ from channels.layers import get_channel_layer
 
 from billing import services as billing
 from billing.tokens import count_chat_tokens, estimated_usage
+from chat.services import on_db
 from chat.models import Conversation, Message, Role as MessageRole
 from endpoints import http
 from endpoints import services as endpoint_services
@@ -163,7 +164,7 @@ async def _ask(exchange: _Exchange, attempt: _Attempt) -> tuple[str, str | None]
     request = title_request(exchange, attempt)
     prompt_tokens = count_chat_tokens(request.messages, system=request.system, model=attempt.model)
     try:
-        await sync_to_async(billing.check_balance)(
+        await on_db(billing.check_balance)(
             user=user, endpoint=attempt.endpoint, model=attempt.model, prompt_tokens=prompt_tokens
         )
     except billing.InsufficientBalance as exc:
@@ -182,7 +183,7 @@ async def _ask(exchange: _Exchange, attempt: _Attempt) -> tuple[str, str | None]
     estimated = usage is None and bool(received)
     if usage is None:
         usage = estimated_usage(prompt_tokens=prompt_tokens, received_text=received, model=attempt.model) if received else Usage()
-    await sync_to_async(billing.record_usage)(
+    await on_db(billing.record_usage)(
         user=user, endpoint=attempt.endpoint, model=attempt.model, usage=usage, context="title",
         conversation=conversation, estimated=estimated,
     )
@@ -203,13 +204,13 @@ async def title_conversation(conversation_id: uuid.UUID | str) -> str | None:
     from chat import live
 
     try:
-        exchange = await sync_to_async(_load)(uuid.UUID(str(conversation_id)))
+        exchange = await on_db(_load)(uuid.UUID(str(conversation_id)))
         if exchange is None:
             return None
         for attempt in attempts_for(exchange):
             title, error = await _ask(exchange, attempt)
             if title:
-                await sync_to_async(_save_title)(exchange.conversation.pk, title)
+                await on_db(_save_title)(exchange.conversation.pk, title)
                 await get_channel_layer().group_send(
                     live.group_name(exchange.conversation.pk),
                     {"type": "chat.frame", "frame": {

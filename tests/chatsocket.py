@@ -140,6 +140,10 @@ class CommunicatorSocket(Socket):
             raise ConnectionError(f"socket closed with code {message.get('code')}")
         return message["text"]
 
+    async def nothing_within(self, seconds: float = 0.3) -> bool:
+        # receive_nothing, not a timed-out receive: that would cancel the application
+        return await self.communicator.receive_nothing(seconds)
+
     async def close(self) -> None:
         await self.communicator.disconnect()
 

@@ -87,6 +87,16 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
 
 
 @pytest.fixture
+def builtin_roles(db):
+    """USER and ADMIN as the data migration creates them (a transactional test's flush removes them)."""
+    import importlib
+
+    from django.apps import apps
+
+    importlib.import_module("accounts.migrations.0003_builtin_roles").create_builtin_roles(apps, None)
+
+
+@pytest.fixture
 def chat_endpoint(make_endpoint, upstream):
     """An endpoint served by the loopback upstream; `provider` picks the wire protocol."""
 
@@ -100,7 +110,7 @@ def chat_endpoint(make_endpoint, upstream):
 
 
 @pytest.fixture
-def chatter(make_user):
+def chatter(builtin_roles, make_user):
     return make_user("chatter", name="Chatty Chatter")
 
 
@@ -129,3 +139,13 @@ async def chat_socket(chatter_cookie):
     await live.wait_for_generations()
     for socket in sockets:
         await socket.close()
+    await _close_db_thread_connections()
+
+
+async def _close_db_thread_connections():
+    """The database thread of async code keeps its connection; close it so the test database can
+    be flushed and dropped."""
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    await sync_to_async(connections.close_all)()
