@@ -140,6 +140,29 @@ async def chat_socket(chatter_cookie):
     for socket in sockets:
         await socket.close()
     await _close_db_thread_connections()
+    await _forget_channel_layer()
+
+
+async def _forget_channel_layer():
+    """Each test runs on its own event loop: start the next one with a fresh channel layer (the
+    Redis layer keeps loop-bound state)."""
+    from channels.layers import channel_layers
+
+    layer = channel_layers.backends.pop("default", None)
+    close = getattr(layer, "close_pools", None)
+    if close is not None:
+        await close()
+
+
+@pytest.fixture
+def eager_celery():
+    """Run Celery tasks in-process even when REDIS_URL configures a real broker."""
+    from portal.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before
 
 
 async def _close_db_thread_connections():
