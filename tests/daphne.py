@@ -1,0 +1,101 @@
+"""Real daphne servers in subprocesses, on ephemeral ports, sharing this process's database (the
+test database during tests) and Redis. Used by tests/test_chat_daphne.py and bench/ttft.py."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+ROOT = Path(__file__).resolve().parent.parent
+LISTENING = re.compile(r"Listening on TCP address 127\.0\.0\.1:(\d+)")
+
+
+def database_url() -> str:
+    """A DATABASE_URL for the database this process uses right now (the test database in tests)."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{Path(db['NAME']).resolve()}"
+    user = quote(db.get("USER") or "", safe="")
+    password = quote(db.get("PASSWORD") or "", safe="")
+    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    return f"postgresql://{auth}{db.get('HOST') or '127.0.0.1'}{port}/{db['NAME']}"
+
+
+def server_env(**extra: str) -> dict[str, str]:
+    """The environment of a daphne that shares this process's database, Redis, secrets and data."""
+    from django.conf import settings
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    env.update(
+        DJANGO_SETTINGS_MODULE="portal.settings",
+        DATABASE_URL=database_url(),
+        SECRET_KEY=settings.SECRET_KEY,
+        ATRIUM_ENCRYPTION_KEYS=",".join(settings.ENCRYPTION_KEYS),
+        ATRIUM_DATA_DIR=str(settings.DATA_DIR),
+        CELERY_TASK_ALWAYS_EAGER="true",
+        PYTHONPATH=str(ROOT),
+    )
+    if settings.REDIS_URL:
+        env["REDIS_URL"] = settings.REDIS_URL
+    env.update(extra)
+    return env
+
+
+class Daphne:
+    """`daphne portal.asgi:application` on 127.0.0.1, port chosen by the OS."""
+
+    def __init__(self, env: dict[str, str] | None = None, *, name: str = "daphne"):
+        self.env = env if env is not None else server_env()
+        self.name = name
+        self.process: subprocess.Popen[bytes] | None = None
+        self.port: int | None = None
+        self.log = tempfile.NamedTemporaryFile(prefix=f"atrium-{name}-", suffix=".log", delete=False)
+
+    def start(self, timeout: float = 60.0) -> "Daphne":
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", "0", "portal.asgi:application"],
+            cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = LISTENING.search(self.output())
+            if found:
+                self.port = int(found.group(1))
+                return self
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"{self.name} did not start:\n{self.output()[-3000:]}")
+
+    def output(self) -> str:
+        return Path(self.log.name).read_text(errors="replace")
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/chat/"
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+    def __enter__(self) -> "Daphne":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
