@@ -30,6 +30,7 @@ import contextlib
 import logging
 import time
 import uuid
+import weakref
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -50,6 +51,10 @@ STOP_TTL = 120
 
 # Generation tasks of this process (asyncio keeps only weak references to tasks).
 _running: set[asyncio.Task[Any]] = set()
+# Sockets of this process following a conversation, and the generations running here: frames of a
+# local generation reach local sockets directly (no Redis round trip on the way to the first token).
+_followers: dict[str, "weakref.WeakSet[Any]"] = {}
+_generations: dict[str, "Generation"] = {}
 _server_loop: asyncio.AbstractEventLoop | None = None
 
 
@@ -159,11 +164,35 @@ def _merge_delta(into: dict[str, Any], event: TextDelta | ReasoningDelta | ToolC
             calls.append({"index": event.index, "id": event.id, "name": event.name, "arguments": event.arguments})
 
 
+def _merge_frames(into: dict[str, Any], frame: dict[str, Any]) -> None:
+    """Append delta frame `frame` to delta frame `into` (which then carries `frame`'s number)."""
+    for key in ("text", "reasoning"):
+        if key in frame:
+            into[key] = into.get(key, "") + frame[key]
+    for fragment in frame.get("tool_calls", []):
+        calls = into.setdefault("tool_calls", [])
+        if calls and calls[-1]["index"] == fragment["index"] and not fragment.get("id"):
+            calls[-1]["arguments"] += fragment.get("arguments") or ""
+            calls[-1]["name"] = calls[-1]["name"] or fragment.get("name")
+        else:
+            calls.append(dict(fragment))
+    into["seq"] = frame["seq"]
+
+
+def _copy_frame(frame: dict[str, Any]) -> dict[str, Any]:
+    copy = dict(frame)
+    if "tool_calls" in copy:
+        copy["tool_calls"] = [dict(call) for call in copy["tool_calls"]]
+    return copy
+
+
 def _merge_frame_into_state(state: dict[str, Any], frame: dict[str, Any]) -> None:
-    """Keep the snapshot's 'answer so far' in step with the published frames."""
+    """Keep a state's 'answer so far' in step with the frames."""
+    if frame["type"] == "created":
+        state["created"] = frame
+        return
     if frame["type"] != "delta":
-        if frame["type"] != "created":
-            state["tail"].append(frame)
+        state["tail"].append(frame)
         return
     state["text"] += frame.get("text", "")
     state["reasoning"] += frame.get("reasoning", "")
@@ -205,26 +234,45 @@ class Generation:
             "tool_calls": {},
             "tail": [],
         }
+        self.local_state: dict[str, Any] = {**self.state, "tail": [], "tool_calls": {}}
         self.snapshot_at = 0.0
         self.snapshot_lock = asyncio.Lock()
 
     # publishing ---------------------------------------------------------------------------------
-    def emit(self, frame: dict[str, Any]) -> None:
+    async def emit(self, frame: dict[str, Any]) -> None:
+        """Number a frame, hand it to this process's sockets at once, queue it for Redis."""
         frame.setdefault("conversation_id", self.conversation_id)
         frame.setdefault("generation_id", self.id)
-        self.outbox.append(frame)
+        self.seq += 1
+        frame["seq"] = self.seq
+        _merge_frame_into_state(self.local_state, frame)
+        for follower in list(_followers.get(self.conversation_id, ())):
+            try:
+                await follower.deliver(frame)
+            except Exception:
+                log.exception("delivering a frame to a local socket failed")
+        # Consecutive deltas not yet published go out as one frame numbered like the last of them.
+        last = self.outbox[-1] if self.outbox else None
+        if frame["type"] == "delta" and last is not None and last["type"] == "delta":
+            _merge_frames(last, frame)
+        else:
+            self.outbox.append(_copy_frame(frame))
+        if frame["type"] != "created":
+            self.first_out.set()
         self.wakeup.set()
 
-    def emit_delta(self, event: TextDelta | ReasoningDelta | ToolCallDelta) -> None:
-        last = self.outbox[-1] if self.outbox else None
-        if last is None or last["type"] != "delta":
-            last = {"type": "delta", "message_id": str(self.turn.assistant_message.pk)}
-            self.emit(last)
-        _merge_delta(last, event)
-        self.wakeup.set()
+    async def emit_delta(self, event: TextDelta | ReasoningDelta | ToolCallDelta) -> None:
+        frame: dict[str, Any] = {"type": "delta", "message_id": str(self.turn.assistant_message.pk)}
+        _merge_delta(frame, event)
+        await self.emit(frame)
+
+    def replay_here(self) -> tuple[int, list[dict[str, Any]]]:
+        """The frames so far, from memory (exact: nothing can be emitted while this runs)."""
+        return self.seq, _replay_frames(self.local_state, self.seq)
 
     async def publisher(self) -> None:
-        """Sends the outbox in order; deltas queued while a send is in flight go out as one frame."""
+        """Publishes the outbox to the cache and the channel layer, in order."""
+        await self.first_out.wait()
         while True:
             if not self.outbox:
                 if self.closed:
@@ -233,23 +281,20 @@ class Generation:
                 await self.wakeup.wait()
                 continue
             frame = self.outbox.pop(0)
-            self.seq += 1
-            frame["seq"] = self.seq
+            seq = frame["seq"]
             final = frame["type"] == "done"
             _merge_frame_into_state(self.state, frame)
-            self.state["seq"] = self.seq
+            self.state["seq"] = seq
             if final:
                 self.state["status"] = "done"
             try:
-                await _cache_call(
-                    "set_many", {frame_key(self.id, self.seq): frame, head_key(self.id): self.seq}, FRAME_TTL
-                )
+                await _cache_call("set_many", {frame_key(self.id, seq): frame, head_key(self.id): seq}, FRAME_TTL)
                 if final or frame["type"] == "created" or time.monotonic() - self.snapshot_at >= SNAPSHOT_SECONDS:
                     await self.write_snapshot()
                 await self.layer.group_send(self.group, {"type": "chat.frame", "frame": frame})
             except Exception:
                 # Redis briefly away: the answer is still saved to the database; joiners see a gap.
-                log.exception("publishing frame %s of generation %s failed", self.seq, self.id)
+                log.exception("publishing frame %s of generation %s failed", seq, self.id)
 
     async def write_snapshot(self) -> None:
         # One write at a time, each with the state as it is when the write starts: a slow older
@@ -266,6 +311,7 @@ class Generation:
 
     async def heartbeat(self) -> None:
         """Keeps the snapshot fresh (and alive) while the provider is silent."""
+        await self.first_out.wait()
         while True:
             await asyncio.sleep(SNAPSHOT_SECONDS)
             if time.monotonic() - self.snapshot_at >= SNAPSHOT_SECONDS:
@@ -273,6 +319,7 @@ class Generation:
 
     # stop requests ------------------------------------------------------------------------------
     async def listen_for_stop(self) -> None:
+        await self.first_out.wait()
         channel = await self.layer.new_channel()
         await self.layer.group_add(control_group(self.conversation_id), channel)
         try:
@@ -289,16 +336,21 @@ class Generation:
 
     # the run ------------------------------------------------------------------------------------
     async def run(self) -> None:
+        # Publishing to Redis, listening for stop requests from other processes and refreshing the
+        # snapshot all wait for the first token (or the end): they are Redis round trips on this
+        # event loop, and this process's sockets get the frames directly anyway.
+        self.first_out = asyncio.Event()
         publisher = asyncio.create_task(self.publisher())
         listener = asyncio.create_task(self.listen_for_stop())
         heartbeat = asyncio.create_task(self.heartbeat())
-        self.emit(self.state["created"])
+        _generations[self.conversation_id] = self
+        await self.emit(created_frame(self.turn, request_id=self.request_id))
         try:
             async for event in stream_turn(self.turn, stop=self.stop):
                 if isinstance(event, (TextDelta, ReasoningDelta, ToolCallDelta)):
-                    self.emit_delta(event)
+                    await self.emit_delta(event)
                 elif isinstance(event, StreamError):
-                    self.emit({
+                    await self.emit({
                         "type": "error",
                         "message_id": str(self.turn.assistant_message.pk),
                         "code": event.kind,
@@ -307,13 +359,15 @@ class Generation:
                         "retry_after": event.retry_after,
                     })
                 elif isinstance(event, Done):
-                    self.emit({
+                    if _generations.get(self.conversation_id) is self:
+                        del _generations[self.conversation_id]
+                    await self.emit({
                         "type": "usage",
                         "message_id": str(event.message_id),
                         "usage": usage_payload(event),
                         "estimated": event.estimated,
                     })
-                    self.emit({
+                    await self.emit({
                         "type": "done",
                         "message_id": str(event.message_id),
                         "finish_reason": event.finish_reason,
@@ -324,13 +378,13 @@ class Generation:
                     continue  # reported once, final, in the usage and done frames
         except Exception:
             log.exception("generation %s failed", self.id)
-            self.emit({
+            await self.emit({
                 "type": "error",
                 "message_id": str(self.turn.assistant_message.pk),
                 "code": "server",
                 "message": "The answer could not be completed because of a server error; what was written is kept.",
             })
-            self.emit({
+            await self.emit({
                 "type": "done",
                 "message_id": str(self.turn.assistant_message.pk),
                 "finish_reason": "error",
@@ -338,6 +392,9 @@ class Generation:
                 "error": "server error",
             })
         finally:
+            self.first_out.set()
+            if _generations.get(self.conversation_id) is self:
+                del _generations[self.conversation_id]
             heartbeat.cancel()
             listener.cancel()
             self.closed = True
@@ -379,13 +436,24 @@ async def replay(conversation_id: uuid.UUID | str) -> tuple[str | None, int, lis
         return None, 0, []
     generation_id = state["generation_id"]
     head = await _cache_call("get", head_key(generation_id)) or state["seq"]
+    frames = _replay_frames(state, state["seq"])
+    if head > state["seq"]:
+        keys = [frame_key(generation_id, seq) for seq in range(state["seq"] + 1, head + 1)]
+        found = await _cache_call("get_many", keys)
+        frames.extend(found[key] for key in keys if key in found)
+    return generation_id, head, frames
+
+
+def _replay_frames(state: dict[str, Any], seq: int) -> list[dict[str, Any]]:
+    """`created`, one delta with everything so far (numbered `seq`), then usage/error/done if any."""
+    generation_id = state["generation_id"]
     frames: list[dict[str, Any]] = [dict(state["created"])]
     so_far: dict[str, Any] = {
         "type": "delta",
         "conversation_id": state["conversation_id"],
         "generation_id": generation_id,
         "message_id": state["created"]["assistant_message_id"],
-        "seq": state["seq"],
+        "seq": seq,
         "snapshot": True,
     }
     created_text = state["created"].get("text") or ""
@@ -394,15 +462,28 @@ async def replay(conversation_id: uuid.UUID | str) -> tuple[str | None, int, lis
     if state["reasoning"]:
         so_far["reasoning"] = state["reasoning"]
     if state["tool_calls"]:
-        so_far["tool_calls"] = [state["tool_calls"][k] for k in sorted(state["tool_calls"], key=int)]
+        so_far["tool_calls"] = [dict(state["tool_calls"][k]) for k in sorted(state["tool_calls"], key=int)]
     if any(key in so_far for key in ("text", "reasoning", "tool_calls")):
         frames.append(so_far)
     frames.extend(state["tail"])
-    if head > state["seq"]:
-        keys = [frame_key(generation_id, seq) for seq in range(state["seq"] + 1, head + 1)]
-        found = await _cache_call("get_many", keys)
-        frames.extend(found[key] for key in keys if key in found)
-    return generation_id, head, frames
+    return frames
+
+
+def follow(conversation_id: str, socket: Any) -> None:
+    """Register a socket of this process for frames of local generations of this conversation."""
+    _followers.setdefault(conversation_id, weakref.WeakSet()).add(socket)
+
+
+def unfollow(conversation_id: str, socket: Any) -> None:
+    followers = _followers.get(conversation_id)
+    if followers is not None:
+        followers.discard(socket)
+        if not followers:
+            _followers.pop(conversation_id, None)
+
+
+def local_generation(conversation_id: str) -> "Generation | None":
+    return _generations.get(conversation_id)
 
 
 async def request_stop(conversation_id: uuid.UUID | str, generation_id: str) -> None:

@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from billing import services as billing
+from chat import configcache
 from billing.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY, count_tokens, estimated_usage
 from chat.models import Conversation, Message, Role as MessageRole
 from endpoints import services as endpoint_services
@@ -77,7 +78,7 @@ LOCK_TTL = 30
 LOCK_REFRESH_SECONDS = 10
 
 
-def on_db(fn: Any) -> Any:
+def on_db(fn: Any, *, thread_sensitive: bool = True) -> Any:
     """`fn` as a coroutine run in the database thread (asgiref's thread-sensitive executor).
 
     The thread keeps its connection between calls (reconnecting per call would add milliseconds to
@@ -94,7 +95,7 @@ def on_db(fn: Any) -> Any:
                     connection.close()
             raise
 
-    return sync_to_async(call)
+    return sync_to_async(call, thread_sensitive=thread_sensitive)
 
 
 # --- errors the user sees ---------------------------------------------------------------------
@@ -198,6 +199,19 @@ class Turn:
     # continue: what the answer held before (text, reasoning, tool calls, token counts)
     prefix_text: str = ""
     prefix_parts: list[dict[str, Any]] = field(default_factory=list)
+    # saving the rows (prepare_turn starts it; stream_turn waits for it before writing the answer)
+    saved: "asyncio.Future[None] | None" = None
+
+    def start_saving(self) -> "asyncio.Future[None]":
+        """Save the rows (once), on a thread of its own with its own database connection.
+
+        stream_turn starts this as soon as the first event of the answer has been handed on (or
+        when the stream ends without any): the insert costs milliseconds of CPU, and under the GIL
+        it would otherwise delay the first token. Nothing is written to the answer before it is done.
+        """
+        if self.saved is None:
+            self.saved = asyncio.ensure_future(on_db(save_turn, thread_sensitive=False)(self))
+        return self.saved
 
     @property
     def endpoint(self) -> Endpoint:
@@ -229,33 +243,51 @@ def lock_key(conversation_id: uuid.UUID | str) -> str:
     return f"chat:lock:{conversation_id}"
 
 
-def claim_conversation(conversation_id: uuid.UUID, generation_id: str) -> None:
-    if not cache.add(lock_key(conversation_id), generation_id, LOCK_TTL):
+def claim_conversation(conversation_id: uuid.UUID, generation_id: str, user_id: int) -> None:
+    if not cache.add(lock_key(conversation_id), f"{generation_id}:{user_id}", LOCK_TTL):
         raise Busy("An answer is still being written in this conversation. Stop it or wait for it to finish.")
 
 
+def _claim(conversation_id: uuid.UUID | str) -> tuple[str, str] | None:
+    value = cache.get(lock_key(conversation_id))
+    if not value:
+        return None
+    generation_id, _, user_id = str(value).partition(":")
+    return generation_id, user_id
+
+
 def release_conversation(conversation_id: uuid.UUID, generation_id: str) -> None:
-    key = lock_key(conversation_id)
-    if cache.get(key) == generation_id:
-        cache.delete(key)
+    claim = _claim(conversation_id)
+    if claim is not None and claim[0] == generation_id:
+        cache.delete(lock_key(conversation_id))
 
 
-def current_generation(conversation_id: uuid.UUID | str) -> str | None:
-    """The id of the answer being written in this conversation right now (any process), if any."""
-    return cache.get(lock_key(conversation_id))
+def current_generation(conversation_id: uuid.UUID | str, *, user_id: int | None = None) -> str | None:
+    """The id of the answer being written in this conversation right now (any process), if any
+    (only when it is `user_id`'s conversation, if given)."""
+    claim = _claim(conversation_id)
+    if claim is None or (user_id is not None and claim[1] != str(user_id)):
+        return None
+    return claim[0]
 
 
 # --- permissions: which endpoint, model and spec a user may use ---------------------------------
 
-def _role_allows_endpoint(user: User, endpoint: Endpoint) -> bool:
+def _role_allows_endpoint(user: User, endpoint: Endpoint, snap: configcache.Snapshot) -> bool:
     """A role with no endpoints selected may use all of them."""
-    ids = set(user.role.allowed_endpoints.values_list("pk", flat=True)) if user.role_id else set()
+    ids = snap.get(
+        ("role-endpoints", user.role_id),
+        lambda: set(user.role.allowed_endpoints.values_list("pk", flat=True)) if user.role_id else set(),
+    )
     return not ids or endpoint.pk in ids
 
 
-def _role_allows_spec(user: User, spec: ModelSpec) -> bool:
+def _role_allows_spec(user: User, spec: ModelSpec, snap: configcache.Snapshot) -> bool:
     """A role with no model specs selected may use all of them."""
-    ids = set(user.role.allowed_model_specs.values_list("pk", flat=True)) if user.role_id else set()
+    ids = snap.get(
+        ("role-specs", user.role_id),
+        lambda: set(user.role.allowed_model_specs.values_list("pk", flat=True)) if user.role_id else set(),
+    )
     return not ids or spec.pk in ids
 
 
@@ -307,17 +339,27 @@ def _spec_params(spec: ModelSpec) -> dict[str, Any]:
     return params
 
 
-def _find_endpoint(ref: str | int | Endpoint | None) -> Endpoint | None:
+def _find_endpoint(ref: str | int | Endpoint | None, snap: configcache.Snapshot) -> Endpoint | None:
     if ref is None or isinstance(ref, Endpoint):
         return ref
-    query = Endpoint.objects.all()
     if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-        return query.filter(pk=int(ref)).first()
-    return query.filter(name__iexact=str(ref).strip()).first()
+        return snap.get(("endpoint-id", int(ref)), lambda: Endpoint.objects.filter(pk=int(ref)).first())
+    name = str(ref).strip()
+    return snap.get(("endpoint-name", name.lower()), lambda: Endpoint.objects.filter(name__iexact=name).first())
 
 
-def _model_row(endpoint: Endpoint, model: str) -> EndpointModel | None:
-    return EndpointModel.objects.filter(endpoint=endpoint, name=model).first()
+def _model_row(endpoint: Endpoint, model: str, snap: configcache.Snapshot) -> EndpointModel | None:
+    return snap.get(
+        ("model-row", endpoint.pk, model), lambda: EndpointModel.objects.filter(endpoint=endpoint, name=model).first()
+    )
+
+
+def _listed_models(endpoint: Endpoint, snap: configcache.Snapshot) -> list[str]:
+    return snap.get(("listed-models", endpoint.pk), endpoint.listed_model_names)
+
+
+def _portal(snap: configcache.Snapshot) -> PortalSettings:
+    return snap.get("portal-settings", PortalSettings.load)
 
 
 def resolve_target(
@@ -329,16 +371,18 @@ def resolve_target(
     params: dict[str, Any] | None = None,
     system_prompt: str | None = None,
     conversation: Conversation | None = None,
+    snap: configcache.Snapshot | None = None,
 ) -> tuple[Target, bool]:
     """The endpoint/model/spec a request will use, after every permission check.
 
     Returns the target and whether the model must still be checked against the endpoint's fetched
     model list (endpoints with models.fetch; `check_fetched_model` does that, asynchronously).
     """
+    snap = snap or configcache.snapshot()
     role = user.role
     if role is None or not role.can_chat:
         raise Forbidden("Your role does not allow chatting. Ask an administrator for access.")
-    portal = PortalSettings.load()
+    portal = _portal(snap)
 
     chosen_spec: ModelSpec | None = None
     if spec is None and endpoint is None and model is None and conversation is not None:
@@ -350,19 +394,21 @@ def resolve_target(
         else:
             raise InvalidRequest("This conversation has no endpoint any more; choose an endpoint and model.")
     if spec is not None:
-        chosen_spec = spec if isinstance(spec, ModelSpec) else ModelSpec.objects.select_related("endpoint").filter(
-            name=str(spec)
-        ).first()
+        chosen_spec = spec if isinstance(spec, ModelSpec) else snap.get(
+            ("spec", str(spec)), lambda: ModelSpec.objects.select_related("endpoint").filter(name=str(spec)).first()
+        )
         if chosen_spec is None:
             raise NotFound(f"There is no model spec named '{spec}'.")
     if chosen_spec is None and endpoint is None and model is None:
-        default = ModelSpec.objects.select_related("endpoint").filter(is_default=True, enabled=True).first()
-        if default is None or not _role_allows_spec(user, default):
+        default = snap.get(
+            "default-spec", lambda: ModelSpec.objects.select_related("endpoint").filter(is_default=True, enabled=True).first()
+        )
+        if default is None or not _role_allows_spec(user, default, snap):
             raise InvalidRequest("Choose an endpoint and a model (or a model spec) for this conversation.")
         chosen_spec = default
 
     if chosen_spec is not None:
-        if not chosen_spec.enabled or not _role_allows_spec(user, chosen_spec):
+        if not chosen_spec.enabled or not _role_allows_spec(user, chosen_spec, snap):
             raise Forbidden(f"You may not use the model spec '{chosen_spec.label or chosen_spec.name}'.")
         target_endpoint = chosen_spec.endpoint
         if not target_endpoint.enabled:
@@ -370,7 +416,7 @@ def resolve_target(
         spec_params = _spec_params(chosen_spec)
         # With specs enforced, the spec's parameters are the ones used; otherwise a user may tune them.
         user_params = {} if portal.model_specs_enforce else clean_params(params, endpoint=target_endpoint)
-        row = _model_row(target_endpoint, chosen_spec.model)
+        row = _model_row(target_endpoint, chosen_spec.model, snap)
         return (
             Target(
                 endpoint=target_endpoint,
@@ -392,14 +438,14 @@ def resolve_target(
         endpoint = conversation.endpoint if conversation is not None and conversation.endpoint_id else None
         if endpoint is None:
             raise InvalidRequest("Choose an endpoint for this conversation.")
-    target_endpoint = _find_endpoint(endpoint)
+    target_endpoint = _find_endpoint(endpoint, snap)
     if target_endpoint is None:
         raise NotFound(f"There is no endpoint '{endpoint}'.")
     if not target_endpoint.enabled:
         raise Forbidden(f"The endpoint '{target_endpoint.name}' is switched off.")
-    if not _role_allows_endpoint(user, target_endpoint):
+    if not _role_allows_endpoint(user, target_endpoint, snap):
         raise Forbidden(f"Your role may not use the endpoint '{target_endpoint.name}'.")
-    listed = target_endpoint.listed_model_names()
+    listed = _listed_models(target_endpoint, snap)
     if not model:
         if conversation is not None and conversation.endpoint_id == target_endpoint.pk and conversation.model:
             model = conversation.model
@@ -428,7 +474,7 @@ def resolve_target(
             params={**clean_params(base_params, endpoint=target_endpoint), **clean_params(params, endpoint=target_endpoint)},
             system_prompt=(system_prompt if system_prompt is not None
                            else (conversation.system_prompt if conversation is not None else "")),
-            model_row=_model_row(target_endpoint, model),
+            model_row=_model_row(target_endpoint, model, snap),
         ),
         needs_fetch_check,
     )
@@ -443,10 +489,10 @@ async def check_fetched_model(*, user: User, target: Target) -> None:
 
 # --- context: the branch the answer continues, trimmed to the model's window ---------------------
 
-def context_window(target: Target) -> int:
+def context_window(target: Target, snap: configcache.Snapshot | None = None) -> int:
     if target.model_row is not None and target.model_row.context_tokens:
         return target.model_row.context_tokens
-    return PortalSettings.load().default_context_tokens
+    return _portal(snap or configcache.snapshot()).default_context_tokens
 
 
 def _reserved_for_answer(target: Target, window: int) -> int:
@@ -458,7 +504,7 @@ def _reserved_for_answer(target: Target, window: int) -> int:
 
 
 def build_context(
-    branch: Iterable[Message], *, target: Target
+    branch: Iterable[Message], *, target: Target, snap: configcache.Snapshot | None = None
 ) -> tuple[list[ChatMessage], int]:
     """Chat messages from the root to the newest, dropping the oldest until they fit the window.
 
@@ -466,7 +512,7 @@ def build_context(
     InvalidRequest when even the newest message does not fit.
     """
     model = target.model
-    window = context_window(target)
+    window = context_window(target, snap)
     budget = window - _reserved_for_answer(target, window)
     system_tokens = count_tokens(target.system_prompt, model) + TOKENS_PER_MESSAGE if target.system_prompt else 0
     budget -= system_tokens + TOKENS_PER_REPLY
@@ -523,8 +569,11 @@ def plan_turn(*, user: User, action: TurnAction) -> tuple[dict[str, Any], Target
 
     Returns (plan, target, needs_fetch_check); `commit_turn` writes it.
     """
-    # Fresh from the database: a role changed or an account disabled since the socket opened counts.
-    user = User.objects.select_related("role").filter(pk=user.pk, is_active=True).first()
+    # As the database has it now (cached until any user or role changes): a role changed or an
+    # account disabled since the socket opened counts.
+    snap = configcache.snapshot()
+    user_pk = user.pk
+    user = snap.get(("user", user_pk), lambda: User.objects.select_related("role").filter(pk=user_pk, is_active=True).first())
     if user is None:
         raise Forbidden("Your account is disabled.")
     op = action.op
@@ -546,6 +595,9 @@ def plan_turn(*, user: User, action: TurnAction) -> tuple[dict[str, Any], Target
                 pk=action.conversation_id
             ).first()
             if conversation is None:
+                if current_generation(action.conversation_id, user_id=user.pk) is not None:
+                    # its first answer is still being written (the rows follow the first token)
+                    raise Busy("An answer is still being written in this conversation. Stop it or wait for it to finish.")
                 raise NotFound("Conversation not found.")
             if action.parent_id is not None:
                 parent = Message.objects.filter(user=user, conversation=conversation, pk=action.parent_id).first()
@@ -585,6 +637,7 @@ def plan_turn(*, user: User, action: TurnAction) -> tuple[dict[str, Any], Target
         params=action.params,
         system_prompt=action.system_prompt,
         conversation=conversation,
+        snap=snap,
     )
 
     # The branch the answer continues; the new user message is appended in memory.
@@ -595,10 +648,14 @@ def plan_turn(*, user: User, action: TurnAction) -> tuple[dict[str, Any], Target
     else:
         branch = parent.branch() if parent is not None else []
         branch = [*branch, Message(role=MessageRole.USER, text=text)]
-    messages, prompt_tokens = build_context(branch, target=target)
+    messages, prompt_tokens = build_context(branch, target=target, snap=snap)
+    if not needs_fetch_check:  # else after the model check (prepare_turn)
+        _check_balance(user=user, target=target, prompt_tokens=prompt_tokens)
+    if continued is not None and continued.parent_id:
+        answered = Message.objects.filter(user=user, pk=continued.parent_id).first()
     conversation_id = conversation.pk if conversation is not None else uuid.uuid4()
     generation_id = uuid.uuid4().hex
-    claim_conversation(conversation_id, generation_id)
+    claim_conversation(conversation_id, generation_id, user.pk)
     plan = {
         "conversation_id": conversation_id,
         "generation_id": generation_id,
@@ -615,69 +672,59 @@ def plan_turn(*, user: User, action: TurnAction) -> tuple[dict[str, Any], Target
     return plan, target, needs_fetch_check
 
 
-def commit_turn(*, user: User, plan: dict[str, Any], target: Target) -> Turn:
-    """Save the user message and the (empty, unfinished) answer; return the runnable turn."""
-    user = plan.get("user", user)
+def build_turn(*, plan: dict[str, Any], target: Target) -> Turn:
+    """The turn's rows (not saved yet: `save_turn` does that while the provider is already being
+    asked) and the provider request. No database access."""
+    user: User = plan["user"]
     op: Operation = plan["op"]
     conversation: Conversation | None = plan["conversation"]
     new_conversation = conversation is None
     endpoint = target.endpoint
-    # Last check before anything is written: the balance (billing holds the estimate until the
-    # turn's usage is recorded).
-    _check_balance(user=user, target=target, prompt_tokens=plan["prompt_tokens"])
-    with transaction.atomic():
-        if conversation is None:
-            conversation = Conversation.objects.create(
-                id=plan["conversation_id"],
-                user=user,
-                endpoint=endpoint,
-                endpoint_name=endpoint.name,
-                model=target.model,
-                model_spec=target.spec,
-                params={} if target.spec else target.params,
-                system_prompt="" if target.spec else target.system_prompt,
-            )
-        else:
-            conversation.endpoint = endpoint
-            conversation.endpoint_name = endpoint.name
-            conversation.model = target.model
-            conversation.model_spec = target.spec
-            if target.spec is None:
-                conversation.params = target.params
-                conversation.system_prompt = target.system_prompt
-            conversation.save(
-                update_fields=["endpoint", "endpoint_name", "model", "model_spec", "params", "system_prompt", "updated_at"]
-            )
+    if conversation is None:
+        conversation = Conversation(
+            id=plan["conversation_id"],
+            user=user,
+            endpoint=endpoint,
+            endpoint_name=endpoint.name,
+            model=target.model,
+            model_spec=target.spec,
+            params={} if target.spec else target.params,
+            system_prompt="" if target.spec else target.system_prompt,
+        )
+    else:
+        conversation.endpoint = endpoint
+        conversation.endpoint_name = endpoint.name
+        conversation.model = target.model
+        conversation.model_spec = target.spec
+        if target.spec is None:
+            conversation.params = target.params
+            conversation.system_prompt = target.system_prompt
 
-        user_message: Message | None = None
-        prefix_text, prefix_parts = "", []
-        if op in (Operation.SEND, Operation.EDIT):
-            user_message = Message(
-                conversation=conversation,
-                user=user,
-                parent=plan["parent"],
-                role=MessageRole.USER,
-                endpoint=endpoint,
-                model=target.model,
-                sender=user.name or user.get_username(),
-            )
-            user_message.set_text(plan["text"])
-            user_message.save()
-            assistant = _new_answer(user, conversation, user_message, target)
-        elif op == Operation.REGENERATE:
-            assistant = _new_answer(user, conversation, plan["answered"], target)
-        else:
-            assistant = plan["continued"]
-            prefix_text = assistant.text
-            prefix_parts = [p for p in assistant.content if p.get("type") != "text"]
-            assistant.unfinished = True
-            assistant.error = ""
-            assistant.finish_reason = ""
-            assistant.save(update_fields=["unfinished", "error", "finish_reason", "updated_at"])
+    user_message: Message | None = None
+    prefix_text, prefix_parts = "", []
+    if op in (Operation.SEND, Operation.EDIT):
+        user_message = Message(
+            conversation=conversation,
+            user=user,
+            parent=plan["parent"],
+            role=MessageRole.USER,
+            endpoint=endpoint,
+            model=target.model,
+            sender=user.name or user.get_username(),
+        )
+        user_message.set_text(plan["text"])
+        assistant = _new_answer(user, conversation, user_message, target)
+    elif op == Operation.REGENERATE:
+        assistant = _new_answer(user, conversation, plan["answered"], target)
+    else:
+        assistant = plan["continued"]
+        prefix_text = assistant.text
+        prefix_parts = [p for p in assistant.content if p.get("type") != "text"]
+        assistant.unfinished = True
+        assistant.error = ""
+        assistant.finish_reason = ""
 
-    answered = user_message or plan["answered"] or (
-        Message.objects.filter(pk=assistant.parent_id).first() if assistant.parent_id else None
-    )
+    answered = user_message or plan["answered"]
     request = ChatRequest(
         model=target.model,
         messages=plan["messages"],
@@ -703,8 +750,26 @@ def commit_turn(*, user: User, plan: dict[str, Any], target: Target) -> Turn:
     )
 
 
+def save_turn(turn: Turn) -> None:
+    """Save the conversation (new or switched), the user message and the empty, unfinished answer."""
+    conversation = turn.conversation
+    with transaction.atomic():
+        if turn.new_conversation:
+            conversation.save(force_insert=True)
+        else:
+            conversation.save(
+                update_fields=["endpoint", "endpoint_name", "model", "model_spec", "params", "system_prompt", "updated_at"]
+            )
+        if turn.user_message is not None:
+            turn.user_message.save(force_insert=True)
+        if turn.op == Operation.CONTINUE:
+            turn.assistant_message.save(update_fields=["unfinished", "error", "finish_reason", "updated_at"])
+        else:
+            turn.assistant_message.save(force_insert=True)
+
+
 def _new_answer(user: User, conversation: Conversation, parent: Message, target: Target) -> Message:
-    return Message.objects.create(
+    return Message(
         conversation=conversation,
         user=user,
         parent=parent,
@@ -717,15 +782,19 @@ def _new_answer(user: User, conversation: Conversation, parent: Message, target:
 
 
 async def prepare_turn(*, user: User, action: TurnAction) -> Turn:
-    """Check, save and build a turn (see module doc). Raises ChatError for the user to read."""
+    """Check and build a turn (see module doc); raises ChatError for the user to read. The rows are
+    saved in the background (`turn.saved`), while the provider is already being asked: saving is
+    not on the way to the first token."""
     plan, target, needs_fetch_check = await on_db(plan_turn)(user=user, action=action)
     try:
         if needs_fetch_check:
             await check_fetched_model(user=user, target=target)
-        return await on_db(commit_turn)(user=user, plan=plan, target=target)
+            await on_db(_check_balance)(user=plan["user"], target=target, prompt_tokens=plan["prompt_tokens"])
+        turn = build_turn(plan=plan, target=target)
     except BaseException:
         await sync_to_async(release_conversation)(plan["conversation_id"], plan["generation_id"])
         raise
+    return turn
 
 
 # --- streaming a turn ----------------------------------------------------------------------------
@@ -795,15 +864,15 @@ def _estimate_usage(turn: Turn, answer: _Answer) -> Usage:
     )
 
 
-def _bill_usage(turn: Turn, usage: Usage, *, context: str, estimated: bool) -> None:
+def _bill_usage(turn: Turn, usage: Usage, *, context: str, estimated: bool, saved: bool = True) -> None:
     billing.record_usage(
         user=turn.user,
         endpoint=turn.endpoint,
         model=turn.model,
         usage=usage,
         context=context,
-        conversation=turn.conversation,
-        message=turn.assistant_message,
+        conversation=turn.conversation if saved else None,
+        message=turn.assistant_message if saved else None,
         estimated=estimated,
     )
 
@@ -817,6 +886,7 @@ def _finish_turn(
     error: StreamError | None,
     stopped: bool,
     request_sent: bool,
+    saved: bool = True,
 ) -> Done:
     """Store the final answer and bill it, in one database transaction."""
     clean = not stopped and error is None and finish_reason not in ("", "length")
@@ -857,13 +927,15 @@ def _finish_turn(
     context = "message" if clean or finish_reason == "length" else "abort"
     try:
         with transaction.atomic():
-            Message.objects.filter(pk=message.pk).update(**fields)
-            Conversation.objects.filter(pk=turn.conversation.pk).update(updated_at=timezone.now())
-            _bill_usage(turn, usage, context=context, estimated=estimated)
+            if saved:
+                Message.objects.filter(pk=message.pk).update(**fields)
+                Conversation.objects.filter(pk=turn.conversation.pk).update(updated_at=timezone.now())
+            _bill_usage(turn, usage, context=context, estimated=estimated, saved=saved)
     except Exception:
         # Never lose the answer because the ledger failed; the log says which message is unbilled.
         log.exception("billing answer %s (%s) failed; the answer is saved unbilled", message.pk, usage)
-        Message.objects.filter(pk=message.pk).update(**fields)
+        if saved:
+            Message.objects.filter(pk=message.pk).update(**fields)
     finally:
         release_conversation(turn.conversation.pk, turn.generation_id)
     return Done(
@@ -905,8 +977,7 @@ async def stream_turn(turn: Turn, *, stop: asyncio.Event | None = None) -> Async
 
     answer = _Answer(turn.prefix_text, turn.prefix_parts)
     message_id = turn.assistant_message.pk
-    if _wants_title(turn, "immediate"):
-        _in_background(schedule_title_soon(turn.conversation.pk))
+
     queue: asyncio.Queue[Any] = asyncio.Queue()
     state: dict[str, Any] = {"usage": None, "finish": "", "error": None, "sent": False}
 
@@ -951,18 +1022,48 @@ async def stream_turn(turn: Turn, *, stop: asyncio.Event | None = None) -> Async
     last_flush = time.monotonic()
     finished = False
 
+    async def rows_saved() -> bool:
+        try:
+            await asyncio.shield(start_saving())
+            return True
+        except Exception:
+            return False
+
+    def on_saved(future: "asyncio.Future[None]") -> None:
+        if not future.cancelled() and future.exception() is not None:
+            log.error("saving turn %s failed", turn.generation_id, exc_info=future.exception())
+            state["error"] = StreamError(
+                message="The conversation could not be saved, so the answer was stopped. Please try again.",
+                kind="server",
+            )
+            queue.put_nowait(state["error"])
+            pump_task.cancel()
+
+    def start_saving() -> "asyncio.Future[None]":
+        if turn.saved is None:
+            turn.start_saving().add_done_callback(on_saved)
+            if _wants_title(turn, "immediate"):  # from the first message, once it is saved
+                turn.saved.add_done_callback(
+                    lambda f: None if f.cancelled() or f.exception() else _in_background(
+                        schedule_title_soon(turn.conversation.pk, "immediate")
+                    )
+                )
+        return turn.saved
+
     async def finalize(*, abandoned: bool) -> Done:
         if flush_task is not None:
             with contextlib.suppress(Exception):
                 await flush_task
+        saved = await rows_saved()
         return await on_db(_finish_turn)(
             turn,
             answer,
             reported=state["usage"],
             finish_reason=state["finish"],
             error=state["error"],
-            stopped=stopped or abandoned,
+            stopped=(stopped or abandoned) and saved,
             request_sent=state["sent"],
+            saved=saved,
         )
 
     try:
@@ -979,8 +1080,13 @@ async def stream_turn(turn: Turn, *, stop: asyncio.Event | None = None) -> Async
             else:
                 answer.add(event)
             yield event
+            if turn.saved is None:
+                start_saving()
             now = time.monotonic()
-            if answer.changed and now - last_flush >= FLUSH_SECONDS and (flush_task is None or flush_task.done()):
+            if (
+                answer.changed and now - last_flush >= FLUSH_SECONDS and (flush_task is None or flush_task.done())
+                and turn.saved is not None and turn.saved.done() and turn.saved.exception() is None
+            ):
                 answer.changed = False
                 last_flush = now
                 flush_task = asyncio.create_task(
@@ -1004,5 +1110,5 @@ async def stream_turn(turn: Turn, *, stop: asyncio.Event | None = None) -> Async
             pump_task.cancel()
     done = await finalize(abandoned=False)
     if _wants_title(turn, "final") and done.text:
-        _in_background(schedule_title_soon(turn.conversation.pk))
+        _in_background(schedule_title_soon(turn.conversation.pk, "final"))
     yield done

@@ -38,7 +38,7 @@ from endpoints.adapters.base import (
     Usage,
     UsageReport,
 )
-from endpoints.models import DEFAULT_TITLE_PROMPT_TEMPLATE, Endpoint, Protocol, TitleMethod
+from endpoints.models import DEFAULT_TITLE_PROMPT_TEMPLATE, Endpoint, Protocol, TitleMethod, TitleTiming
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ class _Attempt:
     model: str
 
 
-def _load(conversation_id: uuid.UUID) -> _Exchange | None:
+def _load(conversation_id: uuid.UUID, timing: str) -> _Exchange | None:
     conversation = Conversation.objects.select_related("user__role", "endpoint__title_endpoint").filter(
         pk=conversation_id
     ).first()
@@ -89,7 +89,9 @@ def _load(conversation_id: uuid.UUID) -> _Exchange | None:
     first = messages.filter(role=MessageRole.USER).order_by("created_at").first()
     if first is None:
         return None
-    answer = messages.filter(role=MessageRole.ASSISTANT, parent=first).exclude(text="").order_by("created_at").first()
+    answer = None
+    if timing == TitleTiming.FINAL:  # immediate: from the first message alone, as it runs beside the answer
+        answer = messages.filter(role=MessageRole.ASSISTANT, parent=first).exclude(text="").order_by("created_at").first()
     return _Exchange(
         conversation=conversation,
         endpoint=conversation.endpoint,
@@ -198,13 +200,13 @@ def _save_title(conversation_id: uuid.UUID, title: str) -> None:
     Conversation.objects.filter(pk=conversation_id).update(title=title)
 
 
-async def title_conversation(conversation_id: uuid.UUID | str) -> str | None:
+async def title_conversation(conversation_id: uuid.UUID | str, timing: str = TitleTiming.FINAL) -> str | None:
     """Generate, store and push the title of a conversation; None when titles are off or all
     attempts failed (logged)."""
     from chat import live
 
     try:
-        exchange = await on_db(_load)(uuid.UUID(str(conversation_id)))
+        exchange = await on_db(_load)(uuid.UUID(str(conversation_id)), timing)
         if exchange is None:
             return None
         for attempt in attempts_for(exchange):
@@ -229,27 +231,27 @@ async def title_conversation(conversation_id: uuid.UUID | str) -> str | None:
             await http.aclose()
 
 
-def schedule_title(conversation_id: uuid.UUID) -> None:
+def schedule_title(conversation_id: uuid.UUID, timing: str) -> None:
     """Enqueue the title task once the current database transaction commits."""
     from django.db import transaction
 
     from chat.tasks import generate_title
 
-    transaction.on_commit(lambda: generate_title.delay(str(conversation_id)))
+    transaction.on_commit(lambda: generate_title.delay(str(conversation_id), str(timing)))
 
 
-async def schedule_title_soon(conversation_id: uuid.UUID) -> None:
+async def schedule_title_soon(conversation_id: uuid.UUID, timing: str) -> None:
     """From async code: enqueue without holding up the caller. With eager Celery (the embedded
     default) the task runs right where it is enqueued, so that happens in a worker thread, never on
     the event loop; its coroutine then runs back on this loop (asgiref), next to the answers."""
-    await sync_to_async(_schedule_in_thread, thread_sensitive=False)(conversation_id)
+    await sync_to_async(_schedule_in_thread, thread_sensitive=False)(conversation_id, timing)
 
 
-def _schedule_in_thread(conversation_id: uuid.UUID) -> None:
+def _schedule_in_thread(conversation_id: uuid.UUID, timing: str) -> None:
     from django.db import close_old_connections
 
     try:
-        schedule_title(conversation_id)
+        schedule_title(conversation_id, timing)
     except Exception:
         log.exception("enqueueing the title of conversation %s failed", conversation_id)
     finally:

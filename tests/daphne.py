@@ -3,17 +3,17 @@ test database during tests) and Redis. Used by tests/test_chat_daphne.py and ben
 from __future__ import annotations
 
 import os
-import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from urllib.parse import quote
+from urllib.request import urlopen
 
 ROOT = Path(__file__).resolve().parent.parent
-LISTENING = re.compile(r"Listening on TCP address 127\.0\.0\.1:(\d+)")
 
 
 def database_url() -> str:
@@ -61,21 +61,34 @@ class Daphne:
         self.log = tempfile.NamedTemporaryFile(prefix=f"atrium-{name}-", suffix=".log", delete=False)
 
     def start(self, timeout: float = 60.0) -> "Daphne":
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", "0", "portal.asgi:application"],
-            cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
-        )
+        # The OS picks the port: this process binds port 0 and hands the listening socket to daphne.
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(128)
+        self.port = listener.getsockname()[1]
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "daphne", "--fd", str(listener.fileno()), "portal.asgi:application"],
+                cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, pass_fds=(listener.fileno(),),
+            )
+        finally:
+            listener.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            found = LISTENING.search(self.output())
-            if found:
-                self.port = int(found.group(1))
-                return self
             if self.process.poll() is not None:
                 break
-            time.sleep(0.05)
+            if self._answers():
+                return self
+            time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"{self.name} did not start:\n{self.output()[-3000:]}")
+
+    def _answers(self) -> bool:
+        try:
+            with urlopen(f"http://127.0.0.1:{self.port}/api/health", timeout=2) as response:
+                return response.status == 200
+        except (OSError, ValueError):
+            return False
 
     def output(self) -> str:
         return Path(self.log.name).read_text(errors="replace")

@@ -45,7 +45,7 @@ async def test_a_user_chats_over_a_real_socket_with_daphne(daphnes, chat_endpoin
 
 
 async def test_daphne_refuses_anonymous_and_foreign_origin_sockets(daphnes, chatter):
-    import websockets
+    import websockets.exceptions
 
     cookie = await sync_to_async(session_cookie)(chatter)
     with pytest.raises(websockets.exceptions.InvalidStatus) as anonymous:

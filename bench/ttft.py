@@ -1,0 +1,194 @@
+"""Time to first token added by Atrium over calling the upstream directly.
+
+    python bench/ttft.py [--requests 400] [--concurrency 1 50]
+
+Starts the loopback upstream test server (tests/upstream.py, OpenAI Chat Completions wire format)
+and a real daphne running Atrium, both in their own processes, then measures at each concurrency:
+
+* direct — a streaming POST to the upstream's /v1/chat/completions (pooled httpx connections, as
+  Atrium's adapter does): time from sending the request to the first content chunk;
+* atrium — `send` over an already open chat websocket (one socket per concurrent stream, each
+  sending one question after another, each a new conversation): time from sending the frame to the
+  first `delta` frame. This includes the permission and balance checks, saving both messages,
+  building the context, the upstream call and the publication through the channel layer.
+
+It reports p50/p99 of both and the difference (the time Atrium adds). The database and Redis are
+the ones in the environment (DATABASE_URL / REDIS_URL, as in production); with neither set, the
+embedded default in a temporary directory. A bench user and endpoint are created in that database.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+UPSTREAM_PROGRAM = """
+import sys, time
+from tests.upstream import Upstream
+from endpoints.adapters.base import Usage
+server = Upstream()
+server.set_default(text="Hello there, this is the first token and then some more.", usage=Usage(input_tokens=20, output_tokens=12))
+# Small SSE writes must leave at once (as a real provider's server does), not wait for Nagle's algorithm.
+server._server.RequestHandlerClass.disable_nagle_algorithm = True
+server.start()
+print(server.url, flush=True)
+sys.stdin.read()
+server.stop()
+"""
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def setup_django() -> None:
+    if not os.environ.get("DATABASE_URL") and not os.environ.get("ATRIUM_DATA_DIR"):
+        os.environ["ATRIUM_DATA_DIR"] = tempfile.mkdtemp(prefix="atrium-bench-")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+
+
+def make_fixtures(upstream_url: str) -> tuple[str, str]:
+    from accounts.models import User
+    from endpoints.models import Endpoint, EndpointModel
+    from tests.chatsocket import session_cookie
+
+    user, _ = User.objects.get_or_create(username="bench-user", defaults={"email": "bench@example.com"})
+    endpoint, _ = Endpoint.objects.update_or_create(
+        name="Bench upstream",
+        defaults=dict(base_url=upstream_url + "/v1", api_key="sk-bench-key-123456", kind="custom"),
+    )
+    EndpointModel.objects.get_or_create(endpoint=endpoint, name="bench-model")
+    return session_cookie(user), endpoint.name
+
+
+async def direct_ttft(client, url: str) -> float:
+    body = {
+        "model": "bench-model", "stream": True, "stream_options": {"include_usage": True},
+        "messages": [{"role": "user", "content": "Say something"}],
+    }
+    started = time.perf_counter()
+    first = None
+    async with client.stream("POST", url, json=body, headers={"Authorization": "Bearer sk-bench"}) as response:
+        async for line in response.aiter_lines():
+            if first is None and line.startswith("data: {") and '"content": "' in line:
+                first = time.perf_counter() - started
+    if first is None:
+        raise RuntimeError("the upstream sent no content")
+    return first
+
+
+async def atrium_ttft(socket, endpoint: str) -> float:
+    started = time.perf_counter()
+    await socket.send(json.dumps({"type": "send", "text": "Say something", "endpoint": endpoint, "model": "bench-model"}))
+    first = None
+    while True:
+        frame = json.loads(await socket.recv())
+        if frame["type"] == "delta" and first is None:
+            first = time.perf_counter() - started
+        elif frame["type"] == "error":
+            raise RuntimeError(f"Atrium answered with an error: {frame}")
+        elif frame["type"] == "done":
+            return first if first is not None else float("nan")
+
+
+async def run_direct(url: str, concurrency: int, requests: int) -> list[float]:
+    import httpx
+
+    limits = httpx.Limits(max_connections=concurrency * 2, max_keepalive_connections=concurrency * 2)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+        for _ in range(min(20, requests)):  # warm up connections
+            await direct_ttft(client, url)
+        per_worker = max(1, requests // concurrency)
+
+        async def worker() -> list[float]:
+            return [await direct_ttft(client, url) for _ in range(per_worker)]
+
+        results = await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return [t for times in results for t in times]
+
+
+async def run_atrium(ws_url: str, cookie: str, endpoint: str, concurrency: int, requests: int) -> list[float]:
+    import websockets
+
+    sockets = [
+        await websockets.connect(ws_url, origin="http://127.0.0.1", additional_headers={"Cookie": cookie}, max_size=None)
+        for _ in range(concurrency)
+    ]
+    try:
+        for _ in range(min(20, requests)):  # warm up (database connection, tokenizer, pools)
+            await atrium_ttft(sockets[0], endpoint)
+        per_worker = max(1, requests // concurrency)
+
+        async def worker(socket) -> list[float]:
+            return [await atrium_ttft(socket, endpoint) for _ in range(per_worker)]
+
+        results = await asyncio.gather(*(worker(s) for s in sockets))
+    finally:
+        for socket in sockets:
+            await socket.close()
+    return [t for times in results for t in times]
+
+
+def summary(name: str, values: list[float]) -> tuple[float, float]:
+    p50, p99 = percentile(values, 50) * 1000, percentile(values, 99) * 1000
+    print(f"  {name:<8} n={len(values):<5} p50={p50:7.2f} ms  p99={p99:7.2f} ms  mean={statistics.mean(values) * 1000:7.2f} ms")
+    return p50, p99
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=400, help="measured requests per concurrency level and path")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 50])
+    args = parser.parse_args()
+
+    setup_django()
+    from django.conf import settings
+
+    from tests.daphne import Daphne, server_env
+
+    upstream = subprocess.Popen(
+        [sys.executable, "-c", UPSTREAM_PROGRAM], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        upstream_url = upstream.stdout.readline().decode().strip()
+        cookie, endpoint = make_fixtures(upstream_url)
+        database = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
+        layer = "redis" if settings.REDIS_URL else "in-memory"
+        with Daphne(server_env(LOG_LEVEL="WARNING"), name="bench") as daphne:
+            print(f"Atrium TTFT benchmark: database={database}, channel layer={layer}, cpus={os.cpu_count()}")
+            for concurrency in args.concurrency:
+                print(f"concurrency {concurrency}:")
+                direct = asyncio.run(run_direct(upstream_url + "/v1/chat/completions", concurrency, args.requests))
+                atrium = asyncio.run(run_atrium(daphne.ws_url, cookie, endpoint, concurrency, args.requests))
+                d50, d99 = summary("direct", direct)
+                a50, a99 = summary("atrium", atrium)
+                print(f"  added    p50={a50 - d50:7.2f} ms  p99={a99 - d99:7.2f} ms   (target: p50 <= 3 ms, p99 <= 15 ms)")
+    finally:
+        upstream.stdin.close()
+        upstream.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""What every chat turn reads but admins rarely change — endpoints and their models, model specs,
+roles with their allowed endpoints/specs, portal settings, a user's role and active flag — kept in
+process memory, so a turn's permission check costs no database query.
+
+Correctness across processes: a version string lives in the Django cache (Redis in production,
+shared by every daphne). Saving or deleting any of those rows (admin, shell, importer — any ORM
+save) bumps it through signals, and every turn reads it first (one cache round trip): a process
+whose memory holds another version drops everything and reloads on demand. So a change is seen by
+the next turn on every process.
+"""
+from __future__ import annotations
+
+import threading
+import uuid
+from typing import Any, Callable, TypeVar
+
+from django.core.cache import cache
+from django.db import transaction
+
+VERSION_KEY = "chat:config-version"
+MAX_ENTRIES = 20_000  # users are cached here too; beyond this the memory starts over
+
+T = TypeVar("T")
+_lock = threading.Lock()
+_state: dict[str, Any] = {"version": None, "entries": {}}
+
+
+def current_version() -> str:
+    version = cache.get(VERSION_KEY)
+    if version is None:
+        cache.add(VERSION_KEY, uuid.uuid4().hex, None)
+        version = cache.get(VERSION_KEY)
+    return version
+
+
+def bump_version(**_: Any) -> None:
+    """Signal receiver: configuration changed; every process reloads on its next turn. Only once the
+    change is committed — bumping earlier would let another process cache the old rows under the
+    new version."""
+    transaction.on_commit(_bump_now)
+
+
+def _bump_now() -> None:
+    cache.set(VERSION_KEY, uuid.uuid4().hex, None)
+
+
+class Snapshot:
+    """The cached configuration for one version (one turn holds one snapshot)."""
+
+    def __init__(self, version: str, entries: dict[Any, Any]):
+        self.version = version
+        self.entries = entries
+
+    def get(self, key: Any, load: Callable[[], T]) -> T:
+        try:
+            return self.entries[key]
+        except KeyError:
+            value = load()
+            if len(self.entries) >= MAX_ENTRIES:
+                self.entries.clear()
+            self.entries[key] = value
+            return value
+
+
+def snapshot() -> Snapshot:
+    version = current_version()
+    with _lock:
+        if _state["version"] != version:
+            _state["version"], _state["entries"] = version, {}
+        return Snapshot(version, _state["entries"])
+
+
+def connect_signals() -> None:
+    from django.db.models.signals import m2m_changed, post_delete, post_save
+
+    from accounts.models import Role, User
+    from endpoints.models import Endpoint, EndpointModel, ModelSpec
+    from portal.models import PortalSettings
+
+    for model in (Endpoint, EndpointModel, ModelSpec, Role, PortalSettings, User):
+        post_save.connect(_bump_unless_login, sender=model, dispatch_uid=f"chat-config-save-{model.__name__}")
+        post_delete.connect(bump_version, sender=model, dispatch_uid=f"chat-config-delete-{model.__name__}")
+    for through in (Role.allowed_endpoints.through, Role.allowed_model_specs.through):
+        m2m_changed.connect(bump_version, sender=through, dispatch_uid=f"chat-config-m2m-{through.__name__}")
+
+
+def _bump_unless_login(sender: Any, update_fields: Any = None, **kwargs: Any) -> None:
+    # A login only stamps last_login: nothing a turn reads.
+    if update_fields is not None and set(update_fields) <= {"last_login"}:
+        return
+    bump_version()
