@@ -26,5 +26,8 @@ run: install
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+bench: install
+	$(PY) bench/ttft.py $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache

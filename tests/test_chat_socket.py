@@ -183,7 +183,7 @@ async def test_switching_model_endpoint_and_spec_mid_conversation(chat_socket, c
 
     first_endpoint = await db(chat_endpoint, "first")
     second_endpoint = await db(chat_endpoint, "second", models=("second-model",))
-    spec = await db(
+    await db(
         ModelSpec.objects.create, name="helpful", label="Helpful", endpoint=second_endpoint,
         model="second-model", system_prompt="Be helpful.", temperature=0.3,
     )

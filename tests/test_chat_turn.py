@@ -3,7 +3,6 @@ streaming, one answer at a time, and a caller that goes away (the gateway's case
 from __future__ import annotations
 
 import asyncio
-import time
 from decimal import Decimal
 
 import pytest
