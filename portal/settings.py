@@ -133,6 +133,10 @@ LANGUAGES = [
 ]
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
 USE_I18N = True
+# Atrium's own translations (sign-in pages, accounts messages): locale/<lang>/LC_MESSAGES/django.po,
+# compiled .mo files committed. They take precedence over Django's and allauth's catalogues.
+LOCALE_PATHS = [BASE_DIR / "locale"]
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600  # the language switcher's choice outlives the browser session
 USE_TZ = True
 
 STATIC_URL = "/static/"
@@ -172,6 +176,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG and SITE_URL.startswith("https"))
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+LANGUAGE_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
