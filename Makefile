@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install bench clean
+.PHONY: run test install bench clean messages compilemessages
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,16 @@ test: install
 
 bench: install
 	$(PY) bench/ttft.py $(BENCH_ARGS)
+
+# Atrium's own translations (locale/): the sign-in pages and accounts messages; see README "Languages".
+LANGS := zh_Hans de es fr ja ru pt_BR ar
+MESSAGES_IGNORE := portal/* endpoints/* billing/* chat/* tests/* bench/* staticfiles/* templates/admin/endpoints/* accounts/admin.py accounts/migrations/*
+
+messages: install
+	$(PY) manage.py makemessages $(addprefix -l ,$(LANGS)) --add-location=file $(addprefix --ignore=,$(MESSAGES_IGNORE))
+
+compilemessages: install
+	$(PY) manage.py compilemessages --ignore=.venv --ignore=node_modules --ignore=staticfiles
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache
