@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.test import Client
 from django.utils.translation import to_locale
 
 from accounts.models import Role
@@ -124,14 +125,16 @@ def test_english_is_the_default(client, db):
 
 
 def test_the_language_switcher_changes_the_next_page_and_remembers_the_choice(db):
-    from django.test import Client
-
     browser = Client(enforce_csrf_checks=True)
     login_page = browser.get("/accounts/login/", HTTP_ACCEPT_LANGUAGE="de").content.decode()
-    switcher = re.search(r'<form class="language-switcher" action="([^"]+)" method="post">(.*?)</form>', login_page, re.S)
+    switcher = re.search(
+        r'<form class="language-switcher" action="([^"]+)" method="post">(.*?)</form>', login_page, re.S
+    )
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', switcher.group(2)).group(1)
 
-    switched = browser.post(switcher.group(1), {"language": "fr", "next": "/accounts/login/", "csrfmiddlewaretoken": token})
+    switched = browser.post(
+        switcher.group(1), {"language": "fr", "next": "/accounts/login/", "csrfmiddlewaretoken": token}
+    )
     next_page = browser.get("/accounts/login/", HTTP_ACCEPT_LANGUAGE="de").content.decode()
 
     assert switched.status_code == 302 and switched["Location"] == "/accounts/login/"
@@ -142,8 +145,6 @@ def test_the_language_switcher_changes_the_next_page_and_remembers_the_choice(db
 
 
 def test_switching_language_without_the_csrf_token_is_refused(db):
-    from django.test import Client
-
     browser = Client(enforce_csrf_checks=True)
     browser.get("/accounts/login/")
 
