@@ -119,11 +119,12 @@ class Upstream:
         self.models_default = ModelsScript()
         self.requests: list[Recorded] = []
         self.disconnects = 0  # answers the client hung up on before they were complete
+        self.connections = 0  # TCP connections accepted (a pooling client reuses them)
         self._queue: list[Script] = []
         self._models_queue: list[ModelsScript] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server = _Server(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="upstream", daemon=True
@@ -254,6 +255,13 @@ class Upstream:
             self._stopping.wait(seconds)
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's default listen backlog is 5: with more clients connecting at once the kernel
+    # drops handshakes, and clients see connections reset before any answer (ReadError) or a
+    # one-second SYN retry. Real providers' servers accept far more.
+    request_queue_size = 128
+
+
 def _handler_for(upstream: Upstream) -> type[BaseHTTPRequestHandler]:
     class Handler(_Handler):
         pass
@@ -271,6 +279,8 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def handle(self) -> None:
+        with self.upstream._lock:
+            self.upstream.connections += 1
         try:
             super().handle()
         except (ConnectionError, TimeoutError):
