@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from endpoints import http
 
 
@@ -39,3 +41,30 @@ def test_timeouts_come_from_settings_at_request_time(settings):
 
     assert (timeout.connect, timeout.read) == (3.0, 45.0)
     assert http.timeout(read=5).read == 5.0
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("kind", ["openai", "anthropic", "responses"])
+async def test_streamed_answers_one_after_another_reuse_one_pooled_connection(kind, make_endpoint, upstream):
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    from endpoints.services import stream_chat
+    from tests.streaming import chat_request, text_of
+
+    fields = {
+        "openai": {"base_url": upstream.base_url},
+        "anthropic": {"base_url": upstream.url, "provider": "anthropic"},
+        "responses": {"base_url": upstream.base_url, "provider": "openai_responses"},
+    }[kind]
+    endpoint = await sync_to_async(make_endpoint)(**fields)
+    upstream.set_default(text="Hello again.")
+
+    answers = [
+        text_of([e async for e in stream_chat(endpoint=endpoint, request=chat_request(), user=None)])
+        for _ in range(3)
+    ]
+    await sync_to_async(connections.close_all)()
+
+    assert answers == ["Hello again."] * 3
+    assert upstream.connections == 1

@@ -7,6 +7,7 @@ received before a failure are still delivered, with the error as the last event.
 """
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import errno
 import json
@@ -37,6 +38,7 @@ from portal.logging import redact
 
 log = logging.getLogger(__name__)
 
+DRAIN_SECONDS = 0.5  # after the terminal event, how long the rest of a response may take to end
 # Request parameters that only steer reasoning; `reasoningFormat: disabled` removes them all.
 REASONING_PARAMS = ("reasoning_effort", "reasoning", "reasoning_summary", "thinking", "thinking_budget", "include_reasoning")
 
@@ -207,6 +209,7 @@ class Adapter(ABC):
                     for event in self.read_event(sse, state, call):
                         yield event
                     if state.done:
+                        await _drain(stream)
                         break
 
     # --- helpers for subclasses ------------------------------------------------------------
@@ -252,6 +255,19 @@ class Adapter(ABC):
             return StreamError(f"{name} had a server error (HTTP {status}){said} Try again later.",
                                status=status, retry_after=retry_after_seconds(response.headers), kind="server")
         return StreamError(f"{name} refused the request (HTTP {status}){said}", status=status, kind="upstream")
+
+
+async def _drain(stream: AsyncIterator[ServerSentEvent]) -> None:
+    """Read what follows the protocol's terminal event (normally just the end of the chunked body),
+    so the connection goes back to the pool: a response closed before its end closes its
+    connection, and every answer would then pay for a new TCP (and TLS) connection. A server that
+    keeps the body open after the terminal event gets DRAIN_SECONDS, then the connection is dropped."""
+    try:
+        async with asyncio.timeout(DRAIN_SECONDS):
+            async for _ in stream:
+                pass
+    except (TimeoutError, httpx.HTTPError):
+        pass  # the answer is complete either way; only the connection is not reused
 
 
 def retry_after_seconds(headers: httpx.Headers) -> float | None:
