@@ -12,13 +12,13 @@ import uuid
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.consumer import get_handler_name
 
 from chat import live
 from chat.models import Conversation
 from chat.protocol import Continue, Edit, FrameError, Join, Leave, Ping, Regenerate, Send, Stop, parse_frame, to_action
-from chat.services import ChatError, NotFound, current_generation, prepare_turn
+from chat.services import ChatError, NotFound, current_generation, on_db, prepare_turn
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +26,13 @@ MAX_JOINED = 50
 CLOSE_UNAUTHENTICATED = 4401
 
 
-@database_sync_to_async
-def _conversation_title(user: Any, conversation_id: uuid.UUID) -> str | None:
-    """The conversation's title if `user` owns it, else None."""
+def _title_of(user: Any, conversation_id: uuid.UUID) -> str | None:
     return Conversation.objects.owned_by(user).filter(pk=conversation_id).values_list("title", flat=True).first()
+
+
+async def _conversation_title(user: Any, conversation_id: uuid.UUID) -> str | None:
+    """The conversation's title if `user` owns it, else None."""
+    return await on_db(_title_of)(user, conversation_id)
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -47,6 +50,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.held: list[dict[str, Any]] = []
         self.background: set[asyncio.Task[Any]] = set()
         await self.accept()
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """As channels' dispatch, without its `close_old_connections` before every message: that is
+        a hop to the shared database thread per frame (each delta of an answer arrives here), and
+        with CONN_MAX_AGE=0 it closes that thread's connection, so the next turn reconnected. This
+        consumer's database work runs through `chat.services.on_db`, whose threads keep their
+        connections and drop the ones an error left unusable."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def disconnect(self, code: int) -> None:
         for conversation_id in getattr(self, "joined", ()):

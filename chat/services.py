@@ -18,8 +18,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, AsyncIterator, Iterable
@@ -36,6 +38,7 @@ from billing.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY, count_tokens, e
 from chat.models import Conversation, Message, Role as MessageRole
 from endpoints import services as endpoint_services
 from endpoints.adapters.base import (
+    Call,
     ChatMessage,
     ChatRequest,
     Event,
@@ -48,6 +51,7 @@ from endpoints.adapters.base import (
     UsageReport,
 )
 from endpoints.models import Endpoint, EndpointModel, ModelSpec
+from endpoints.shaping import ConfigError, build_call
 from portal.models import PortalSettings
 
 log = logging.getLogger(__name__)
@@ -78,12 +82,28 @@ LOCK_TTL = 30
 LOCK_REFRESH_SECONDS = 10
 
 
-def on_db(fn: Any, *, thread_sensitive: bool = True) -> Any:
-    """`fn` as a coroutine run in the database thread (asgiref's thread-sensitive executor).
+# Threads the chat's database work runs on. Each keeps its connection between calls (reconnecting,
+# or a thread hop to a shared thread that other code closes connections on, would add milliseconds
+# to every answer's first token); several on PostgreSQL, so one turn's round trips don't queue
+# behind another's; one on SQLite, which serialises writers anyway.
+DB_THREADS = 4
+_db_executor: ThreadPoolExecutor | None = None
+_db_executor_lock = threading.Lock()
 
-    The thread keeps its connection between calls (reconnecting per call would add milliseconds to
-    every answer's first token); a connection an error left unusable is closed, so the next call
-    opens a fresh one.
+
+def _executor() -> ThreadPoolExecutor:
+    global _db_executor
+    with _db_executor_lock:
+        if _db_executor is None:
+            threads = 1 if connections["default"].vendor == "sqlite" else DB_THREADS
+            _db_executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="chat-db")
+        return _db_executor
+
+
+def on_db(fn: Any) -> Any:
+    """`fn` as a coroutine run on one of the chat's database threads (see DB_THREADS).
+
+    A connection an error left unusable is closed, so the next call opens a fresh one.
     """
 
     def call(*args: Any, **kwargs: Any) -> Any:
@@ -95,7 +115,22 @@ def on_db(fn: Any, *, thread_sensitive: bool = True) -> Any:
                     connection.close()
             raise
 
-    return sync_to_async(call, thread_sensitive=thread_sensitive)
+    return sync_to_async(call, thread_sensitive=False, executor=_executor())
+
+
+def close_db_connections(timeout: float = 10.0) -> None:
+    """Close the database connections of every chat database thread (tests: before the test
+    database is flushed or dropped). Blocks until each thread has done so."""
+    executor = _executor()
+    threads = executor._max_workers
+    barrier = threading.Barrier(threads)
+
+    def close() -> None:
+        barrier.wait(timeout)  # holds every thread until all have a job: each closes its own
+        connections.close_all()
+
+    for future in [executor.submit(close) for _ in range(threads)]:
+        future.result(timeout)
 
 
 # --- errors the user sees ---------------------------------------------------------------------
@@ -201,6 +236,8 @@ class Turn:
     prefix_parts: list[dict[str, Any]] = field(default_factory=list)
     # saving the rows (prepare_turn starts it; stream_turn waits for it before writing the answer)
     saved: "asyncio.Future[None] | None" = None
+    # the provider request, built by prepare_turn on the database thread (None: stream_chat builds it)
+    call: Call | None = None
 
     def start_saving(self) -> "asyncio.Future[None]":
         """Save the rows (once), on a thread of its own with its own database connection.
@@ -210,7 +247,7 @@ class Turn:
         it would otherwise delay the first token. Nothing is written to the answer before it is done.
         """
         if self.saved is None:
-            self.saved = asyncio.ensure_future(on_db(save_turn, thread_sensitive=False)(self))
+            self.saved = asyncio.ensure_future(on_db(save_turn)(self))
         return self.saved
 
     @property
@@ -785,16 +822,42 @@ async def prepare_turn(*, user: User, action: TurnAction) -> Turn:
     """Check and build a turn (see module doc); raises ChatError for the user to read. The rows are
     saved in the background (`turn.saved`), while the provider is already being asked: saving is
     not on the way to the first token."""
-    plan, target, needs_fetch_check = await on_db(plan_turn)(user=user, action=action)
+    plan, target, needs_fetch_check, turn = await on_db(_plan_and_build)(user=user, action=action)
+    if turn is not None:
+        return turn
     try:
-        if needs_fetch_check:
-            await check_fetched_model(user=user, target=target)
-            await on_db(_check_balance)(user=plan["user"], target=target, prompt_tokens=plan["prompt_tokens"])
+        await check_fetched_model(user=user, target=target)
+        await on_db(_check_balance)(user=plan["user"], target=target, prompt_tokens=plan["prompt_tokens"])
         turn = build_turn(plan=plan, target=target)
+        turn.call = await on_db(_prebuilt_call)(turn)
     except BaseException:
         await sync_to_async(release_conversation)(plan["conversation_id"], plan["generation_id"])
         raise
     return turn
+
+
+def _plan_and_build(*, user: User, action: TurnAction) -> tuple[dict[str, Any], Target, bool, "Turn | None"]:
+    """plan_turn, and when no fetched model list must be checked first, the turn and its provider
+    call too: one trip to the database thread on the way to the first token, not three."""
+    plan, target, needs_fetch_check = plan_turn(user=user, action=action)
+    if needs_fetch_check:
+        return plan, target, True, None
+    try:
+        turn = build_turn(plan=plan, target=target)
+        turn.call = _prebuilt_call(turn)
+    except BaseException:
+        release_conversation(plan["conversation_id"], plan["generation_id"])
+        raise
+    return plan, target, False, turn
+
+
+def _prebuilt_call(turn: Turn) -> Call | None:
+    """The provider request, built ahead; None when it cannot be built (stream_chat then tries
+    again and reports the configuration error as the answer's error, as it always does)."""
+    try:
+        return build_call(endpoint=turn.endpoint, request=turn.request, user=turn.user)
+    except (ConfigError, LookupError):
+        return None
 
 
 # --- streaming a turn ----------------------------------------------------------------------------
@@ -983,7 +1046,9 @@ async def stream_turn(turn: Turn, *, stop: asyncio.Event | None = None) -> Async
 
     async def pump() -> None:
         # All of the upstream stream is read in this one task (httpx wants that); `stop` cancels it.
-        upstream = endpoint_services.stream_chat(endpoint=turn.endpoint, request=turn.request, user=turn.user)
+        upstream = endpoint_services.stream_chat(
+            endpoint=turn.endpoint, request=turn.request, user=turn.user, call=turn.call
+        )
         try:
             state["sent"] = True
             async for event in upstream:

@@ -22,17 +22,22 @@ from django.core.cache import cache
 
 from endpoints import http
 from endpoints.adapters import adapter_for
-from endpoints.adapters.base import ChatRequest, Event, StreamError
+from endpoints.adapters.base import Call, ChatRequest, Event, StreamError
 from endpoints.models import Endpoint
 from endpoints.shaping import ConfigError, build_call, build_models_request, check_outbound
 
 log = logging.getLogger(__name__)
 
 
-async def stream_chat(*, endpoint: Endpoint, request: ChatRequest, user: Any) -> AsyncIterator[Event]:
-    """Stream one answer from `endpoint` as normalised events (see the module docstring)."""
+async def stream_chat(
+    *, endpoint: Endpoint, request: ChatRequest, user: Any, call: Call | None = None
+) -> AsyncIterator[Event]:
+    """Stream one answer from `endpoint` as normalised events (see the module docstring). `call`:
+    the request already built by `build_call` for exactly these arguments (the chat turn builds
+    it on its database thread ahead of time); otherwise it is built here."""
     try:
-        call = await sync_to_async(build_call, thread_sensitive=True)(endpoint=endpoint, request=request, user=user)
+        if call is None:
+            call = await sync_to_async(build_call, thread_sensitive=True)(endpoint=endpoint, request=request, user=user)
         if call.outbound_check:
             await check_outbound(call.url, endpoint.name)
     except ConfigError as exc:

@@ -171,4 +171,17 @@ async def _close_db_thread_connections():
     from asgiref.sync import sync_to_async
     from django.db import connections
 
+    from chat.services import close_db_connections
+
     await sync_to_async(connections.close_all)()
+    await sync_to_async(close_db_connections, thread_sensitive=False)()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _chat_db_threads_closed(django_db_setup, django_db_blocker):
+    """The chat's database threads keep their connections: close them before the test database
+    is dropped (PostgreSQL refuses to drop a database with open connections)."""
+    yield
+    from chat.services import close_db_connections
+
+    close_db_connections()
