@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, AsyncIterator, Iterable
@@ -306,6 +306,47 @@ def current_generation(conversation_id: uuid.UUID | str, *, user_id: int | None 
     if claim is None or (user_id is not None and claim[1] != str(user_id)):
         return None
     return claim[0]
+
+
+class EarlyClaim:
+    """The claim of a `send`'s conversation, taken while the turn is being planned: the cache
+    round trip (Redis) overlaps the plan's own instead of adding to the time to the first token.
+
+    A send names its conversation up front (or starts a new one, whose id is chosen here), so
+    the claim can start before anything is read. The plan waits for the outcome before anything
+    that writes (the balance hold) and refuses with Busy when another answer holds it; a refusal
+    for any other reason releases it (`plan_turn`).
+    """
+
+    def __init__(self, conversation_id: uuid.UUID | None, user_id: int):
+        self.conversation_id = conversation_id or uuid.uuid4()
+        self.generation_id = uuid.uuid4().hex
+        self.user_id = user_id
+        self._outcome: "Future[bool]" = _claims().submit(
+            cache.add, lock_key(self.conversation_id), f"{self.generation_id}:{user_id}", LOCK_TTL
+        )
+
+    def held(self) -> bool:
+        return bool(self._outcome.result(timeout=LOCK_TTL))
+
+    def release_if_held(self) -> None:
+        try:
+            held = self.held()
+        except Exception:
+            held = True  # unknown: release_conversation only deletes a claim that is ours
+        if held:
+            release_conversation(self.conversation_id, self.generation_id)
+
+
+_claims_executor: ThreadPoolExecutor | None = None
+
+
+def _claims() -> ThreadPoolExecutor:
+    global _claims_executor
+    with _db_executor_lock:
+        if _claims_executor is None:
+            _claims_executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="chat-claim")
+        return _claims_executor
 
 
 # --- permissions: which endpoint, model and spec a user may use ---------------------------------
@@ -601,11 +642,25 @@ def _check_balance(*, user: User, target: Target, prompt_tokens: int) -> None:
         raise NoBalance(str(exc)) from exc
 
 
-def plan_turn(*, user: User, action: TurnAction) -> tuple[dict[str, Any], Target, bool]:
+def plan_turn(
+    *, user: User, action: TurnAction, early_claim: "EarlyClaim | None" = None
+) -> tuple[dict[str, Any], Target, bool]:
     """Everything a turn needs that only reads: the conversation, anchors, target, context.
 
-    Returns (plan, target, needs_fetch_check); `commit_turn` writes it.
+    Returns (plan, target, needs_fetch_check); `commit_turn` writes it. With `early_claim` (a
+    `send`, see `EarlyClaim`) the conversation is being claimed meanwhile; otherwise it is claimed
+    here, last. Either way a refused plan leaves no claim behind.
     """
+    if early_claim is None:
+        return _plan(user=user, action=action, early_claim=None)
+    try:
+        return _plan(user=user, action=action, early_claim=early_claim)
+    except BaseException:
+        early_claim.release_if_held()
+        raise
+
+
+def _plan(*, user: User, action: TurnAction, early_claim: "EarlyClaim | None") -> tuple[dict[str, Any], Target, bool]:
     # As the database has it now (cached until any user or role changes): a role changed or an
     # account disabled since the socket opened counts.
     snap = configcache.snapshot()
@@ -632,7 +687,8 @@ def plan_turn(*, user: User, action: TurnAction) -> tuple[dict[str, Any], Target
                 pk=action.conversation_id
             ).first()
             if conversation is None:
-                if current_generation(action.conversation_id, user_id=user.pk) is not None:
+                busy_elsewhere = early_claim is None or not early_claim.held()
+                if busy_elsewhere and current_generation(action.conversation_id, user_id=user.pk) is not None:
                     # its first answer is still being written (the rows follow the first token)
                     raise Busy("An answer is still being written in this conversation. Stop it or wait for it to finish.")
                 raise NotFound("Conversation not found.")
@@ -686,13 +742,20 @@ def plan_turn(*, user: User, action: TurnAction) -> tuple[dict[str, Any], Target
         branch = parent.branch() if parent is not None else []
         branch = [*branch, Message(role=MessageRole.USER, text=text)]
     messages, prompt_tokens = build_context(branch, target=target, snap=snap)
+    if early_claim is not None and not early_claim.held():
+        raise Busy("An answer is still being written in this conversation. Stop it or wait for it to finish.")
     if not needs_fetch_check:  # else after the model check (prepare_turn)
         _check_balance(user=user, target=target, prompt_tokens=prompt_tokens)
     if continued is not None and continued.parent_id:
         answered = Message.objects.filter(user=user, pk=continued.parent_id).first()
-    conversation_id = conversation.pk if conversation is not None else uuid.uuid4()
-    generation_id = uuid.uuid4().hex
-    claim_conversation(conversation_id, generation_id, user.pk)
+    if early_claim is not None:
+        if not early_claim.held():
+            raise Busy("An answer is still being written in this conversation. Stop it or wait for it to finish.")
+        conversation_id, generation_id = early_claim.conversation_id, early_claim.generation_id
+    else:
+        conversation_id = conversation.pk if conversation is not None else uuid.uuid4()
+        generation_id = uuid.uuid4().hex
+        claim_conversation(conversation_id, generation_id, user.pk)
     plan = {
         "conversation_id": conversation_id,
         "generation_id": generation_id,
@@ -822,7 +885,8 @@ async def prepare_turn(*, user: User, action: TurnAction) -> Turn:
     """Check and build a turn (see module doc); raises ChatError for the user to read. The rows are
     saved in the background (`turn.saved`), while the provider is already being asked: saving is
     not on the way to the first token."""
-    plan, target, needs_fetch_check, turn = await on_db(_plan_and_build)(user=user, action=action)
+    early_claim = EarlyClaim(action.conversation_id, user.pk) if action.op == Operation.SEND else None
+    plan, target, needs_fetch_check, turn = await on_db(_plan_and_build)(user=user, action=action, early_claim=early_claim)
     if turn is not None:
         return turn
     try:
@@ -836,10 +900,12 @@ async def prepare_turn(*, user: User, action: TurnAction) -> Turn:
     return turn
 
 
-def _plan_and_build(*, user: User, action: TurnAction) -> tuple[dict[str, Any], Target, bool, "Turn | None"]:
+def _plan_and_build(
+    *, user: User, action: TurnAction, early_claim: EarlyClaim | None = None
+) -> tuple[dict[str, Any], Target, bool, "Turn | None"]:
     """plan_turn, and when no fetched model list must be checked first, the turn and its provider
     call too: one trip to the database thread on the way to the first token, not three."""
-    plan, target, needs_fetch_check = plan_turn(user=user, action=action)
+    plan, target, needs_fetch_check = plan_turn(user=user, action=action, early_claim=early_claim)
     if needs_fetch_check:
         return plan, target, True, None
     try:

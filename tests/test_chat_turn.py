@@ -207,6 +207,36 @@ async def test_the_answer_is_saved_while_it_streams(chat_socket, chat_endpoint, 
     assert final.text == words and not final.unfinished and answer.done["finish_reason"] == "stop"
 
 
+async def test_a_refused_send_leaves_its_conversation_free(chat_socket, chat_endpoint, upstream, chatter):
+    endpoint = await db(chat_endpoint)
+    socket = await chat_socket()
+    first = await socket.ask("first", endpoint=endpoint.name, model="test-model")
+    conversation_id = first.created["conversation_id"]
+
+    error = await _refused(socket, conversation_id=conversation_id, endpoint="no-such-endpoint")
+    assert error["code"] == "not_found"
+
+    assert (await socket.ask("again", conversation_id=conversation_id)).done["unfinished"] is False
+
+
+async def test_sending_into_another_users_busy_conversation_says_not_found(
+    chat_socket, chat_endpoint, upstream, make_user
+):
+    from tests.chatsocket import session_cookie
+
+    endpoint = await db(chat_endpoint)
+    socket = await chat_socket()
+    upstream.reply(text=" ".join(["slow"] * 20), chunk_delay=0.03)
+    await socket.send(type="send", text="mine", endpoint=endpoint.name, model="test-model")
+    created = (await socket.until("created"))[-1]
+    intruder = await chat_socket(await db(lambda: session_cookie(make_user("intruder"))))
+
+    error = await _refused(intruder, conversation_id=created["conversation_id"])
+
+    assert error["code"] == "not_found"
+    assert (await socket.until("done"))[-1]["unfinished"] is False
+
+
 async def test_a_caller_that_goes_away_keeps_and_bills_the_partial_answer(chat_endpoint, upstream, chatter):
     """The gateway iterates stream_turn directly; a client that disconnects closes the iterator."""
     endpoint = await db(chat_endpoint)
