@@ -68,3 +68,27 @@ async def test_streamed_answers_one_after_another_reuse_one_pooled_connection(ki
 
     assert answers == ["Hello again."] * 3
     assert upstream.connections == 1
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_concurrent_streams_fill_the_pools_in_order_and_a_later_one_reuses_a_warm_connection(
+    make_endpoint, upstream
+):
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    from endpoints.services import stream_chat
+    from tests.streaming import chat_request, text_of
+
+    endpoint = await sync_to_async(make_endpoint)(base_url=upstream.base_url)
+    upstream.set_default(text="Side by side.", chunk_delay=0.05)
+
+    async def answer() -> str:
+        return text_of([e async for e in stream_chat(endpoint=endpoint, request=chat_request(), user=None)])
+
+    concurrent = await asyncio.gather(*(answer() for _ in range(20)))
+    later = await answer()
+    await sync_to_async(connections.close_all)()
+
+    assert concurrent == ["Side by side."] * 20 and later == "Side by side."
+    assert upstream.connections == 20

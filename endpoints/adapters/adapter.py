@@ -182,7 +182,7 @@ class Adapter(ABC):
 
     async def _exchange(self, call: Call, state: StreamState) -> AsyncIterator[Event]:
         content = json.dumps(call.body, default=_json_default).encode()
-        async with http.client().stream(
+        async with http.stream(
             "POST", call.url, headers=call.headers, content=content, timeout=http.timeout()
         ) as response:
             if response.status_code >= 400:
