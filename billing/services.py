@@ -248,18 +248,20 @@ def check_balance(
     prompt_tokens: int,
     max_completion_tokens: int | None = None,
     now: dt.datetime | None = None,
+    rates: Rates | None = None,
 ) -> None:
     """Call before every upstream request. No-op when the role's balance is disabled. Otherwise
     applies a due auto-refill, then raises InsufficientBalance when the available balance (the
     balance less the holds of the user's requests still in flight) cannot cover the estimated
     prompt cost. An admitted request holds its prompt estimate (plus the cost of
     `max_completion_tokens`, when the caller knows it) until `record_usage` releases it, so
-    concurrent requests cannot spend the same credits twice."""
+    concurrent requests cannot spend the same credits twice. `rates`: what `rates_for` returns,
+    when the caller has it already (the chat turn keeps it in its configuration cache)."""
     role = role_of(user)
     if not role.balance_enabled:
         return
     now = _now(now)
-    rates = rates_for(endpoint=endpoint, model=model)
+    rates = rates if rates is not None else rates_for(endpoint=endpoint, model=model)
     estimate = prompt_cost(prompt_tokens, rates)
     hold = estimate + completion_cost(max_completion_tokens or 0, rates)
     refused: InsufficientBalance | None = None
@@ -304,16 +306,18 @@ def record_usage(
     message: "Message | None" = None,
     estimated: bool = False,
     now: dt.datetime | None = None,
+    rates: Rates | None = None,
 ) -> list[Transaction]:
     """Bill one upstream call: one Transaction per non-zero token type (tokens, the rate used,
     negative credits) and the Balance moved by their sum, in one database transaction. Releases one
-    hold of the user's balance check (the oldest, at the next check). Returns the rows written."""
+    hold of the user's balance check (the oldest, at the next check). Returns the rows written.
+    `rates`: as for check_balance."""
     if context not in USAGE_CONTEXTS:
         raise BillingError(
             f"Unknown usage context {context!r} (expected one of: {', '.join(sorted(USAGE_CONTEXTS))})."
         )
     try:
-        lines = price(usage, rates_for(endpoint=endpoint, model=model))
+        lines = price(usage, rates if rates is not None else rates_for(endpoint=endpoint, model=model))
     except ValueError as exc:
         raise BillingError(str(exc)) from exc
     now = _now(now)

@@ -34,6 +34,7 @@ from django.utils import timezone
 from accounts.models import User
 from billing import services as billing
 from chat import configcache
+from billing.pricing import Rates
 from billing.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY, count_tokens, estimated_usage
 from chat.models import Conversation, Message, Role as MessageRole
 from endpoints import services as endpoint_services
@@ -628,7 +629,12 @@ def _owned_message(user: User, message_id: uuid.UUID | None, what: str) -> Messa
     return message
 
 
-def _check_balance(*, user: User, target: Target, prompt_tokens: int) -> None:
+def _rates(endpoint: Endpoint, model: str, snap: configcache.Snapshot) -> Rates:
+    """What billing.rates_for returns, from the configuration cache (no queries)."""
+    return Rates.resolve(_model_row(endpoint, model, snap), _portal(snap))
+
+
+def _check_balance(*, user: User, target: Target, prompt_tokens: int, snap: configcache.Snapshot | None = None) -> None:
     try:
         max_tokens = target.params.get("max_tokens")
         billing.check_balance(
@@ -637,6 +643,7 @@ def _check_balance(*, user: User, target: Target, prompt_tokens: int) -> None:
             model=target.model,
             prompt_tokens=prompt_tokens,
             max_completion_tokens=max_tokens if isinstance(max_tokens, int) else None,
+            rates=_rates(target.endpoint, target.model, snap or configcache.snapshot()),
         )
     except billing.InsufficientBalance as exc:
         raise NoBalance(str(exc)) from exc
@@ -745,7 +752,7 @@ def _plan(*, user: User, action: TurnAction, early_claim: "EarlyClaim | None") -
     if early_claim is not None and not early_claim.held():
         raise Busy("An answer is still being written in this conversation. Stop it or wait for it to finish.")
     if not needs_fetch_check:  # else after the model check (prepare_turn)
-        _check_balance(user=user, target=target, prompt_tokens=prompt_tokens)
+        _check_balance(user=user, target=target, prompt_tokens=prompt_tokens, snap=snap)
     if continued is not None and continued.parent_id:
         answered = Message.objects.filter(user=user, pk=continued.parent_id).first()
     if early_claim is not None:
@@ -993,7 +1000,7 @@ def _estimate_usage(turn: Turn, answer: _Answer) -> Usage:
     )
 
 
-def _bill_usage(turn: Turn, usage: Usage, *, context: str, estimated: bool, saved: bool = True) -> None:
+def _bill_usage(turn: Turn, usage: Usage, *, context: str, estimated: bool, saved: bool = True, rates: Rates) -> None:
     billing.record_usage(
         user=turn.user,
         endpoint=turn.endpoint,
@@ -1003,6 +1010,7 @@ def _bill_usage(turn: Turn, usage: Usage, *, context: str, estimated: bool, save
         conversation=turn.conversation if saved else None,
         message=turn.assistant_message if saved else None,
         estimated=estimated,
+        rates=rates,
     )
 
 
@@ -1055,11 +1063,12 @@ def _finish_turn(
     )
     context = "message" if clean or finish_reason == "length" else "abort"
     try:
+        rates = _rates(turn.endpoint, turn.model, configcache.snapshot())  # before the transaction: a cache round trip
         with transaction.atomic():
             if saved:
                 Message.objects.filter(pk=message.pk).update(**fields)
                 Conversation.objects.filter(pk=turn.conversation.pk).update(updated_at=timezone.now())
-            _bill_usage(turn, usage, context=context, estimated=estimated, saved=saved)
+            _bill_usage(turn, usage, context=context, estimated=estimated, saved=saved, rates=rates)
     except Exception:
         # Never lose the answer because the ledger failed; the log says which message is unbilled.
         log.exception("billing answer %s (%s) failed; the answer is saved unbilled", message.pk, usage)
