@@ -15,6 +15,9 @@ and a real daphne running Atrium, both in their own processes, then measures at 
 It reports p50/p99 of both and the difference (the time Atrium adds). The database and Redis are
 the ones in the environment (DATABASE_URL / REDIS_URL, as in production); with neither set, the
 embedded default in a temporary directory. A bench user and endpoint are created in that database.
+
+Both paths are warmed up first: 20 requests one after another, then one round at full
+concurrency (so the measured requests find warm connections, as a busy server's do).
 """
 from __future__ import annotations
 
@@ -71,12 +74,24 @@ def setup_django() -> None:
     call_command("migrate", verbosity=0, interactive=False)
 
 
-def make_fixtures(upstream_url: str) -> tuple[str, str]:
-    from accounts.models import User
+def make_fixtures(upstream_url: str, *, balance: bool = False) -> tuple[str, str]:
+    from decimal import Decimal
+
+    from accounts.models import Role, User
+    from billing.services import ensure_balance
     from endpoints.models import Endpoint, EndpointModel
     from tests.chatsocket import session_cookie
 
     user, _ = User.objects.get_or_create(username="bench-user", defaults={"email": "bench@example.com"})
+    if balance:  # a role with balances on: every answer is checked, held and billed against it
+        role, _ = Role.objects.update_or_create(
+            name="BENCH-BALANCE", defaults=dict(balance_enabled=True, start_balance=Decimal(10) ** 12)
+        )
+        user.role = role
+    else:
+        user.role = Role.objects.default()
+    user.save()
+    ensure_balance(user=user)
     endpoint, _ = Endpoint.objects.update_or_create(
         name="Bench upstream",
         defaults=dict(base_url=upstream_url + "/v1", api_key="sk-bench-key-123456", kind="custom"),
@@ -124,6 +139,8 @@ async def run_direct(url: str, concurrency: int, requests: int) -> list[float]:
     async with httpx.AsyncClient(limits=limits, timeout=30) as client:
         for _ in range(min(20, requests)):  # warm up connections
             await direct_ttft(client, url)
+        # and one round at full concurrency, so every measured request finds a warm connection
+        await asyncio.gather(*(direct_ttft(client, url) for _ in range(concurrency)))
         per_worker = max(1, requests // concurrency)
 
         async def worker() -> list[float]:
@@ -143,6 +160,9 @@ async def run_atrium(ws_url: str, cookie: str, endpoint: str, concurrency: int, 
     try:
         for _ in range(min(20, requests)):  # warm up (database connection, tokenizer, pools)
             await atrium_ttft(sockets[0], endpoint)
+        # and one round on every socket at once (upstream connections for this concurrency)
+        await asyncio.gather(*(atrium_ttft(socket, endpoint) for socket in sockets))
+        ERRORS.clear()  # failures of the warm-up round are not part of the measurement
         per_worker = max(1, requests // concurrency)
 
         async def worker(socket) -> list[float]:
@@ -166,6 +186,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=400, help="measured requests per concurrency level and path")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 50])
+    parser.add_argument(
+        "--balance", action="store_true",
+        help="give the bench user a role with balances enabled (the balance check and hold on every answer)",
+    )
     args = parser.parse_args()
 
     setup_django()
@@ -179,11 +203,12 @@ def main() -> None:
     )
     try:
         upstream_url = upstream.stdout.readline().decode().strip()
-        cookie, endpoint = make_fixtures(upstream_url)
+        cookie, endpoint = make_fixtures(upstream_url, balance=args.balance)
         database = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
         layer = "redis" if settings.REDIS_URL else "in-memory"
         with Daphne(server_env(LOG_LEVEL="WARNING"), name="bench") as daphne:
-            print(f"Atrium TTFT benchmark: database={database}, channel layer={layer}, cpus={os.cpu_count()}")
+            print(f"Atrium TTFT benchmark: database={database}, channel layer={layer}, cpus={os.cpu_count()}, "
+                  f"balance={'on' if args.balance else 'off'}")
             for concurrency in args.concurrency:
                 print(f"concurrency {concurrency}:")
                 direct = asyncio.run(run_direct(upstream_url + "/v1/chat/completions", concurrency, args.requests))
