@@ -10,6 +10,7 @@ Functions take `now` so tests and jobs can control time; it defaults to the curr
 from __future__ import annotations
 
 import calendar
+import contextlib
 import datetime as dt
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING
@@ -264,6 +265,20 @@ def check_balance(
     rates = rates if rates is not None else rates_for(endpoint=endpoint, model=model)
     estimate = prompt_cost(prompt_tokens, rates)
     hold = estimate + completion_cost(max_completion_tokens or 0, rates)
+    if _can_admit_in_one_trip(role):
+        admitted = _admit_in_one_trip(user, model=model, estimate=estimate, hold=hold, now=now)
+        if admitted is not None:
+            credits, available = admitted
+            if available <= 0 or available < estimate:
+                raise InsufficientBalance(
+                    balance=credits,
+                    available=available,
+                    prompt_tokens=prompt_tokens,
+                    estimated_cost=estimate,
+                    currency=Currency.from_settings(PortalSettings.load()),
+                    next_refill_at=None,  # the role has no auto-refill (_can_admit_in_one_trip)
+                )
+            return
     refused: InsufficientBalance | None = None
     with transaction.atomic():  # the refill and released holds commit even when the call is refused
         balance = Balance.objects.select_for_update().filter(user=user).first()
@@ -293,6 +308,85 @@ def check_balance(
             )
     if refused is not None:
         raise refused
+
+
+def _can_admit_in_one_trip(role: Role) -> bool:
+    """The one-trip admission (PostgreSQL) when it does exactly what the general path does: no
+    auto-refill to apply (its due date is calendar arithmetic, done in Python), outside any
+    transaction (it brackets its own), and a client-side-binding cursor (several statements in one
+    query)."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return False
+    refills = role.auto_refill_enabled and role.refill_amount > 0 and role.refill_interval_value >= 1
+    return not refills
+
+
+_ADMIT_SQL = """
+    BEGIN;
+    SELECT 1 FROM billing_balance WHERE user_id = %(user)s FOR UPDATE;
+    WITH bal AS (
+        SELECT credits, released_holds FROM billing_balance WHERE user_id = %(user)s
+    ), gone AS (
+        DELETE FROM billing_hold
+        WHERE user_id = %(user)s AND (
+            expires_at <= %(now)s
+            OR id IN (
+                SELECT id FROM billing_hold WHERE user_id = %(user)s ORDER BY created_at, id
+                LIMIT COALESCE((SELECT released_holds FROM bal), 0)
+            )
+        )
+        RETURNING credits
+    ), reset AS (
+        UPDATE billing_balance SET released_holds = 0 WHERE user_id = %(user)s AND released_holds > 0 RETURNING 1
+    ), held AS (
+        SELECT (SELECT COALESCE(SUM(credits), 0) FROM billing_hold WHERE user_id = %(user)s)
+             - (SELECT COALESCE(SUM(credits), 0) FROM gone) AS total
+    ), admitted AS (
+        INSERT INTO billing_hold (user_id, model, credits, created_at, expires_at)
+        SELECT %(user)s, %(model)s, %(hold)s::numeric, %(now)s, %(expires)s FROM bal, held
+        WHERE %(hold)s::numeric > 0 AND bal.credits - held.total > 0 AND bal.credits - held.total >= %(estimate)s::numeric
+        RETURNING 1
+    )
+    SELECT bal.credits, bal.credits - held.total, (SELECT count(*) FROM reset), (SELECT count(*) FROM admitted)
+    FROM bal, held;
+    COMMIT;
+"""
+
+
+def _admit_in_one_trip(
+    user: "User", *, model: str, estimate: Decimal, hold: Decimal, now: dt.datetime
+) -> tuple[Decimal, Decimal] | None:
+    """check_balance's admission on PostgreSQL in one round trip: lock the balance row, release
+    expired holds and the ones recorded calls gave back, and add this call's hold if the balance
+    less the remaining holds covers the estimate — the same steps as the general path, sent as one
+    query of four statements. The row lock is taken by a statement of its own, so the statement that
+    reads the holds starts after it (READ COMMITTED: with a fresh snapshot that includes every hold
+    committed by whoever held the lock before). Returns (balance, available), or None when the user
+    has no balance row yet or the cursor cannot send several statements (the general path then runs)."""
+    import psycopg
+
+    params = {
+        "user": user.pk, "now": now, "model": model[:200], "hold": hold, "estimate": estimate,
+        "expires": now + dt.timedelta(seconds=settings.BILLING_HOLD_SECONDS),
+    }
+    with connection.cursor() as cursor:
+        if not isinstance(cursor.cursor, psycopg.ClientCursor):
+            return None
+        try:
+            cursor.execute(_ADMIT_SQL, params)
+            row = None
+            while True:
+                if cursor.cursor.description is not None and len(cursor.cursor.description) == 4:
+                    row = cursor.fetchone()
+                if not cursor.cursor.nextset():
+                    break
+        except BaseException:
+            with contextlib.suppress(Exception):
+                cursor.cursor.connection.rollback()
+            raise
+    if row is None:
+        return None
+    return Decimal(row[0]), Decimal(row[1])
 
 
 def record_usage(
