@@ -39,7 +39,7 @@ def percentile(samples: list[float], fraction: float) -> float:
 
 def bench_record_usage(calls: int) -> None:
     from accounts.models import Role, User
-    from billing.services import check_balance, record_usage
+    from billing.services import check_balance, rates_for, record_usage
     from endpoints.adapters.base import Usage
     from endpoints.models import Endpoint, EndpointModel
 
@@ -70,6 +70,12 @@ def bench_record_usage(calls: int) -> None:
     def record() -> None:
         record_usage(user=user, endpoint=endpoint, model="bench-model", usage=usage, context="message")
 
+    rates = rates_for(endpoint=endpoint, model="bench-model")
+
+    def record_with_cached_rates() -> None:
+        # the chat turn's path: rates come from its in-process configuration cache
+        record_usage(user=user, endpoint=endpoint, model="bench-model", usage=usage, context="message", rates=rates)
+
     def check_and_record() -> None:
         check_balance(user=user, endpoint=endpoint, model="bench-model", prompt_tokens=1200)
         record()
@@ -83,6 +89,7 @@ def bench_record_usage(calls: int) -> None:
 
     results = [
         ("record_usage (3 rows)", timed(record)),
+        ("record_usage, rates cached (chat)", timed(record_with_cached_rates)),
         ("check_balance + record_usage", timed(check_and_record)),
         ("floor: 1-row INSERT + COMMIT", timed(commit_floor)),
     ]

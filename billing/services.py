@@ -116,7 +116,12 @@ def rates_for(*, endpoint: "Endpoint | None", model: str) -> Rates:
     model has none configured)."""
     configured = None
     if endpoint is not None:
-        configured = EndpointModel.objects.filter(endpoint=endpoint, name=model).order_by().first()
+        # only the rate columns, no ORDER BY: this runs on every billed call without cached rates
+        configured = next(iter(
+            EndpointModel.objects.filter(endpoint=endpoint, name=model)
+            .only("prompt_rate", "completion_rate", "cache_read_rate", "cache_write_rate")
+            .order_by()[:1]
+        ), None)
     if configured is not None and configured.has_rates:
         return Rates.of(
             prompt=configured.prompt_rate,
