@@ -57,6 +57,15 @@ class IdP:
         self.users_file.write_text(json.dumps(self.users))
 
 
+def stop_process(proc: subprocess.Popen) -> None:
+    """Ask a test server to exit; kill it if it hasn't within 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def skip_or_fail(reason: str) -> None:
     """Locally a missing server skips its tests; in CI (CI=true) it is an error, never a silent skip."""
     if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
@@ -106,11 +115,7 @@ def oidc_idp(tmp_path_factory):
                 time.sleep(0.1)
         yield IdP(issuer=issuer, users_file=users_file, users=users)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
 
 
 @pytest.fixture
@@ -321,11 +326,7 @@ access to * by * read
         conn.unbind_s()
         yield Slapd(uri=uri, base=BASE, directory=tmp)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
