@@ -2,11 +2,11 @@
 roles with their allowed endpoints/specs, portal settings, a user's role and active flag — kept in
 process memory, so a turn's permission check costs no database query.
 
-Correctness across processes: a version string lives in the Django cache (Redis in production,
-shared by every daphne). Saving or deleting any of those rows (admin, shell, importer — any ORM
-save) bumps it through signals, and every turn reads it first (one cache round trip): a process
-whose memory holds another version drops everything and reloads on demand. So a change is seen by
-the next turn on every process.
+Correctness across processes: a version string lives in the chat store (`chat.store`: Redis in
+production, shared by every daphne). Saving or deleting any of those rows (admin, shell, importer —
+any ORM save) bumps it through signals, and every turn reads it first (one Redis round trip, made
+from the event loop by `asnapshot`): a process whose memory holds another version drops everything
+and reloads on demand. So a change is seen by the next turn on every process.
 """
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ import threading
 import uuid
 from typing import Any, Callable, TypeVar
 
-from django.core.cache import cache
 from django.db import transaction
 
-VERSION_KEY = "chat:config-version"
+from chat import store
+
+VERSION_KEY = "config-version"
 MAX_ENTRIES = 20_000  # users are cached here too; beyond this the memory starts over
 
 T = TypeVar("T")
@@ -26,10 +27,18 @@ _state: dict[str, Any] = {"version": None, "entries": {}}
 
 
 def current_version() -> str:
-    version = cache.get(VERSION_KEY)
+    version = store.get_sync(VERSION_KEY)
     if version is None:
-        cache.add(VERSION_KEY, uuid.uuid4().hex, None)
-        version = cache.get(VERSION_KEY)
+        store.add_sync(VERSION_KEY, uuid.uuid4().hex, None)
+        version = store.get_sync(VERSION_KEY)
+    return version
+
+
+async def acurrent_version() -> str:
+    version = await store.get(VERSION_KEY)
+    if version is None:
+        await store.add(VERSION_KEY, uuid.uuid4().hex, None)
+        version = await store.get(VERSION_KEY)
     return version
 
 
@@ -41,7 +50,7 @@ def bump_version(**_: Any) -> None:
 
 
 def _bump_now() -> None:
-    cache.set(VERSION_KEY, uuid.uuid4().hex, None)
+    store.set_sync(VERSION_KEY, uuid.uuid4().hex, None)
 
 
 class Snapshot:
@@ -63,7 +72,15 @@ class Snapshot:
 
 
 def snapshot() -> Snapshot:
-    version = current_version()
+    return _snapshot_of(current_version())
+
+
+async def asnapshot() -> Snapshot:
+    """`snapshot()` from the event loop (the version is read without a worker thread)."""
+    return _snapshot_of(await acurrent_version())
+
+
+def _snapshot_of(version: str) -> Snapshot:
     with _lock:
         if _state["version"] != version:
             _state["version"], _state["entries"] = version, {}

@@ -4,21 +4,23 @@ The task publishes every frame of the answer to the conversation's channel-layer
 conversation, `chat.<id>`), so every socket that joined the conversation — the one that asked, a
 second tab, a reload, on any daphne process sharing the Redis channel layer — receives it.
 
-So that a socket joining mid-stream first receives the answer so far, the state lives in the Django
-cache (Redis in production), readable from any process:
+So that a socket joining mid-stream first receives the answer so far, the state lives in the chat
+store (`chat.store`: Redis in production, written from the event loop), readable from any process:
 
-* `chat:live:<conversation>` — a snapshot: the `created` frame, the text/reasoning/tool calls so far
+* `live:<conversation>` — a snapshot: the `created` frame, the text/reasoning/tool calls so far
   up to frame number `seq`, and the final frames (usage, error, done) once there are any. Rewritten
   about once a second while the answer streams, and at the end.
-* `chat:frame:<generation>:<seq>` — each published frame, kept a couple of minutes, and
-  `chat:head:<generation>` — the number of the newest one.
+* `frame:<generation>:<seq>` — each published frame, kept a couple of minutes, and
+  `head:<generation>` — the number of the newest one.
 
 A frame is written to the cache before it is sent to the group. A joiner first joins the group, then
 reads the snapshot (seq S) and the head (H), replays frames S+1…H, and from then on forwards group
 frames numbered above H: nothing is missed and nothing is shown twice.
 
-Stop works from any process: the requester sets `chat:stop:<generation>` and sends a message to the
-control group `chatctl.<conversation>`, which the generating task listens to.
+Stop works from any process: the conversation's claim (`chat.services`) names the process writing
+its answer; the requester sets `stop:<generation>` and sends a message to that process's stop group
+`chatstop.<process id>`, which one task per process listens to (and each generation's heartbeat
+reads the flag once a second, should the message be lost while Redis was away).
 
 Deltas are coalesced: while one frame is being published, further deltas wait and go out as one
 frame, so a fast model on a slow link costs fewer round trips without delaying the first token.
@@ -33,12 +35,10 @@ import uuid
 import weakref
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
-from django.core.cache import caches
-from django.core.cache.backends.locmem import LocMemCache
 
-from chat.services import Done, Turn, stream_turn
+from chat import store
+from chat.services import PROCESS_ID, Claim, Done, Turn, stream_turn
 from endpoints.adapters.base import Finish, ReasoningDelta, StreamError, TextDelta, ToolCallDelta, UsageReport
 
 log = logging.getLogger(__name__)
@@ -54,8 +54,10 @@ _running: set[asyncio.Task[Any]] = set()
 # Sockets of this process following a conversation, and the generations running here: frames of a
 # local generation reach local sockets directly (no Redis round trip on the way to the first token).
 _followers: dict[str, "weakref.WeakSet[Any]"] = {}
-_generations: dict[str, "Generation"] = {}
+_generations: dict[str, "Generation"] = {}  # by conversation
 _server_loop: asyncio.AbstractEventLoop | None = None
+_stop_listener: "asyncio.Task[None] | None" = None
+GROUP_REFRESH_SECONDS = 3600  # channel-layer group memberships expire (channels_redis: a day)
 
 
 def is_server_loop() -> bool:
@@ -71,37 +73,24 @@ def group_name(conversation_id: uuid.UUID | str) -> str:
     return f"chat.{conversation_id}"
 
 
-def control_group(conversation_id: uuid.UUID | str) -> str:
-    return f"chatctl.{conversation_id}"
+def stop_group(process_id: str) -> str:
+    return f"chatstop.{process_id}"
 
 
 def snapshot_key(conversation_id: uuid.UUID | str) -> str:
-    return f"chat:live:{conversation_id}"
+    return f"live:{conversation_id}"
 
 
 def frame_key(generation_id: str, seq: int) -> str:
-    return f"chat:frame:{generation_id}:{seq}"
+    return f"frame:{generation_id}:{seq}"
 
 
 def head_key(generation_id: str) -> str:
-    return f"chat:head:{generation_id}"
+    return f"head:{generation_id}"
 
 
 def stop_key(generation_id: str) -> str:
-    return f"chat:stop:{generation_id}"
-
-
-async def _cache_call(fn_name: str, *args: Any, **kwargs: Any) -> Any:
-    """A Django cache call off the event loop (Redis is a network round trip); an in-process cache
-    (the embedded default) is called inline."""
-    backend = caches["default"]
-    if isinstance(backend, LocMemCache):
-        return getattr(backend, fn_name)(*args, **kwargs)
-    return await sync_to_async(_in_thread, thread_sensitive=False)(fn_name, *args, **kwargs)
-
-
-def _in_thread(fn_name: str, *args: Any, **kwargs: Any) -> Any:
-    return getattr(caches["default"], fn_name)(*args, **kwargs)
+    return f"stop:{generation_id}"
 
 
 # --- frames --------------------------------------------------------------------------------------
@@ -288,7 +277,7 @@ class Generation:
             if final:
                 self.state["status"] = "done"
             try:
-                await _cache_call("set_many", {frame_key(self.id, seq): frame, head_key(self.id): seq}, FRAME_TTL)
+                await store.set_many({frame_key(self.id, seq): frame, head_key(self.id): seq}, FRAME_TTL)
                 if final or frame["type"] == "created" or time.monotonic() - self.snapshot_at >= SNAPSHOT_SECONDS:
                     await self.write_snapshot()
                 await self.layer.group_send(self.group, {"type": "chat.frame", "frame": frame})
@@ -307,32 +296,21 @@ class Generation:
                 "tool_calls": {k: dict(v) for k, v in self.state["tool_calls"].items()},
             }
             ttl = DONE_TTL if state["status"] == "done" else RUNNING_TTL
-            await _cache_call("set", snapshot_key(self.conversation_id), state, ttl)
+            await store.set(snapshot_key(self.conversation_id), state, ttl)
 
     async def heartbeat(self) -> None:
-        """Keeps the snapshot fresh (and alive) while the provider is silent."""
+        """Keeps the snapshot fresh (and alive) while the provider is silent, and reads the stop
+        flag (a stop message sent while this process's stop listener was reconnecting)."""
         await self.first_out.wait()
         while True:
             await asyncio.sleep(SNAPSHOT_SECONDS)
-            if time.monotonic() - self.snapshot_at >= SNAPSHOT_SECONDS:
-                await self.write_snapshot()
-
-    # stop requests ------------------------------------------------------------------------------
-    async def listen_for_stop(self) -> None:
-        await self.first_out.wait()
-        channel = await self.layer.new_channel()
-        await self.layer.group_add(control_group(self.conversation_id), channel)
-        try:
-            if await _cache_call("get", stop_key(self.id)):
-                self.stop.set()
-                return
-            while not self.stop.is_set():
-                message = await self.layer.receive(channel)
-                if message.get("generation_id") in (None, self.id):
+            try:
+                if time.monotonic() - self.snapshot_at >= SNAPSHOT_SECONDS:
+                    await self.write_snapshot()
+                if await store.get(stop_key(self.id)):
                     self.stop.set()
-        finally:
-            with contextlib.suppress(Exception):
-                await self.layer.group_discard(control_group(self.conversation_id), channel)
+            except Exception:
+                log.warning("refreshing generation %s failed", self.id, exc_info=True)
 
     # the run ------------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -341,7 +319,6 @@ class Generation:
         # event loop, and this process's sockets get the frames directly anyway.
         self.first_out = asyncio.Event()
         publisher = asyncio.create_task(self.publisher())
-        listener = asyncio.create_task(self.listen_for_stop())
         heartbeat = asyncio.create_task(self.heartbeat())
         _generations[self.conversation_id] = self
         await self.emit(created_frame(self.turn, request_id=self.request_id))
@@ -396,12 +373,10 @@ class Generation:
             if _generations.get(self.conversation_id) is self:
                 del _generations[self.conversation_id]
             heartbeat.cancel()
-            listener.cancel()
             self.closed = True
             self.wakeup.set()
-            for task in (heartbeat, listener):
-                with contextlib.suppress(BaseException):
-                    await task
+            with contextlib.suppress(BaseException):
+                await heartbeat
             await publisher
 
 
@@ -409,6 +384,7 @@ def launch(turn: Turn, *, request_id: str | None = None) -> Generation:
     """Start generating the answer of a prepared turn in its own task; returns at once."""
     global _server_loop
     _server_loop = asyncio.get_running_loop()
+    _ensure_stop_listener()
     generation = Generation(turn, request_id=request_id)
     task = _server_loop.create_task(generation.run(), name=f"generation-{generation.id}")
     _running.add(task)
@@ -431,15 +407,15 @@ async def replay(conversation_id: uuid.UUID | str) -> tuple[str | None, int, lis
     The caller has already joined the conversation's group; it forwards later group frames of this
     generation only when their seq is above the returned one.
     """
-    state = await _cache_call("get", snapshot_key(conversation_id))
+    state = await store.get(snapshot_key(conversation_id))
     if not state:
         return None, 0, []
     generation_id = state["generation_id"]
-    head = await _cache_call("get", head_key(generation_id)) or state["seq"]
+    head = await store.get(head_key(generation_id)) or state["seq"]
     frames = _replay_frames(state, state["seq"])
     if head > state["seq"]:
         keys = [frame_key(generation_id, seq) for seq in range(state["seq"] + 1, head + 1)]
-        found = await _cache_call("get_many", keys)
+        found = await store.get_many(keys)
         frames.extend(found[key] for key in keys if key in found)
     return generation_id, head, frames
 
@@ -486,9 +462,67 @@ def local_generation(conversation_id: str) -> "Generation | None":
     return _generations.get(conversation_id)
 
 
-async def request_stop(conversation_id: uuid.UUID | str, generation_id: str) -> None:
-    """Ask whichever process runs this generation to stop it (partial answer kept and billed)."""
-    await _cache_call("set", stop_key(generation_id), True, STOP_TTL)
+async def request_stop(conversation_id: uuid.UUID | str, claim: Claim) -> None:
+    """Ask the process that writes the claimed answer to stop it (partial answer kept and billed)."""
+    local = _generations.get(str(conversation_id))
+    if local is not None and local.id == claim.generation_id:
+        local.stop.set()
+        return
+    await store.set(stop_key(claim.generation_id), True, STOP_TTL)
     await get_channel_layer().group_send(
-        control_group(conversation_id), {"type": "generation.stop", "generation_id": generation_id}
+        stop_group(claim.process_id), {"type": "generation.stop", "generation_id": claim.generation_id}
     )
+
+
+def _ensure_stop_listener() -> None:
+    """One task per process receives stop requests for the answers it writes (see module doc)."""
+    global _stop_listener
+    loop = asyncio.get_running_loop()
+    if _stop_listener is None or _stop_listener.done() or _stop_listener.get_loop() is not loop:
+        _stop_listener = loop.create_task(_listen_for_stops(), name="chat-stops")
+
+
+async def close_stop_listener() -> None:
+    """Cancel this loop's stop listener (tests: before their loop ends)."""
+    global _stop_listener
+    task, _stop_listener = _stop_listener, None
+    if task is not None and task.get_loop() is asyncio.get_running_loop():
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+
+
+async def _listen_for_stops() -> None:
+    layer = get_channel_layer()
+    group = stop_group(PROCESS_ID)
+    while True:
+        refresher: "asyncio.Task[None] | None" = None
+        try:
+            channel = await layer.new_channel()
+            await layer.group_add(group, channel)
+            refresher = asyncio.create_task(_keep_in_group(layer, group, channel))
+            while True:
+                message = await layer.receive(channel)
+                wanted = message.get("generation_id")
+                for generation in list(_generations.values()):
+                    if generation.id == wanted:
+                        generation.stop.set()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                # channels_redis turns a cancelled read into a TimeoutError: still a cancellation
+                raise asyncio.CancelledError from None
+            log.warning("the stop listener lost the channel layer; reconnecting", exc_info=True)
+            await asyncio.sleep(1.0)
+        finally:
+            if refresher is not None:
+                refresher.cancel()
+
+
+async def _keep_in_group(layer: Any, group: str, channel: str) -> None:
+    while True:
+        await asyncio.sleep(GROUP_REFRESH_SECONDS)
+        with contextlib.suppress(Exception):
+            await layer.group_add(group, channel)

@@ -27,13 +27,13 @@ from enum import StrEnum
 from typing import Any, AsyncIterator, Iterable
 
 from asgiref.sync import sync_to_async
-from django.core.cache import cache
+from django.core.exceptions import SynchronousOnlyOperation
 from django.db import connections, transaction
 from django.utils import timezone
 
 from accounts.models import User
 from billing import services as billing
-from chat import configcache
+from chat import configcache, store
 from billing.pricing import Rates
 from billing.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY, count_tokens, estimated_usage
 from chat.models import Conversation, Message, Role as MessageRole
@@ -77,7 +77,7 @@ RESERVED_PARAMS = {
     "input", "system", "n", "prompt", "metadata",
 }
 REASONING_EFFORTS = {"minimal", "low", "medium", "high"}
-# One answer at a time per conversation: a claim in the cache (shared by every process), refreshed
+# One answer at a time per conversation: a claim in the chat store (shared by every process), refreshed
 # while the answer streams so that a process that died frees the conversation after LOCK_TTL.
 LOCK_TTL = 30
 LOCK_REFRESH_SECONDS = 10
@@ -276,78 +276,108 @@ class Done:
 
 
 # --- one answer at a time per conversation -------------------------------------------------------
+#
+# The claim is a key in the chat store (`chat.store`, shared by every process) holding
+# "<generation id>:<user id>:<process id>": the process id tells `chat.live` where to send a stop.
+
+PROCESS_ID = uuid.uuid4().hex[:16]  # this process, as named in the claims of the answers it writes
+BUSY_MESSAGE = "An answer is still being written in this conversation. Stop it or wait for it to finish."
+
 
 def lock_key(conversation_id: uuid.UUID | str) -> str:
-    return f"chat:lock:{conversation_id}"
+    return f"lock:{conversation_id}"
+
+
+def _claim_value(generation_id: str, user_id: int) -> str:
+    return f"{generation_id}:{user_id}:{PROCESS_ID}"
+
+
+@dataclass(frozen=True)
+class Claim:
+    generation_id: str
+    user_id: str
+    process_id: str
+
+    @classmethod
+    def parse(cls, value: Any) -> "Claim | None":
+        if not value:
+            return None
+        generation_id, _, rest = str(value).partition(":")
+        user_id, _, process_id = rest.partition(":")
+        return cls(generation_id, user_id, process_id)
 
 
 def claim_conversation(conversation_id: uuid.UUID, generation_id: str, user_id: int) -> None:
-    if not cache.add(lock_key(conversation_id), f"{generation_id}:{user_id}", LOCK_TTL):
-        raise Busy("An answer is still being written in this conversation. Stop it or wait for it to finish.")
+    if not store.add_sync(lock_key(conversation_id), _claim_value(generation_id, user_id), LOCK_TTL):
+        raise Busy(BUSY_MESSAGE)
 
 
-def _claim(conversation_id: uuid.UUID | str) -> tuple[str, str] | None:
-    value = cache.get(lock_key(conversation_id))
-    if not value:
-        return None
-    generation_id, _, user_id = str(value).partition(":")
-    return generation_id, user_id
+def read_claim(conversation_id: uuid.UUID | str) -> Claim | None:
+    return Claim.parse(store.get_sync(lock_key(conversation_id)))
 
 
-def release_conversation(conversation_id: uuid.UUID, generation_id: str) -> None:
-    claim = _claim(conversation_id)
-    if claim is not None and claim[0] == generation_id:
-        cache.delete(lock_key(conversation_id))
+async def aread_claim(conversation_id: uuid.UUID | str) -> Claim | None:
+    return Claim.parse(await store.get(lock_key(conversation_id)))
+
+
+def release_conversation(conversation_id: uuid.UUID | str, generation_id: str) -> None:
+    """Free the conversation if `generation_id` still holds it."""
+    value = store.get_sync(lock_key(conversation_id))
+    claim = Claim.parse(value)
+    if claim is not None and claim.generation_id == generation_id:
+        store.delete_if_sync(lock_key(conversation_id), value)
+
+
+async def arelease_conversation(conversation_id: uuid.UUID | str, generation_id: str) -> None:
+    value = await store.get(lock_key(conversation_id))
+    claim = Claim.parse(value)
+    if claim is not None and claim.generation_id == generation_id:
+        await store.delete_if(lock_key(conversation_id), value)
 
 
 def current_generation(conversation_id: uuid.UUID | str, *, user_id: int | None = None) -> str | None:
     """The id of the answer being written in this conversation right now (any process), if any
     (only when it is `user_id`'s conversation, if given)."""
-    claim = _claim(conversation_id)
-    if claim is None or (user_id is not None and claim[1] != str(user_id)):
+    claim = read_claim(conversation_id)
+    if claim is None or (user_id is not None and claim.user_id != str(user_id)):
         return None
-    return claim[0]
+    return claim.generation_id
 
 
 class EarlyClaim:
-    """The claim of a `send`'s conversation, taken while the turn is being planned: the cache
+    """The claim of a `send`'s conversation, taken while the turn is being planned: the store's
     round trip (Redis) overlaps the plan's own instead of adding to the time to the first token.
 
     A send names its conversation up front (or starts a new one, whose id is chosen here), so
-    the claim can start before anything is read. The plan waits for the outcome before anything
-    that writes (the balance hold) and refuses with Busy when another answer holds it; a refusal
-    for any other reason releases it (`plan_turn`).
+    the claim can start before anything is read. Created on the event loop; the outcome can be
+    awaited there (`aheld`) or waited for from a database thread (`held`). The plan waits for it
+    before anything that writes (the balance hold) and refuses with Busy when another answer
+    holds it; a refusal for any other reason releases it.
     """
 
     def __init__(self, conversation_id: uuid.UUID | None, user_id: int):
         self.conversation_id = conversation_id or uuid.uuid4()
         self.generation_id = uuid.uuid4().hex
         self.user_id = user_id
-        self._outcome: "Future[bool]" = _claims().submit(
-            cache.add, lock_key(self.conversation_id), f"{self.generation_id}:{user_id}", LOCK_TTL
+        self._outcome: "Future[bool]" = asyncio.run_coroutine_threadsafe(
+            store.add(lock_key(self.conversation_id), _claim_value(self.generation_id, user_id), LOCK_TTL),
+            asyncio.get_running_loop(),
         )
 
     def held(self) -> bool:
+        """From a thread (not the loop, which completes the claim)."""
         return bool(self._outcome.result(timeout=LOCK_TTL))
 
-    def release_if_held(self) -> None:
+    async def aheld(self) -> bool:
+        return bool(await asyncio.wrap_future(self._outcome))
+
+    async def arelease_if_held(self) -> None:
         try:
-            held = self.held()
+            held = await self.aheld()
         except Exception:
-            held = True  # unknown: release_conversation only deletes a claim that is ours
+            held = True  # unknown: release only deletes a claim that is ours
         if held:
-            release_conversation(self.conversation_id, self.generation_id)
-
-
-_claims_executor: ThreadPoolExecutor | None = None
-
-
-def _claims() -> ThreadPoolExecutor:
-    global _claims_executor
-    with _db_executor_lock:
-        if _claims_executor is None:
-            _claims_executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="chat-claim")
-        return _claims_executor
+            await arelease_conversation(self.conversation_id, self.generation_id)
 
 
 # --- permissions: which endpoint, model and spec a user may use ---------------------------------
@@ -649,28 +679,27 @@ def _check_balance(*, user: User, target: Target, prompt_tokens: int, snap: conf
         raise NoBalance(str(exc)) from exc
 
 
+class _ConversationMissing(Exception):
+    """A send to a conversation that is not in the database (yet: its first answer may still be
+    streaming, its rows follow the first token) — `prepare_turn` tells Busy from NotFound."""
+
+
 def plan_turn(
-    *, user: User, action: TurnAction, early_claim: "EarlyClaim | None" = None
+    *, user: User, action: TurnAction, early_claim: "EarlyClaim | None" = None,
+    snap: configcache.Snapshot | None = None, on_loop: bool = False,
 ) -> tuple[dict[str, Any], Target, bool]:
-    """Everything a turn needs that only reads: the conversation, anchors, target, context.
+    """Everything a turn needs that only reads: the conversation, anchors, target, context — and,
+    unless a fetched model list must be checked first, the balance check (which holds credits).
 
-    Returns (plan, target, needs_fetch_check); `commit_turn` writes it. With `early_claim` (a
-    `send`, see `EarlyClaim`) the conversation is being claimed meanwhile; otherwise it is claimed
-    here, last. Either way a refused plan leaves no claim behind.
+    Returns (plan, target, needs_fetch_check). With `early_claim` (a `send`, see `EarlyClaim`) the
+    conversation is being claimed meanwhile; from a database thread the plan waits for the claim
+    before the balance check, on the event loop (`on_loop`) the caller awaits it afterwards (a plan
+    that runs on the loop needs no database, so it holds nothing). Without `early_claim` the
+    conversation is claimed here, last.
     """
-    if early_claim is None:
-        return _plan(user=user, action=action, early_claim=None)
-    try:
-        return _plan(user=user, action=action, early_claim=early_claim)
-    except BaseException:
-        early_claim.release_if_held()
-        raise
-
-
-def _plan(*, user: User, action: TurnAction, early_claim: "EarlyClaim | None") -> tuple[dict[str, Any], Target, bool]:
     # As the database has it now (cached until any user or role changes): a role changed or an
     # account disabled since the socket opened counts.
-    snap = configcache.snapshot()
+    snap = snap or configcache.snapshot()
     user_pk = user.pk
     user = snap.get(("user", user_pk), lambda: User.objects.select_related("role").filter(pk=user_pk, is_active=True).first())
     if user is None:
@@ -694,11 +723,7 @@ def _plan(*, user: User, action: TurnAction, early_claim: "EarlyClaim | None") -
                 pk=action.conversation_id
             ).first()
             if conversation is None:
-                busy_elsewhere = early_claim is None or not early_claim.held()
-                if busy_elsewhere and current_generation(action.conversation_id, user_id=user.pk) is not None:
-                    # its first answer is still being written (the rows follow the first token)
-                    raise Busy("An answer is still being written in this conversation. Stop it or wait for it to finish.")
-                raise NotFound("Conversation not found.")
+                raise _ConversationMissing()
             if action.parent_id is not None:
                 parent = Message.objects.filter(user=user, conversation=conversation, pk=action.parent_id).first()
                 if parent is None:
@@ -749,15 +774,16 @@ def _plan(*, user: User, action: TurnAction, early_claim: "EarlyClaim | None") -
         branch = parent.branch() if parent is not None else []
         branch = [*branch, Message(role=MessageRole.USER, text=text)]
     messages, prompt_tokens = build_context(branch, target=target, snap=snap)
-    if early_claim is not None and not early_claim.held():
-        raise Busy("An answer is still being written in this conversation. Stop it or wait for it to finish.")
+    if early_claim is not None and not on_loop and not early_claim.held():
+        raise Busy(BUSY_MESSAGE)
     if not needs_fetch_check:  # else after the model check (prepare_turn)
+        # On the loop this is a no-op (balances off for the role) or needs the database, which
+        # raises SynchronousOnlyOperation before anything is written: prepare_turn then plans again
+        # on a database thread.
         _check_balance(user=user, target=target, prompt_tokens=prompt_tokens, snap=snap)
     if continued is not None and continued.parent_id:
         answered = Message.objects.filter(user=user, pk=continued.parent_id).first()
     if early_claim is not None:
-        if not early_claim.held():
-            raise Busy("An answer is still being written in this conversation. Stop it or wait for it to finish.")
         conversation_id, generation_id = early_claim.conversation_id, early_claim.generation_id
     else:
         conversation_id = conversation.pk if conversation is not None else uuid.uuid4()
@@ -891,9 +917,40 @@ def _new_answer(user: User, conversation: Conversation, parent: Message, target:
 async def prepare_turn(*, user: User, action: TurnAction) -> Turn:
     """Check and build a turn (see module doc); raises ChatError for the user to read. The rows are
     saved in the background (`turn.saved`), while the provider is already being asked: saving is
-    not on the way to the first token."""
+    not on the way to the first token.
+
+    A send that starts a new conversation is planned on the event loop itself when everything it
+    needs is in memory (the configuration cache is warm and the role has no balance to check):
+    no trip to a database thread before the provider is asked. Anything that would touch the
+    database there raises SynchronousOnlyOperation before it does, and the plan runs again on a
+    database thread, as every other turn does.
+    """
+    snap = await configcache.asnapshot()
     early_claim = EarlyClaim(action.conversation_id, user.pk) if action.op == Operation.SEND else None
-    plan, target, needs_fetch_check, turn = await on_db(_plan_and_build)(user=user, action=action, early_claim=early_claim)
+    try:
+        result = None
+        if early_claim is not None and action.conversation_id is None:
+            try:
+                result = _plan_and_build(user=user, action=action, early_claim=early_claim, snap=snap, on_loop=True)
+            except SynchronousOnlyOperation:
+                result = None
+            if result is not None and not await early_claim.aheld():
+                raise Busy(BUSY_MESSAGE)
+        if result is None:
+            result = await on_db(_plan_and_build)(user=user, action=action, early_claim=early_claim, snap=snap)
+    except _ConversationMissing:
+        if early_claim is not None and await early_claim.aheld():
+            await early_claim.arelease_if_held()
+        else:
+            claim = await aread_claim(action.conversation_id)
+            if claim is not None and claim.user_id == str(user.pk):
+                raise Busy(BUSY_MESSAGE) from None  # its first answer is being written (rows follow the first token)
+        raise NotFound("Conversation not found.") from None
+    except BaseException:
+        if early_claim is not None:
+            await early_claim.arelease_if_held()
+        raise
+    plan, target, needs_fetch_check, turn = result
     if turn is not None:
         return turn
     try:
@@ -902,24 +959,29 @@ async def prepare_turn(*, user: User, action: TurnAction) -> Turn:
         turn = build_turn(plan=plan, target=target)
         turn.call = await on_db(_prebuilt_call)(turn)
     except BaseException:
-        await sync_to_async(release_conversation)(plan["conversation_id"], plan["generation_id"])
+        await arelease_conversation(plan["conversation_id"], plan["generation_id"])
         raise
     return turn
 
 
 def _plan_and_build(
-    *, user: User, action: TurnAction, early_claim: EarlyClaim | None = None
+    *, user: User, action: TurnAction, early_claim: EarlyClaim | None = None,
+    snap: configcache.Snapshot | None = None, on_loop: bool = False,
 ) -> tuple[dict[str, Any], Target, bool, "Turn | None"]:
     """plan_turn, and when no fetched model list must be checked first, the turn and its provider
-    call too: one trip to the database thread on the way to the first token, not three."""
-    plan, target, needs_fetch_check = plan_turn(user=user, action=action, early_claim=early_claim)
+    call too: one trip to the database thread on the way to the first token, not three (or none,
+    `on_loop`: see prepare_turn)."""
+    plan, target, needs_fetch_check = plan_turn(
+        user=user, action=action, early_claim=early_claim, snap=snap, on_loop=on_loop
+    )
     if needs_fetch_check:
         return plan, target, True, None
     try:
         turn = build_turn(plan=plan, target=target)
         turn.call = _prebuilt_call(turn)
     except BaseException:
-        release_conversation(plan["conversation_id"], plan["generation_id"])
+        if not on_loop:  # on the loop the caller plans again on a thread, with the same claim
+            release_conversation(plan["conversation_id"], plan["generation_id"])
         raise
     return plan, target, False, turn
 
@@ -1155,7 +1217,8 @@ async def stream_turn(turn: Turn, *, stop: asyncio.Event | None = None) -> Async
         key = lock_key(turn.conversation.pk)
         while True:
             await asyncio.sleep(LOCK_REFRESH_SECONDS)
-            await sync_to_async(cache.touch, thread_sensitive=False)(key, LOCK_TTL)
+            with contextlib.suppress(Exception):  # Redis briefly away: the next refresh tries again
+                await store.touch(key, LOCK_TTL)
 
     claim_task = asyncio.create_task(keep_claim())
     flush_task: asyncio.Task[Any] | None = None
