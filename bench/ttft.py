@@ -1,6 +1,6 @@
 """Time to first token added by Atrium over calling the upstream directly.
 
-    python bench/ttft.py [--requests 400] [--concurrency 1 50]
+    python bench/ttft.py [--requests 400] [--concurrency 1 50] [--words 12] [--chunk-ms 0] [--balance]
 
 Starts the loopback upstream test server (tests/upstream.py, OpenAI Chat Completions wire format)
 and a real daphne running Atrium, both in their own processes, then measures at each concurrency:
@@ -12,7 +12,14 @@ and a real daphne running Atrium, both in their own processes, then measures at 
   first `delta` frame. This includes the permission and balance checks, saving both messages,
   building the context, the upstream call and the publication through the channel layer.
 
-It reports p50/p99 of both and the difference (the time Atrium adds). The database and Redis are
+It reports p50/p99 of both, the difference (the time Atrium adds) and the answers per second each
+path completed.
+
+How the upstream answers matters at 50 streams. By default it writes the whole answer at once
+(`--words 12`, no pause between chunks), so each socket asks again the moment an answer ends: the
+benchmark then measures a server running flat out (queueing behind 49 other turns, not the time one
+turn adds). `--chunk-ms 20 --words 60` streams like a real model instead (a chunk every 20 ms, an
+answer in about 1.2 s), so 50 answers are in flight at once, as with 50 users reading along. The database and Redis are
 the ones in the environment (DATABASE_URL / REDIS_URL, as in production); with neither set, the
 embedded default in a temporary directory. A bench user and endpoint are created in that database.
 
@@ -36,11 +43,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 UPSTREAM_PROGRAM = """
-import sys, time
+import os, sys, time
 from tests.upstream import Upstream
 from endpoints.adapters.base import Usage
+words = int(os.environ.get("BENCH_WORDS", "12"))
+text = " ".join(("Hello there, this is the first token and then some more.".split() * (words // 12 + 1))[:words])
 server = Upstream()
-server.set_default(text="Hello there, this is the first token and then some more.", usage=Usage(input_tokens=20, output_tokens=12))
+server.set_default(text=text, chunk_delay=float(os.environ.get("BENCH_CHUNK_MS", "0")) / 1000,
+                   usage=Usage(input_tokens=20, output_tokens=words))
 # Small SSE writes must leave at once (as a real provider's server does), not wait for Nagle's algorithm.
 server._server.RequestHandlerClass.disable_nagle_algorithm = True
 server.start()
@@ -111,7 +121,8 @@ async def direct_ttft(client, url: str) -> float:
     first = None
     async with client.stream("POST", url, json=body, headers={"Authorization": "Bearer sk-bench"}) as response:
         async for line in response.aiter_lines():
-            if first is None and line.startswith("data: {") and '"content": "' in line:
+            # the first chunk with text (the role chunk before it has "content": "")
+            if first is None and line.startswith("data: {") and '"content": "' in line and '"content": ""' not in line:
                 first = time.perf_counter() - started
     if first is None:
         raise RuntimeError("the upstream sent no content")
@@ -134,7 +145,7 @@ async def atrium_ttft(socket, endpoint: str) -> float | None:
             return first
 
 
-async def run_direct(url: str, concurrency: int, requests: int) -> list[float]:
+async def run_direct(url: str, concurrency: int, requests: int) -> tuple[list[float], float]:
     import httpx
 
     limits = httpx.Limits(max_connections=concurrency * 2, max_keepalive_connections=concurrency * 2)
@@ -148,11 +159,13 @@ async def run_direct(url: str, concurrency: int, requests: int) -> list[float]:
         async def worker() -> list[float]:
             return [await direct_ttft(client, url) for _ in range(per_worker)]
 
+        started = time.perf_counter()
         results = await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return [t for times in results for t in times]
+        seconds = time.perf_counter() - started
+    return [t for times in results for t in times], seconds
 
 
-async def run_atrium(ws_url: str, cookie: str, endpoint: str, concurrency: int, requests: int) -> list[float]:
+async def run_atrium(ws_url: str, cookie: str, endpoint: str, concurrency: int, requests: int) -> tuple[list[float], float]:
     import websockets
 
     sockets = [
@@ -171,16 +184,19 @@ async def run_atrium(ws_url: str, cookie: str, endpoint: str, concurrency: int, 
             times = [await atrium_ttft(socket, endpoint) for _ in range(per_worker)]
             return [t for t in times if t is not None]
 
+        started = time.perf_counter()
         results = await asyncio.gather(*(worker(s) for s in sockets))
+        seconds = time.perf_counter() - started
     finally:
         for socket in sockets:
             await socket.close()
-    return [t for times in results for t in times]
+    return [t for times in results for t in times], seconds
 
 
-def summary(name: str, values: list[float]) -> tuple[float, float]:
+def summary(name: str, values: list[float], seconds: float) -> tuple[float, float]:
     p50, p99 = percentile(values, 50) * 1000, percentile(values, 99) * 1000
-    print(f"  {name:<8} n={len(values):<5} p50={p50:7.2f} ms  p99={p99:7.2f} ms  mean={statistics.mean(values) * 1000:7.2f} ms")
+    print(f"  {name:<8} n={len(values):<5} p50={p50:7.2f} ms  p99={p99:7.2f} ms  "
+          f"mean={statistics.mean(values) * 1000:7.2f} ms  answers/s={len(values) / seconds:7.1f}")
     return p50, p99
 
 
@@ -188,6 +204,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=400, help="measured requests per concurrency level and path")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 50])
+    parser.add_argument("--words", type=int, default=12, help="words in each answer (one chunk each)")
+    parser.add_argument("--chunk-ms", type=float, default=0.0, help="pause of the upstream after each chunk")
     parser.add_argument(
         "--balance", action="store_true",
         help="give the bench user a role with balances enabled (the balance check and hold on every answer)",
@@ -201,7 +219,7 @@ def main() -> None:
 
     upstream = subprocess.Popen(
         [sys.executable, "-c", UPSTREAM_PROGRAM], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": str(ROOT), "BENCH_WORDS": str(args.words), "BENCH_CHUNK_MS": str(args.chunk_ms)},
     )
     try:
         upstream_url = upstream.stdout.readline().decode().strip()
@@ -210,13 +228,13 @@ def main() -> None:
         layer = "redis" if settings.REDIS_URL else "in-memory"
         with Daphne(server_env(LOG_LEVEL="WARNING"), name="bench") as daphne:
             print(f"Atrium TTFT benchmark: database={database}, channel layer={layer}, cpus={os.cpu_count()}, "
-                  f"balance={'on' if args.balance else 'off'}")
+                  f"balance={'on' if args.balance else 'off'}, answer={args.words} chunks, {args.chunk_ms:g} ms apart")
             for concurrency in args.concurrency:
                 print(f"concurrency {concurrency}:")
-                direct = asyncio.run(run_direct(upstream_url + "/v1/chat/completions", concurrency, args.requests))
-                atrium = asyncio.run(run_atrium(daphne.ws_url, cookie, endpoint, concurrency, args.requests))
-                d50, d99 = summary("direct", direct)
-                a50, a99 = summary("atrium", atrium)
+                direct, direct_seconds = asyncio.run(run_direct(upstream_url + "/v1/chat/completions", concurrency, args.requests))
+                atrium, atrium_seconds = asyncio.run(run_atrium(daphne.ws_url, cookie, endpoint, concurrency, args.requests))
+                d50, d99 = summary("direct", direct, direct_seconds)
+                a50, a99 = summary("atrium", atrium, atrium_seconds)
                 if ERRORS:
                     print(f"  atrium   {len(ERRORS)} answers failed and are not counted, e.g. {ERRORS[0]!r}")
                     ERRORS.clear()

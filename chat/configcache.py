@@ -4,12 +4,18 @@ process memory, so a turn's permission check costs no database query.
 
 Correctness across processes: a version string lives in the chat store (`chat.store`: Redis in
 production, shared by every daphne). Saving or deleting any of those rows (admin, shell, importer —
-any ORM save) bumps it through signals, and every turn reads it first (one Redis round trip, made
-from the event loop by `asnapshot`): a process whose memory holds another version drops everything
-and reloads on demand. So a change is seen by the next turn on every process.
+any ORM save) bumps it through signals and announces it on a Redis channel; every turn checks it
+first: a process whose memory holds another version drops everything and reloads on demand. So a
+change is seen by the next turn on every process.
+
+Checking costs no round trip in a daphne process: it follows the announcements (`listen`, started
+with the first answer) and keeps the version it last read until one arrives. While it is not
+subscribed (starting, Redis away) every check reads the version, as threads and Celery always do.
 """
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 import uuid
 from typing import Any, Callable, TypeVar
@@ -34,12 +40,57 @@ def current_version() -> str:
     return version
 
 
+# What the announcements tell this process (see module doc): whether it follows them on which
+# loop, the version it last read while following, and a counter of announcements so that a read
+# that raced with one is not kept.
+_followed: dict[str, Any] = {"loop": None, "version": None, "epoch": 0}
+_listener: "asyncio.Task[None] | None" = None
+CHANNEL = "config-changed"
+
+
 async def acurrent_version() -> str:
+    following = _followed["loop"] is asyncio.get_running_loop()
+    if following and _followed["version"] is not None:
+        return _followed["version"]
+    epoch = _followed["epoch"]
     version = await store.get(VERSION_KEY)
     if version is None:
         await store.add(VERSION_KEY, uuid.uuid4().hex, None)
         version = await store.get(VERSION_KEY)
+    if following and _followed["epoch"] == epoch:
+        _followed["version"] = version
     return version
+
+
+def _forget_version(*_: Any) -> None:
+    _followed["epoch"] += 1
+    _followed["version"] = None
+
+
+def listen() -> None:
+    """Follow the announcements on the running loop (daphne's: `chat.live` calls this)."""
+    global _listener
+    loop = asyncio.get_running_loop()
+    if _listener is None or _listener.done() or _listener.get_loop() is not loop:
+        _listener = loop.create_task(store.follow(CHANNEL, _forget_version, _following(loop)), name="chat-config")
+
+
+def _following(loop: asyncio.AbstractEventLoop) -> Callable[[bool], None]:
+    def state(subscribed: bool) -> None:
+        _followed["loop"] = loop if subscribed else None
+        _forget_version()
+
+    return state
+
+
+async def stop_listening() -> None:
+    """Cancel this loop's listener (tests: before their loop ends)."""
+    global _listener
+    task, _listener = _listener, None
+    if task is not None and task.get_loop() is asyncio.get_running_loop():
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
 
 
 def bump_version(**_: Any) -> None:
@@ -50,7 +101,10 @@ def bump_version(**_: Any) -> None:
 
 
 def _bump_now() -> None:
-    store.set_sync(VERSION_KEY, uuid.uuid4().hex, None)
+    version = uuid.uuid4().hex
+    store.set_sync(VERSION_KEY, version, None)
+    _forget_version()
+    store.publish_sync(CHANNEL, version)
 
 
 class Snapshot:

@@ -173,8 +173,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     # --- frames of answers ---------------------------------------------------------------------------
     async def chat_frame(self, message: dict[str, Any]) -> None:
-        """A frame from the channel layer (any process's generation, titles)."""
+        """A frame from the channel layer (titles)."""
         await self.forward(message["frame"])
+
+    async def chat_frames(self, message: dict[str, Any]) -> None:
+        """A batch of frames of an answer from the channel layer (any process's generation)."""
+        for frame in message["frames"]:
+            await self.forward(frame)
 
     async def deliver(self, frame: dict[str, Any]) -> None:
         """A frame handed over directly by a generation running in this process."""

@@ -22,8 +22,9 @@ its answer; the requester sets `stop:<generation>` and sends a message to that p
 `chatstop.<process id>`, which one task per process listens to (and each generation's heartbeat
 reads the flag once a second, should the message be lost while Redis was away).
 
-Deltas are coalesced: while one frame is being published, further deltas wait and go out as one
-frame, so a fast model on a slow link costs fewer round trips without delaying the first token.
+Sockets of the generating process get every frame directly, at once. For everyone else frames are
+published in batches, at most every PUBLISH_SECONDS, consecutive deltas merged into one frame: a
+fast model costs Redis a bounded number of round trips, and a short answer one message.
 """
 from __future__ import annotations
 
@@ -37,13 +38,14 @@ from typing import Any
 
 from channels.layers import get_channel_layer
 
-from chat import store
+from chat import configcache, store
 from chat.services import PROCESS_ID, Claim, Done, Turn, stream_turn
 from endpoints.adapters.base import Finish, ReasoningDelta, StreamError, TextDelta, ToolCallDelta, UsageReport
 
 log = logging.getLogger(__name__)
 
 SNAPSHOT_SECONDS = 1.0  # how often the "answer so far" snapshot is rewritten while streaming
+PUBLISH_SECONDS = 0.05  # frames for other processes' sockets go out in batches at most this often
 RUNNING_TTL = 30  # a snapshot not refreshed for this long belongs to a process that died
 FRAME_TTL = 120
 DONE_TTL = 120  # a finished answer stays joinable this long (then it is read from the database)
@@ -260,8 +262,11 @@ class Generation:
         return self.seq, _replay_frames(self.local_state, self.seq)
 
     async def publisher(self) -> None:
-        """Publishes the outbox to the cache and the channel layer, in order."""
+        """Publishes the outbox to the store and the channel layer, in order, in batches: at most
+        one every PUBLISH_SECONDS (a short answer goes out as one message; a long one costs Redis
+        ~20 round trips a second however fast the model writes)."""
         await self.first_out.wait()
+        published_at = time.monotonic()
         while True:
             if not self.outbox:
                 if self.closed:
@@ -269,21 +274,29 @@ class Generation:
                 self.wakeup.clear()
                 await self.wakeup.wait()
                 continue
-            frame = self.outbox.pop(0)
-            seq = frame["seq"]
-            final = frame["type"] == "done"
-            _merge_frame_into_state(self.state, frame)
-            self.state["seq"] = seq
-            if final:
-                self.state["status"] = "done"
+            pause = published_at + PUBLISH_SECONDS - time.monotonic()
+            if pause > 0:
+                await asyncio.sleep(pause)
+            frames, self.outbox = self.outbox, []
+            published_at = time.monotonic()
+            snapshot_due = published_at - self.snapshot_at >= SNAPSHOT_SECONDS
+            for frame in frames:
+                _merge_frame_into_state(self.state, frame)
+                snapshot_due = snapshot_due or frame["type"] in ("created", "done")
+                if frame["type"] == "done":
+                    self.state["status"] = "done"
+            head = frames[-1]["seq"]
+            self.state["seq"] = head
             try:
-                await store.set_many({frame_key(self.id, seq): frame, head_key(self.id): seq}, FRAME_TTL)
-                if final or frame["type"] == "created" or time.monotonic() - self.snapshot_at >= SNAPSHOT_SECONDS:
+                await store.set_many(
+                    {**{frame_key(self.id, f["seq"]): f for f in frames}, head_key(self.id): head}, FRAME_TTL
+                )
+                if snapshot_due:
                     await self.write_snapshot()
-                await self.layer.group_send(self.group, {"type": "chat.frame", "frame": frame})
+                await self.layer.group_send(self.group, {"type": "chat.frames", "frames": frames})
             except Exception:
                 # Redis briefly away: the answer is still saved to the database; joiners see a gap.
-                log.exception("publishing frame %s of generation %s failed", seq, self.id)
+                log.exception("publishing frames up to %s of generation %s failed", head, self.id)
 
     async def write_snapshot(self) -> None:
         # One write at a time, each with the state as it is when the write starts: a slow older
@@ -326,6 +339,8 @@ class Generation:
             async for event in stream_turn(self.turn, stop=self.stop):
                 if isinstance(event, (TextDelta, ReasoningDelta, ToolCallDelta)):
                     await self.emit_delta(event)
+                    if self.seq == 2:
+                        await _let_writes_out()
                 elif isinstance(event, StreamError):
                     await self.emit({
                         "type": "error",
@@ -380,11 +395,25 @@ class Generation:
             await publisher
 
 
+async def _let_writes_out() -> None:
+    """Let the event loop send what this task just wrote to sockets before it goes on.
+
+    Daphne's sockets are Twisted transports: a write is buffered and sent when the loop next polls
+    the socket. The first delta of an answer usually arrives together with more of it, and
+    reading on would keep the loop busy (and the first token in the buffer) until all of that is
+    handled. Resuming two loop iterations later lets the poll in between flush the write: the
+    first resumption is queued before that poll's write callbacks, the second after them.
+    """
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+
+
 def launch(turn: Turn, *, request_id: str | None = None) -> Generation:
     """Start generating the answer of a prepared turn in its own task; returns at once."""
     global _server_loop
     _server_loop = asyncio.get_running_loop()
     _ensure_stop_listener()
+    configcache.listen()
     generation = Generation(turn, request_id=request_id)
     task = _server_loop.create_task(generation.run(), name=f"generation-{generation.id}")
     _running.add(task)

@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, AsyncIterator, Iterable
@@ -359,17 +359,17 @@ class EarlyClaim:
         self.conversation_id = conversation_id or uuid.uuid4()
         self.generation_id = uuid.uuid4().hex
         self.user_id = user_id
-        self._outcome: "Future[bool]" = asyncio.run_coroutine_threadsafe(
-            store.add(lock_key(self.conversation_id), _claim_value(self.generation_id, user_id), LOCK_TTL),
-            asyncio.get_running_loop(),
+        self._loop = asyncio.get_running_loop()
+        self._outcome: "asyncio.Task[bool]" = self._loop.create_task(
+            store.add(lock_key(self.conversation_id), _claim_value(self.generation_id, user_id), LOCK_TTL)
         )
 
     def held(self) -> bool:
-        """From a thread (not the loop, which completes the claim)."""
-        return bool(self._outcome.result(timeout=LOCK_TTL))
+        """From a database thread (never the loop, which completes the claim)."""
+        return asyncio.run_coroutine_threadsafe(self.aheld(), self._loop).result(timeout=LOCK_TTL)
 
     async def aheld(self) -> bool:
-        return bool(await asyncio.wrap_future(self._outcome))
+        return bool(await asyncio.shield(self._outcome))
 
     async def arelease_if_held(self) -> None:
         try:
@@ -925,9 +925,9 @@ async def prepare_turn(*, user: User, action: TurnAction) -> Turn:
     database there raises SynchronousOnlyOperation before it does, and the plan runs again on a
     database thread, as every other turn does.
     """
-    snap = await configcache.asnapshot()
     early_claim = EarlyClaim(action.conversation_id, user.pk) if action.op == Operation.SEND else None
     try:
+        snap = await configcache.asnapshot()  # (the claim's round trip runs meanwhile)
         result = None
         if early_claim is not None and action.conversation_id is None:
             try:

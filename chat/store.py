@@ -15,13 +15,17 @@ Values are JSON. Keys are prefixed with CACHE_PREFIX (default "atrium") and "cha
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import threading
 import time
 import weakref
 from typing import Any, Iterable
 
 from django.conf import settings
+
+log = logging.getLogger(__name__)
 
 # Compare-and-delete / compare-and-expire: only the holder of a claim may release or extend it.
 _DELETE_IF = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
@@ -230,3 +234,40 @@ async def aclose() -> None:
     client = _async_clients.pop(asyncio.get_running_loop(), None)
     if client is not None:
         await client.aclose()
+
+
+# --- notifications (Redis pub/sub) -----------------------------------------------------------------
+
+def publish_sync(channel: str, message: Any) -> None:
+    """Tell every process following `channel` (no-op without Redis: one process, nobody to tell)."""
+    if _redis_url():
+        _client().publish(_prefix() + channel, _dump(message))
+
+
+async def follow(channel: str, on_message: Any, on_state: Any) -> None:
+    """Until cancelled: subscribe to `channel`; `on_state(True)` once subscribed, `on_message(value)`
+    for each message, `on_state(False)` when the subscription is lost (then it subscribes again
+    after a second). Without Redis there is nothing to follow: returns at once."""
+    if not _redis_url():
+        return
+    while True:
+        pubsub = _aclient().pubsub()
+        try:
+            await pubsub.subscribe(_prefix() + channel)
+            async for message in pubsub.listen():
+                if message.get("type") == "message":
+                    on_message(_load(message["data"]))
+                elif message.get("type") == "subscribe":  # Redis confirmed: nothing is missed from now
+                    on_state(True)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise asyncio.CancelledError from None
+            log.warning("lost the subscription to %s; subscribing again", channel, exc_info=True)
+        finally:
+            on_state(False)
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+        await asyncio.sleep(1.0)

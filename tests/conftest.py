@@ -124,7 +124,7 @@ def chatter_cookie(chatter):
 @pytest.fixture
 async def chat_socket(chatter_cookie):
     """A connected websocket of `chatter` on the real ASGI app; generations are awaited after."""
-    from chat import live, store
+    from chat import configcache, live, store
     from tests.chatsocket import open_socket
 
     sockets = []
@@ -140,6 +140,7 @@ async def chat_socket(chatter_cookie):
     for socket in sockets:
         await socket.close()
     await live.close_stop_listener()
+    await configcache.stop_listening()
     await _close_db_thread_connections()
     await _forget_channel_layer()
     await store.aclose()

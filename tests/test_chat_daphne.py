@@ -98,3 +98,31 @@ async def test_two_servers_on_one_redis_share_a_stream_and_stop_works_from_eithe
     assert saved.text == asked.text and saved.finish_reason == "stopped"
     contexts = await sync_to_async(lambda: set(Transaction.objects.filter(message=saved).values_list("context", flat=True)))()
     assert contexts == {"abort"}
+
+
+def _take_chat_away(user) -> None:
+    role = type(user.role).objects.get(pk=user.role_id)
+    role.can_chat = False
+    role.save()  # as the admin does: signals bump and announce the configuration version
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="another process seeing a change needs REDIS_URL "
+                    "(without it each process keeps its own configuration version)")
+async def test_a_running_server_applies_an_admin_change_at_the_next_turn(daphnes, chat_endpoint, upstream, chatter):
+    endpoint = await sync_to_async(chat_endpoint)("Governed")
+    cookie = await sync_to_async(session_cookie)(chatter)
+    socket = await open_real_socket(daphnes[0].ws_url, cookie)
+    try:
+        upstream.reply(text="Still allowed.")
+        first = await socket.ask("One", endpoint=endpoint.name, model="test-model")
+        assert first.text == "Still allowed."  # the server now holds the role in its memory
+
+        await sync_to_async(_take_chat_away)(chatter)  # in this process, not the server's
+        await socket.send(type="send", text="Two", endpoint=endpoint.name, model="test-model")
+        refused = await socket.receive()
+    finally:
+        await socket.close()
+
+    assert refused["type"] == "error" and refused["code"] == "forbidden"
+    assert "does not allow chatting" in refused["message"]
+    assert len(upstream.completions()) == 1
