@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 from contextlib import aclosing
+from dataclasses import replace
 from typing import Any, AsyncIterator
 
 import httpx
@@ -39,7 +40,7 @@ async def stream_chat(
         if call is None:
             call = await sync_to_async(build_call, thread_sensitive=True)(endpoint=endpoint, request=request, user=user)
         if call.outbound_check:
-            await check_outbound(call.url, endpoint.name)
+            call = replace(call, pin=await check_outbound(call.url, endpoint.name))
     except ConfigError as exc:
         yield StreamError(str(exc), kind="config")
         return
@@ -63,8 +64,7 @@ async def list_models(*, endpoint: Endpoint, user: Any) -> list[str]:
         return listed  # models.fetch is off, or the protocol has no model list (Anthropic)
     try:
         models_request = await sync_to_async(build_models_request, thread_sensitive=True)(endpoint=endpoint, user=user)
-        if models_request.outbound_check:
-            await check_outbound(models_request.url, endpoint.name)
+        pin = await check_outbound(models_request.url, endpoint.name) if models_request.outbound_check else None
     except ConfigError as exc:
         log.info("model list of %s not fetched: %s", endpoint.name, exc)
         return listed
@@ -73,8 +73,9 @@ async def list_models(*, endpoint: Endpoint, user: Any) -> list[str]:
     if cached is not None:
         return list(cached)
     try:
-        response = await http.client().get(
-            models_request.url, headers=models_request.headers, timeout=http.timeout(read=min(30.0, settings.UPSTREAM_READ_TIMEOUT))
+        response = await http.request(
+            "GET", models_request.url, pin=pin, headers=models_request.headers,
+            timeout=http.timeout(read=min(30.0, settings.UPSTREAM_READ_TIMEOUT)),
         )
     except httpx.HTTPError as exc:
         log.warning("model list of %s unavailable (%s); using the listed models", endpoint.name, type(exc).__name__)

@@ -5,6 +5,7 @@ in a worker thread.
 Order of the rules, each as LibreChat applies them:
   credentials   `${ENV}` in apiKey/baseURL resolved now; `user_provided` key/URL from the user's
                 stored key ("add your key" when missing); user URLs checked against private networks
+                and pinned to the vetted addresses (`check_outbound`)
   URL           baseURL + the protocol's path, or baseURL alone with directEndpoint; Azure puts the
                 deployment in the path; query_params (Azure `api-version`, …) in the query string
   headers       the protocol's auth header (Bearer, Azure `api-key`, Anthropic `x-api-key`), then the
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import httpx
 from django.apps import apps
 from django.conf import settings
 from django.utils import timezone
@@ -32,6 +34,7 @@ from endpoints import config
 from endpoints.adapters import adapter_for
 from endpoints.adapters.adapter import REASONING_PARAMS, Adapter, Shape
 from endpoints.adapters.base import Call, ChatRequest
+from endpoints.http import Pin
 from endpoints.models import AuthKind, Endpoint, Kind, UserProviderKey
 
 
@@ -111,30 +114,39 @@ def check_url_form(url: str, endpoint_name: str) -> None:
         raise ConfigError(f"Your base URL for {endpoint_name} must be an http(s) URL, e.g. https://api.example.com/v1.")
 
 
-async def check_outbound(url: str, endpoint_name: str) -> None:
+async def check_outbound(url: str, endpoint_name: str) -> Pin:
     """SPEC §5: a user-provided URL must not reach loopback, private, link-local (cloud metadata)
-    or otherwise non-public addresses, unless ALLOW_PRIVATE_USER_BASE_URLS. Resolves the host on the
-    event loop (no worker thread held while DNS answers)."""
+    or otherwise non-public addresses, unless ALLOW_PRIVATE_USER_BASE_URLS. Resolves the host once,
+    on the event loop (no worker thread held while DNS answers), and returns the vetted addresses:
+    the request must be sent with this pin (`endpoints.http.stream(…, pin=)`), which connects to
+    them without resolving the name again (no DNS rebinding between the check and the connect).
+    With ALLOW_PRIVATE_USER_BASE_URLS nothing is refused, but the request is pinned all the same."""
     check_url_form(url, endpoint_name)
-    if settings.ALLOW_PRIVATE_USER_BASE_URLS:
-        return
-    parts = urlsplit(url)
-    host = parts.hostname or ""
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            host, parts.port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM
-        )
+        host, port = Pin.key_of(httpx.URL(url))  # the name exactly as the client would connect to it
+    except (httpx.InvalidURL, UnicodeError):
+        raise ConfigError(f"Your base URL for {endpoint_name} must be an http(s) URL, e.g. https://api.example.com/v1.") from None
+    shown = urlsplit(url).hostname or host
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError):
-        raise ConfigError(f"The host of your base URL for {endpoint_name} ({host}) cannot be resolved.") from None
+        raise ConfigError(f"The host of your base URL for {endpoint_name} ({shown}) cannot be resolved.") from None
+    addresses: list[str] = []
     for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
+        text = str(info[4][0])
+        address = ipaddress.ip_address(text.split("%")[0])
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
             address = address.ipv4_mapped
-        if not address.is_global or address.is_multicast:
+        if not settings.ALLOW_PRIVATE_USER_BASE_URLS and (not address.is_global or address.is_multicast):
             raise ConfigError(
-                f"Your base URL for {endpoint_name} points to a local or private network address ({host}), "
+                f"Your base URL for {endpoint_name} points to a local or private network address ({shown}), "
                 "which this portal does not allow for user-provided URLs."
             )
+        if text not in addresses:
+            addresses.append(text)
+    if not addresses:
+        raise ConfigError(f"The host of your base URL for {endpoint_name} ({shown}) cannot be resolved.")
+    return Pin(host=host, port=port, addresses=tuple(addresses))
 
 
 # --- headers ---------------------------------------------------------------------------------------
@@ -327,7 +339,7 @@ class ModelsRequest:
     headers: dict[str, str]
     secrets: tuple[str, ...]
     per_user: bool  # the answer may differ per user (cache per user)
-    outbound_check: bool  # a user-provided URL: check_outbound before calling
+    outbound_check: bool  # a user-provided URL: check_outbound before calling, send with its pin
 
 
 def build_models_request(*, endpoint: Endpoint, user: Any) -> ModelsRequest:

@@ -181,9 +181,13 @@ class Adapter(ABC):
             yield Finish(state.finish or "stop")
 
     async def _exchange(self, call: Call, state: StreamState) -> AsyncIterator[Event]:
+        if call.outbound_check and call.pin is None:  # a user-provided URL goes only to its vetted addresses
+            raise UpstreamFailure(StreamError(
+                f"{call.endpoint_name} is not usable: its base URL was not checked before the request.", kind="config"
+            ))
         content = json.dumps(call.body, default=_json_default).encode()
         async with http.stream(
-            "POST", call.url, headers=call.headers, content=content, timeout=http.timeout()
+            "POST", call.url, pin=call.pin, headers=call.headers, content=content, timeout=http.timeout()
         ) as response:
             if response.status_code >= 400:
                 raw = await response.aread()
