@@ -57,16 +57,6 @@ def metered(chatter):
     return chatter
 
 
-@pytest.fixture(autouse=True)
-def _close_thread_connections(transactional_db):
-    """Before the test database is flushed: the connections of the chat's database threads."""
-    yield
-    from chat.services import close_db_connections
-
-    connections.close_all()
-    close_db_connections()
-
-
 # --- a crashed turn --------------------------------------------------------------------------------
 
 async def crashed_turn(user, written: str, *, action: TurnAction | None = None, endpoint=None) -> Turn:
