@@ -406,10 +406,12 @@ def record_usage(
     estimated: bool = False,
     now: dt.datetime | None = None,
     rates: Rates | None = None,
+    release_hold: bool = True,
 ) -> list[Transaction]:
     """Bill one upstream call: one Transaction per non-zero token type (tokens, the rate used,
     negative credits) and the Balance moved by their sum, in one database transaction. Releases one
-    hold of the user's balance check (the oldest, at the next check). Returns the rows written.
+    hold of the user's balance check (the oldest, at the next check) unless `release_hold` is false
+    (the caller knows the call's hold has expired already). Returns the rows written.
     `rates`: as for check_balance."""
     if context not in USAGE_CONTEXTS:
         raise BillingError(
@@ -440,16 +442,17 @@ def record_usage(
         )
         for line in lines
     ]
+    released = 1 if release_hold else 0
     if connection.vendor == "postgresql":
-        written = _record_in_one_statement(user, rows, total(lines), now)
+        written = _record_in_one_statement(user, rows, total(lines), now, released)
         if written is None:  # no balance yet (a user created without signals): open it and retry
             ensure_balance(user=user, now=now)
-            written = _record_in_one_statement(user, rows, total(lines), now)
+            written = _record_in_one_statement(user, rows, total(lines), now, released)
         return written or []
     with transaction.atomic():
-        if not _move(user, -total(lines), now, released_holds=F("released_holds") + 1):
+        if not _move(user, -total(lines), now, released_holds=F("released_holds") + released):
             ensure_balance(user=user, now=now)
-            _move(user, -total(lines), now, released_holds=F("released_holds") + 1)
+            _move(user, -total(lines), now, released_holds=F("released_holds") + released)
         return Transaction.objects.bulk_create(rows) if rows else []
 
 
@@ -464,19 +467,19 @@ _ROW = (
 
 
 def _record_in_one_statement(
-    user: "User", rows: list[Transaction], cost: Decimal, now: dt.datetime
+    user: "User", rows: list[Transaction], cost: Decimal, now: dt.datetime, released: int = 1
 ) -> list[Transaction] | None:
     """PostgreSQL: move the balance, count the released hold and write the rows in ONE statement
     (a data-modifying CTE, its own transaction in autocommit): one round trip and one commit on
     the hot path of every call. The UPDATE takes the balance row lock, so concurrent calls add up;
     rows are only written when the balance row exists. Returns None when it does not."""
-    params: list = [cost, now, user.pk]
+    params: list = [cost, released, now, user.pk]
     for row in rows:
         params.extend(getattr(row, column) for column in _COLUMNS)
     sql = """
         WITH moved AS (
             UPDATE billing_balance
-            SET credits = credits - %s, released_holds = released_holds + 1, updated_at = %s
+            SET credits = credits - %s, released_holds = released_holds + %s, updated_at = %s
             WHERE user_id = %s RETURNING id
         )
     """

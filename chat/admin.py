@@ -24,7 +24,7 @@ class MessageAdmin(LargeTableAdmin):
     list_select_related = ["user", "conversation"]
     search_fields = ["=id", "=conversation__id", "user__username"]
     raw_id_fields = ["conversation", "user", "parent", "endpoint"]
-    readonly_fields = ["id", "created_at", "updated_at"]
+    readonly_fields = ["id", "in_flight", "created_at", "updated_at"]
 
     @admin.display(description="text")
     def short_text(self, obj: Message) -> str:

@@ -79,6 +79,11 @@ class Message(models.Model):
     finish_reason = models.CharField(max_length=40, blank=True)
     error = models.TextField(blank=True)
     unfinished = models.BooleanField(default=False, help_text="Stopped or cut off before the provider finished.")
+    in_flight = models.JSONField(
+        null=True, blank=True, editable=False,
+        help_text="Set while the answer is being written, cleared when it ends: what finishing it needs "
+        "if its process dies (chat.recovery).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -88,6 +93,8 @@ class Message(models.Model):
             models.Index(fields=["conversation", "created_at"], name="msg_convo_order"),
             models.Index(fields=["parent", "created_at"], name="msg_siblings"),
             models.Index(fields=["user", "-created_at"], name="msg_user_recent"),
+            # chat.recovery's scan for answers whose process died: only rows still being written
+            models.Index(fields=["updated_at"], name="msg_in_flight", condition=models.Q(in_flight__isnull=False)),
         ]
 
     def __str__(self) -> str:

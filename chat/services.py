@@ -37,6 +37,7 @@ from chat import configcache, store
 from billing.pricing import Rates
 from billing.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY, count_tokens, estimated_usage
 from chat.models import Conversation, Message, Role as MessageRole
+from chat.recovery import in_flight_record
 from endpoints import services as endpoint_services
 from endpoints.adapters.base import (
     Call,
@@ -886,6 +887,7 @@ def build_turn(*, plan: dict[str, Any], target: Target) -> Turn:
 def save_turn(turn: Turn) -> None:
     """Save the conversation (new or switched), the user message and the empty, unfinished answer."""
     conversation = turn.conversation
+    turn.assistant_message.in_flight = in_flight_record(turn)  # cleared by _finish_turn; see chat/recovery.py
     with transaction.atomic():
         if turn.new_conversation:
             conversation.save(force_insert=True)
@@ -896,7 +898,7 @@ def save_turn(turn: Turn) -> None:
         if turn.user_message is not None:
             turn.user_message.save(force_insert=True)
         if turn.op == Operation.CONTINUE:
-            turn.assistant_message.save(update_fields=["unfinished", "error", "finish_reason", "updated_at"])
+            turn.assistant_message.save(update_fields=["unfinished", "error", "finish_reason", "in_flight", "updated_at"])
         else:
             turn.assistant_message.save(force_insert=True)
 
@@ -1116,6 +1118,7 @@ def _finish_turn(
         finish_reason=finish_reason[:40],
         error=error_text,
         unfinished=unfinished,
+        in_flight=None,  # ended here: nothing for chat.recovery to finish
         prompt_tokens=_add(message.prompt_tokens, usage.prompt_total, turn.op),
         completion_tokens=_add(message.completion_tokens, usage.output_tokens, turn.op),
         cache_read_tokens=_add(message.cache_read_tokens, usage.cache_read_tokens, turn.op),

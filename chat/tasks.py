@@ -1,4 +1,4 @@
-"""Celery tasks of the chat app. Each takes ids and imports its service inside."""
+"""Celery tasks of the chat app. Each takes ids (or nothing: the beat jobs) and imports its service inside."""
 from __future__ import annotations
 
 from asgiref.sync import async_to_sync
@@ -12,3 +12,12 @@ def generate_title(conversation_id: str, timing: str = "final") -> None:
     from chat.titles import title_conversation
 
     async_to_sync(title_conversation)(conversation_id, timing)
+
+
+@shared_task(name="chat.tasks.recover_interrupted_answers", ignore_result=True)
+def recover_interrupted_answers() -> int:
+    """Finish the answers whose process died mid-stream (chat.recovery; scheduled in
+    settings.CELERY_BEAT_SCHEDULE every CHAT_RECOVERY_CHECK_SECONDS)."""
+    from chat.recovery import recover_interrupted_answers as recover
+
+    return recover()

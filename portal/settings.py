@@ -292,3 +292,19 @@ CELERY_BEAT_SCHEDULE["billing-auto-refill"] = {
     "task": "billing.tasks.refill_due_balances",
     "schedule": float(BILLING_REFILL_CHECK_SECONDS),
 }
+
+# --- Chat: answers whose process died mid-stream (chat/recovery.py) -------------------------------
+# An answer still being written whose conversation has no live claim (a live process refreshes it
+# every 10 s) and that was not written for CHAT_RECOVERY_GRACE_SECONDS belongs to a process that
+# died: Celery beat, every CHAT_RECOVERY_CHECK_SECONDS, keeps its text, marks it interrupted, bills
+# an estimate and releases its balance hold.
+CHAT_RECOVERY_GRACE_SECONDS = env_int("CHAT_RECOVERY_GRACE_SECONDS", 120)
+CHAT_RECOVERY_CHECK_SECONDS = env_int("CHAT_RECOVERY_CHECK_SECONDS", 60)
+if CHAT_RECOVERY_GRACE_SECONDS < 1 or CHAT_RECOVERY_CHECK_SECONDS < 1:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("CHAT_RECOVERY_GRACE_SECONDS and CHAT_RECOVERY_CHECK_SECONDS must be at least 1 (seconds).")
+CELERY_BEAT_SCHEDULE["chat-recover-interrupted-answers"] = {
+    "task": "chat.tasks.recover_interrupted_answers",
+    "schedule": float(CHAT_RECOVERY_CHECK_SECONDS),
+}

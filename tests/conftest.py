@@ -182,9 +182,18 @@ async def _close_db_thread_connections():
 
 @pytest.fixture(scope="session", autouse=True)
 def _chat_db_threads_closed(django_db_setup, django_db_blocker):
-    """The chat's database threads keep their connections: close them before the test database
-    is dropped (PostgreSQL refuses to drop a database with open connections)."""
+    """Threads that keep their database connections between tests: close those before the test
+    database is dropped (PostgreSQL refuses to drop a database with open connections)."""
     yield
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
     from chat.services import close_db_connections
 
-    close_db_connections()
+    close_db_connections()  # the chat's database threads
+    # An async test's `sync_to_async(fn)` (thread-sensitive, no sync caller above it) runs on
+    # asgiref's one process-wide thread, which outlives every test loop: close its connection the
+    # same way, from a loop of its own.
+    asyncio.run(sync_to_async(connections.close_all)())
