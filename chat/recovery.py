@@ -1,8 +1,8 @@
 """Answers whose process died mid-stream: found and finished by a Celery beat job.
 
-While an answer is written, its process keeps the conversation's claim alive (`chat:lock:<id>` in
-the Django cache, refreshed every LOCK_REFRESH_SECONDS, expiring LOCK_TTL after the last refresh)
-and flushes the text to the database at most every second. The assistant message carries an
+While an answer is written, its process keeps the conversation's claim alive (`lock:<id>` in the
+chat store, chat/store.py; refreshed every LOCK_REFRESH_SECONDS, expiring LOCK_TTL after the last
+refresh) and flushes the text to the database at most every second. The assistant message carries an
 `in_flight` record from the moment the turn's rows are saved (`chat.services.save_turn`) until the
 turn ends, however it ends (`chat.services._finish_turn` clears it). A process that dies (killed,
 out of memory, host lost) never clears it: without this module the answer would stay unfinished
@@ -24,7 +24,7 @@ an `abort` transaction marked estimated, and releasing the turn's balance hold.
 
 Each message is finished in one database transaction: its row locked, the in-flight record cleared
 by a conditional update, the ledger rows written. Concurrent or repeated runs therefore finish and
-bill a message once; a run that fails (cache or database away) changes nothing and the next one
+bill a message once; a run that fails (Redis or database away) changes nothing and the next one
 tries again.
 """
 from __future__ import annotations

@@ -224,6 +224,14 @@ def delete_if_sync(key: str, value: Any) -> None:
     _client().eval(_DELETE_IF, 1, _prefix() + key, _dump(value))
 
 
+def delete_sync(key: str) -> None:
+    if not _redis_url():
+        with _memory.lock:
+            _memory.data.pop(_prefix() + key, None)
+        return
+    _client().delete(_prefix() + key)
+
+
 def clear_memory() -> None:
     """Forget the in-memory state (tests of the embedded default)."""
     _memory.clear()

@@ -17,7 +17,6 @@ from decimal import Decimal
 import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.cache import cache
 from django.db import connections
 from django.db.models import F, Sum
 from django.utils import timezone
@@ -28,6 +27,7 @@ from billing.services import check_balance, ensure_balance
 from billing.tokens import count_tokens
 from chat.models import Message
 from chat.recovery import INTERRUPTED, INTERRUPTED_ERROR, recover_interrupted_answers
+from chat import store
 from chat.services import Operation, Turn, TurnAction, lock_key, prepare_turn
 from chat.tasks import recover_interrupted_answers as recovery_task
 
@@ -77,7 +77,7 @@ def _flush(turn: Turn, written: str) -> None:
 
 
 def claim_expires(turn: Turn) -> None:
-    cache.delete(lock_key(turn.conversation.pk))
+    store.delete_sync(lock_key(turn.conversation.pk))
 
 
 def minutes_pass(turn: Turn, minutes: int) -> None:
@@ -296,9 +296,9 @@ async def test_a_daphne_killed_mid_answer_leaves_an_answer_the_job_finishes(endp
     written = (await db(Message.objects.get, pk=message_id)).text  # the last flush before the kill
     assert written and words.startswith(written) and written != words
     if settings.REDIS_URL:  # the dead process's claim outlives it until it expires
-        assert await db(cache.get, lock_key(created["conversation_id"])) is not None
+        assert await db(store.get_sync, lock_key(created["conversation_id"])) is not None
         assert await db(recover_interrupted_answers, now=later()) == 0
-        await db(cache.delete, lock_key(created["conversation_id"]))
+        await db(store.delete_sync, lock_key(created["conversation_id"]))
     assert await db(Hold.objects.filter(user=metered).count) == 1
 
     assert await db(recover_interrupted_answers, now=later()) == 1
