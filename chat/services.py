@@ -27,6 +27,7 @@ from enum import StrEnum
 from typing import Any, AsyncIterator, Iterable
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.core.exceptions import SynchronousOnlyOperation
 from django.db import connections, transaction
 from django.utils import timezone
@@ -86,9 +87,8 @@ LOCK_REFRESH_SECONDS = 10
 
 # Threads the chat's database work runs on. Each keeps its connection between calls (reconnecting,
 # or a thread hop to a shared thread that other code closes connections on, would add milliseconds
-# to every answer's first token); several on PostgreSQL, so one turn's round trips don't queue
-# behind another's; one on SQLite, which serialises writers anyway.
-DB_THREADS = 4
+# to every answer's first token). CHAT_DB_THREADS of them (default one: see settings); one on
+# SQLite, which serialises writers anyway.
 _db_executor: ThreadPoolExecutor | None = None
 _db_executor_lock = threading.Lock()
 
@@ -97,13 +97,13 @@ def _executor() -> ThreadPoolExecutor:
     global _db_executor
     with _db_executor_lock:
         if _db_executor is None:
-            threads = 1 if connections["default"].vendor == "sqlite" else DB_THREADS
+            threads = 1 if connections["default"].vendor == "sqlite" else settings.CHAT_DB_THREADS
             _db_executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="chat-db")
         return _db_executor
 
 
 def on_db(fn: Any) -> Any:
-    """`fn` as a coroutine run on one of the chat's database threads (see DB_THREADS).
+    """`fn` as a coroutine run on one of the chat's database threads (see CHAT_DB_THREADS).
 
     A connection an error left unusable is closed, so the next call opens a fresh one.
     """
