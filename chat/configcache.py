@@ -8,14 +8,13 @@ any ORM save) bumps it through signals and announces it on a Redis channel; ever
 first: a process whose memory holds another version drops everything and reloads on demand. So a
 change is seen by the next turn on every process.
 
-Checking costs no round trip in a daphne process: it follows the announcements (`listen`, started
+Checking costs no round trip in a daphne process: it follows the announcements (`listener`, started
 with the first answer) and keeps the version it last read until one arrives. While it is not
 subscribed (starting, Redis away) every check reads the version, as threads and Celery always do.
 """
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 import uuid
 from typing import Any, Callable, TypeVar
@@ -23,6 +22,7 @@ from typing import Any, Callable, TypeVar
 from django.db import transaction
 
 from chat import store
+from chat.background import LoopTask
 
 VERSION_KEY = "config-version"
 MAX_ENTRIES = 20_000  # users are cached here too; beyond this the memory starts over
@@ -44,7 +44,6 @@ def current_version() -> str:
 # loop, the version it last read while following, and a counter of announcements so that a read
 # that raced with one is not kept.
 _followed: dict[str, Any] = {"loop": None, "version": None, "epoch": 0}
-_listener: "asyncio.Task[None] | None" = None
 CHANNEL = "config-changed"
 
 
@@ -67,30 +66,15 @@ def _forget_version(*_: Any) -> None:
     _followed["version"] = None
 
 
-def listen() -> None:
-    """Follow the announcements on the running loop (daphne's: `chat.live` calls this)."""
-    global _listener
-    loop = asyncio.get_running_loop()
-    if _listener is None or _listener.done() or _listener.get_loop() is not loop:
-        _listener = loop.create_task(store.follow(CHANNEL, _forget_version, _following(loop)), name="chat-config")
+def _on_subscription(subscribed: bool) -> None:
+    # Called by store.follow on the loop it runs on: from now on (until unsubscribed) that loop's
+    # turns trust the version they read.
+    _followed["loop"] = asyncio.get_running_loop() if subscribed else None
+    _forget_version()
 
 
-def _following(loop: asyncio.AbstractEventLoop) -> Callable[[bool], None]:
-    def state(subscribed: bool) -> None:
-        _followed["loop"] = loop if subscribed else None
-        _forget_version()
-
-    return state
-
-
-async def stop_listening() -> None:
-    """Cancel this loop's listener (tests: before their loop ends)."""
-    global _listener
-    task, _listener = _listener, None
-    if task is not None and task.get_loop() is asyncio.get_running_loop():
-        task.cancel()
-        with contextlib.suppress(BaseException):
-            await task
+# Follows the announcements on daphne's loop (`chat.live` starts it with the first answer).
+listener = LoopTask("chat-config", lambda: store.follow(CHANNEL, _forget_version, _on_subscription))
 
 
 def bump_version(**_: Any) -> None:

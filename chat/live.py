@@ -39,6 +39,7 @@ from typing import Any
 from channels.layers import get_channel_layer
 
 from chat import configcache, store
+from chat.background import LoopTask, raise_if_cancelling
 from chat.services import PROCESS_ID, Claim, Done, Turn, stream_turn
 from endpoints.adapters.base import Finish, ReasoningDelta, StreamError, TextDelta, ToolCallDelta, UsageReport
 
@@ -58,7 +59,6 @@ _running: set[asyncio.Task[Any]] = set()
 _followers: dict[str, "weakref.WeakSet[Any]"] = {}
 _generations: dict[str, "Generation"] = {}  # by conversation
 _server_loop: asyncio.AbstractEventLoop | None = None
-_stop_listener: "asyncio.Task[None] | None" = None
 GROUP_REFRESH_SECONDS = 3600  # channel-layer group memberships expire (channels_redis: a day)
 
 
@@ -412,8 +412,8 @@ def launch(turn: Turn, *, request_id: str | None = None) -> Generation:
     """Start generating the answer of a prepared turn in its own task; returns at once."""
     global _server_loop
     _server_loop = asyncio.get_running_loop()
-    _ensure_stop_listener()
-    configcache.listen()
+    stop_listener.ensure()
+    configcache.listener.ensure()
     generation = Generation(turn, request_id=request_id)
     task = _server_loop.create_task(generation.run(), name=f"generation-{generation.id}")
     _running.add(task)
@@ -503,24 +503,6 @@ async def request_stop(conversation_id: uuid.UUID | str, claim: Claim) -> None:
     )
 
 
-def _ensure_stop_listener() -> None:
-    """One task per process receives stop requests for the answers it writes (see module doc)."""
-    global _stop_listener
-    loop = asyncio.get_running_loop()
-    if _stop_listener is None or _stop_listener.done() or _stop_listener.get_loop() is not loop:
-        _stop_listener = loop.create_task(_listen_for_stops(), name="chat-stops")
-
-
-async def close_stop_listener() -> None:
-    """Cancel this loop's stop listener (tests: before their loop ends)."""
-    global _stop_listener
-    task, _stop_listener = _stop_listener, None
-    if task is not None and task.get_loop() is asyncio.get_running_loop():
-        task.cancel()
-        with contextlib.suppress(BaseException):
-            await task
-
-
 async def _listen_for_stops() -> None:
     layer = get_channel_layer()
     group = stop_group(PROCESS_ID)
@@ -539,10 +521,7 @@ async def _listen_for_stops() -> None:
         except asyncio.CancelledError:
             raise
         except Exception:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                # channels_redis turns a cancelled read into a TimeoutError: still a cancellation
-                raise asyncio.CancelledError from None
+            raise_if_cancelling()
             log.warning("the stop listener lost the channel layer; reconnecting", exc_info=True)
             await asyncio.sleep(1.0)
         finally:
@@ -555,3 +534,7 @@ async def _keep_in_group(layer: Any, group: str, channel: str) -> None:
         await asyncio.sleep(GROUP_REFRESH_SECONDS)
         with contextlib.suppress(Exception):
             await layer.group_add(group, channel)
+
+
+# One task per process receives stop requests for the answers it writes (see module doc).
+stop_listener = LoopTask("chat-stops", _listen_for_stops)

@@ -25,6 +25,8 @@ from typing import Any, Iterable
 
 from django.conf import settings
 
+from chat.background import raise_if_cancelling
+
 log = logging.getLogger(__name__)
 
 # Compare-and-delete / compare-and-expire: only the holder of a claim may release or extend it.
@@ -270,9 +272,7 @@ async def follow(channel: str, on_message: Any, on_state: Any) -> None:
         except asyncio.CancelledError:
             raise
         except Exception:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise asyncio.CancelledError from None
+            raise_if_cancelling()
             log.warning("lost the subscription to %s; subscribing again", channel, exc_info=True)
         finally:
             on_state(False)

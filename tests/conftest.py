@@ -139,8 +139,8 @@ async def chat_socket(chatter_cookie):
     await live.wait_for_generations()
     for socket in sockets:
         await socket.close()
-    await live.close_stop_listener()
-    await configcache.stop_listening()
+    await live.stop_listener.cancel()
+    await configcache.listener.cancel()
     await _close_db_thread_connections()
     await _forget_channel_layer()
     await store.aclose()
