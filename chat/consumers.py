@@ -62,7 +62,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await handler(message)
 
     async def disconnect(self, code: int) -> None:
-        for conversation_id in getattr(self, "joined", ()):
+        joined, self.joined = getattr(self, "joined", {}), {}
+        for conversation_id in joined:
             live.unfollow(conversation_id, self)
             await self.channel_layer.group_discard(live.group_name(conversation_id), self.channel_name)
 
@@ -94,10 +95,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def start(self, frame: Send | Edit | Regenerate | Continue) -> None:
         turn = await prepare_turn(user=self.user, action=to_action(frame))
+        generation = live.Generation(turn, request_id=frame.request_id)
         # Follow before the answer starts, so that this socket receives every frame of it (directly:
-        # it is generated here; the channel-layer group, joined meanwhile, brings titles).
-        await self.follow(str(turn.conversation.pk), wait=False)
-        live.launch(turn, request_id=frame.request_id)
+        # it is generated here). The channel-layer group (it brings titles) is joined once the
+        # first token is out: its Redis round trip is not on the way to it.
+        await self.follow(str(turn.conversation.pk), after=generation.first_out)
+        live.launch(generation)
 
     async def join(self, conversation_id: uuid.UUID, *, request_id: str | None) -> None:
         title = await _conversation_title(self.user, conversation_id)
@@ -130,12 +133,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         for frame in held:
             await self.forward(frame)
 
-    async def leave(self, conversation_id: uuid.UUID, *, wait: bool = True) -> None:
+    async def leave(self, conversation_id: uuid.UUID, *, after: asyncio.Event | None = None) -> None:
         key = str(conversation_id)
         if key in self.joined:
             del self.joined[key]
             live.unfollow(key, self)
-            await self._layer_call(self.channel_layer.group_discard(live.group_name(key), self.channel_name), wait=wait)
+            await self._group(key, join=False, after=after)
 
     async def stop(self, conversation_id: uuid.UUID, *, request_id: str | None) -> None:
         if await _conversation_title(self.user, conversation_id) is None:
@@ -149,27 +152,40 @@ class ChatConsumer(AsyncWebsocketConsumer):
             raise ChatError("Nothing is being written in this conversation.", code="not_running")
         await live.request_stop(conversation_id, claim)
 
-    async def follow(self, conversation_id: str, *, wait: bool = True) -> None:
+    async def follow(self, conversation_id: str, *, after: asyncio.Event | None = None) -> None:
         """Receive the conversation's frames: directly from generations in this process, and from
-        its channel-layer group (other processes, titles). `wait=False` joins the group in the
-        background (a Redis round trip not worth waiting for when the answer is generated here)."""
+        its channel-layer group (other processes, titles). With `after`, the group is joined (and
+        the oldest conversation's left, past MAX_JOINED) in the background once that event is set:
+        when the answer is generated here its frames arrive directly, and the Redis round trips
+        can wait for the first token."""
         if conversation_id in self.joined:
             return
         if len(self.joined) >= MAX_JOINED:
             oldest = next(iter(self.joined))  # joined keeps the order conversations were joined in
-            await self.leave(uuid.UUID(oldest), wait=False)
+            await self.leave(uuid.UUID(oldest), after=after)
         self.joined[conversation_id] = None
         live.follow(conversation_id, self)
-        await self._layer_call(self.channel_layer.group_add(live.group_name(conversation_id), self.channel_name), wait=wait)
+        await self._group(conversation_id, join=True, after=after)
 
-    async def _layer_call(self, call: Any, *, wait: bool) -> None:
-        """Await a channel-layer call, or (`wait=False`) let it run in the background."""
-        if wait:
-            await call
+    async def _group(self, conversation_id: str, *, join: bool, after: asyncio.Event | None) -> None:
+        """Join or leave the conversation's channel-layer group: now, or once `after` is set."""
+        if after is None:
+            await self._group_now(conversation_id, join=join)
             return
-        task = asyncio.ensure_future(call)
+        task = asyncio.ensure_future(self._group_after(conversation_id, join=join, after=after))
         self.background.add(task)
         task.add_done_callback(self.background.discard)
+
+    async def _group_after(self, conversation_id: str, *, join: bool, after: asyncio.Event) -> None:
+        await after.wait()
+        await self._group_now(conversation_id, join=join)
+
+    async def _group_now(self, conversation_id: str, *, join: bool) -> None:
+        # (a conversation left — or joined again — meanwhile keeps its current membership)
+        if join and conversation_id in self.joined:
+            await self.channel_layer.group_add(live.group_name(conversation_id), self.channel_name)
+        elif not join and conversation_id not in self.joined:
+            await self.channel_layer.group_discard(live.group_name(conversation_id), self.channel_name)
 
     # --- frames of answers ---------------------------------------------------------------------------
     async def chat_frame(self, message: dict[str, Any]) -> None:

@@ -51,6 +51,7 @@ RUNNING_TTL = 30  # a snapshot not refreshed for this long belongs to a process 
 FRAME_TTL = 120
 DONE_TTL = 120  # a finished answer stays joinable this long (then it is read from the database)
 STOP_TTL = 120
+FIRST_OUT_WAIT = 0.5  # publishing starts at the first token, or this long after the start
 
 # Generation tasks of this process (asyncio keeps only weak references to tasks).
 _running: set[asyncio.Task[Any]] = set()
@@ -228,10 +229,26 @@ class Generation:
         self.local_state: dict[str, Any] = {**self.state, "tail": [], "tool_calls": {}}
         self.snapshot_at = 0.0
         self.snapshot_lock = asyncio.Lock()
+        # Set once a frame after `created` is out (the first token, or the end): publishing to
+        # Redis, the heartbeat and the socket's channel-layer group wait for it (see run).
+        self.first_out = asyncio.Event()
+        self.created_out = False
 
     # publishing ---------------------------------------------------------------------------------
+    async def emit_created(self) -> None:
+        """The `created` frame, once: when the provider request is on the wire (its frame is built
+        and sent while the provider thinks), or else before the first other frame."""
+        if self.created_out:
+            return
+        await self.turn.claimed()  # (a cancelled wait leaves the frame to the next caller)
+        if not self.created_out:
+            self.created_out = True
+            await self.emit(created_frame(self.turn, request_id=self.request_id))
+
     async def emit(self, frame: dict[str, Any]) -> None:
         """Number a frame, hand it to this process's sockets at once, queue it for Redis."""
+        if not self.created_out and frame["type"] != "created":
+            await self.emit_created()
         frame.setdefault("conversation_id", self.conversation_id)
         frame.setdefault("generation_id", self.id)
         self.seq += 1
@@ -248,7 +265,7 @@ class Generation:
             _merge_frames(last, frame)
         else:
             self.outbox.append(_copy_frame(frame))
-        if frame["type"] != "created":
+        if frame["type"] not in ("created", "delta"):  # (after a delta: run sets it once it is sent)
             self.first_out.set()
         self.wakeup.set()
 
@@ -258,8 +275,10 @@ class Generation:
         await self.emit(frame)
 
     def replay_here(self) -> tuple[int, list[dict[str, Any]]]:
-        """The frames so far, from memory (exact: nothing can be emitted while this runs)."""
-        return self.seq, _replay_frames(self.local_state, self.seq)
+        """The frames so far, from memory (exact: nothing can be emitted while this runs). Before
+        the `created` frame is out (the provider request is still on its way) it is replayed
+        from the state, and counted as seen (it will be frame 1)."""
+        return max(self.seq, 1), _replay_frames(self.local_state, self.seq)
 
     async def publisher(self) -> None:
         """Publishes the outbox to the store and the channel layer, in order, in batches: at most
@@ -328,19 +347,21 @@ class Generation:
     # the run ------------------------------------------------------------------------------------
     async def run(self) -> None:
         # Publishing to Redis, listening for stop requests from other processes and refreshing the
-        # snapshot all wait for the first token (or the end): they are Redis round trips on this
-        # event loop, and this process's sockets get the frames directly anyway.
-        self.first_out = asyncio.Event()
+        # snapshot all wait for the first token (or the end, or FIRST_OUT_WAIT when the model is
+        # slow to answer): they are Redis round trips on this event loop, and this process's
+        # sockets get the frames directly anyway.
         publisher = asyncio.create_task(self.publisher())
         heartbeat = asyncio.create_task(self.heartbeat())
+        slow = asyncio.get_running_loop().call_later(FIRST_OUT_WAIT, self.first_out.set)
         _generations[self.conversation_id] = self
-        await self.emit(created_frame(self.turn, request_id=self.request_id))
         try:
-            async for event in stream_turn(self.turn, stop=self.stop):
+            async for event in stream_turn(self.turn, stop=self.stop, on_sent=self.emit_created):
                 if isinstance(event, (TextDelta, ReasoningDelta, ToolCallDelta)):
                     await self.emit_delta(event)
-                    if self.seq == 2:
+                    if not self.first_out.is_set():
+                        # the first token leaves before anything else is done on this loop
                         await _let_writes_out()
+                        self.first_out.set()
                 elif isinstance(event, StreamError):
                     await self.emit({
                         "type": "error",
@@ -384,6 +405,7 @@ class Generation:
                 "error": "server error",
             })
         finally:
+            slow.cancel()
             self.first_out.set()
             if _generations.get(self.conversation_id) is self:
                 del _generations[self.conversation_id]
@@ -408,13 +430,12 @@ async def _let_writes_out() -> None:
     await asyncio.sleep(0)
 
 
-def launch(turn: Turn, *, request_id: str | None = None) -> Generation:
-    """Start generating the answer of a prepared turn in its own task; returns at once."""
+def launch(generation: Generation) -> Generation:
+    """Start generating an answer (`Generation(turn, …)`) in its own task; returns at once."""
     global _server_loop
     _server_loop = asyncio.get_running_loop()
     stop_listener.ensure()
     configcache.listener.ensure()
-    generation = Generation(turn, request_id=request_id)
     task = _server_loop.create_task(generation.run(), name=f"generation-{generation.id}")
     _running.add(task)
     task.add_done_callback(_running.discard)

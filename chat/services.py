@@ -24,7 +24,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, AsyncIterator, Iterable
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -240,6 +240,8 @@ class Turn:
     saved: "asyncio.Future[None] | None" = None
     # the provider request, built by prepare_turn on the database thread (None: stream_chat builds it)
     call: Call | None = None
+    # a new conversation's claim, not written yet (see EarlyClaim: stream_turn writes it)
+    pending_claim: EarlyClaim | None = None
 
     def start_saving(self) -> "asyncio.Future[None]":
         """Save the rows (once), on a thread of its own with its own database connection.
@@ -247,10 +249,25 @@ class Turn:
         stream_turn starts this as soon as the first event of the answer has been handed on (or
         when the stream ends without any): the insert costs milliseconds of CPU, and under the GIL
         it would otherwise delay the first token. Nothing is written to the answer before it is done.
+        A new conversation's rows are saved once its claim is written (`EarlyClaim.confirm`).
         """
         if self.saved is None:
-            self.saved = asyncio.ensure_future(on_db(save_turn)(self))
+            self.saved = asyncio.ensure_future(self._save())
         return self.saved
+
+    async def _save(self) -> None:
+        if self.pending_claim is not None:
+            await self.pending_claim.confirm()
+        await on_db(save_turn)(self)
+
+    async def claimed(self) -> None:
+        """Make sure a new conversation's claim is written (before its id is shown to anyone: a
+        second send to it must find it claimed). A failure is logged here and fails the save."""
+        if self.pending_claim is not None:
+            try:
+                await self.pending_claim.confirm()
+            except Exception:
+                log.warning("claiming conversation %s failed", self.conversation.pk, exc_info=True)
 
     @property
     def endpoint(self) -> Endpoint:
@@ -349,32 +366,58 @@ class EarlyClaim:
     """The claim of a `send`'s conversation, taken while the turn is being planned: the store's
     round trip (Redis) overlaps the plan's own instead of adding to the time to the first token.
 
-    A send names its conversation up front (or starts a new one, whose id is chosen here), so
-    the claim can start before anything is read. Created on the event loop; the outcome can be
-    awaited there (`aheld`) or waited for from a database thread (`held`). The plan waits for it
-    before anything that writes (the balance hold) and refuses with Busy when another answer
-    holds it; a refusal for any other reason releases it.
+    A send names its conversation up front, so the claim can start before anything is read.
+    Created on the event loop; the outcome can be awaited there (`aheld`) or waited for from a
+    database thread (`held`). The plan waits for it before anything that writes (the balance hold)
+    and refuses with Busy when another answer holds it; a refusal for any other reason releases it.
+
+    A send that starts a new conversation (`fresh`: its id is chosen here, nobody else can hold
+    it) is held from the start; the claim is written later (`confirm()`), before the conversation's
+    id is shown to anyone (`Turn.claimed`: chat.live does it while the provider request is on its
+    way, so that its round trip is not on the way to the first token) and before its rows are saved.
     """
 
     def __init__(self, conversation_id: uuid.UUID | None, user_id: int):
+        self.fresh = conversation_id is None
         self.conversation_id = conversation_id or uuid.uuid4()
         self.generation_id = uuid.uuid4().hex
         self.user_id = user_id
         self._loop = asyncio.get_running_loop()
-        self._outcome: "asyncio.Task[bool]" = self._loop.create_task(
-            store.add(lock_key(self.conversation_id), _claim_value(self.generation_id, user_id), LOCK_TTL)
-        )
+        self._outcome: "asyncio.Task[bool] | None" = None
+        if not self.fresh:
+            self.start()
+
+    def start(self) -> None:
+        """Write the claim (once; on the loop)."""
+        if self._outcome is None:
+            self._outcome = self._loop.create_task(
+                store.add(lock_key(self.conversation_id), _claim_value(self.generation_id, self.user_id), LOCK_TTL)
+            )
+
+    async def confirm(self) -> None:
+        """Write the claim if not yet done and wait for it; raises if it could not be written."""
+        self.start()
+        assert self._outcome is not None
+        if not await asyncio.shield(self._outcome):
+            raise RuntimeError(f"conversation {self.conversation_id} is claimed by another answer")
 
     def held(self) -> bool:
         """From a database thread (never the loop, which completes the claim)."""
+        if self.fresh:
+            return True
         return asyncio.run_coroutine_threadsafe(self.aheld(), self._loop).result(timeout=LOCK_TTL)
 
     async def aheld(self) -> bool:
+        if self.fresh:
+            return True
+        assert self._outcome is not None
         return bool(await asyncio.shield(self._outcome))
 
     async def arelease_if_held(self) -> None:
+        if self._outcome is None:
+            return  # a fresh claim never written
         try:
-            held = await self.aheld()
+            held = await asyncio.shield(self._outcome)
         except Exception:
             held = True  # unknown: release only deletes a claim that is ours
         if held:
@@ -614,7 +657,7 @@ def _reserved_for_answer(target: Target, window: int) -> int:
 
 
 def build_context(
-    branch: Iterable[Message], *, target: Target, snap: configcache.Snapshot | None = None
+    branch: Iterable[Message | _Draft], *, target: Target, snap: configcache.Snapshot | None = None
 ) -> tuple[list[ChatMessage], int]:
     """Chat messages from the root to the newest, dropping the oldest until they fit the window.
 
@@ -627,7 +670,7 @@ def build_context(
     system_tokens = count_tokens(target.system_prompt, model) + TOKENS_PER_MESSAGE if target.system_prompt else 0
     budget -= system_tokens + TOKENS_PER_REPLY
     usable = [m for m in branch if m.text and m.role in (MessageRole.USER, MessageRole.ASSISTANT, MessageRole.SYSTEM)]
-    kept: list[tuple[Message, int]] = []
+    kept: list[tuple[Message | _Draft, int]] = []
     used = 0
     for message in reversed(usable):
         cost = count_tokens(message.text, model) + TOKENS_PER_MESSAGE
@@ -678,6 +721,14 @@ def _check_balance(*, user: User, target: Target, prompt_tokens: int, snap: conf
         )
     except billing.InsufficientBalance as exc:
         raise NoBalance(str(exc)) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class _Draft:
+    """The new user message as the context needs it (its row is built later, by build_turn)."""
+
+    role: str
+    text: str
 
 
 class _ConversationMissing(Exception):
@@ -773,7 +824,7 @@ def plan_turn(
         branch = answered.branch()
     else:
         branch = parent.branch() if parent is not None else []
-        branch = [*branch, Message(role=MessageRole.USER, text=text)]
+        branch = [*branch, _Draft(role=MessageRole.USER, text=text)]
     messages, prompt_tokens = build_context(branch, target=target, snap=snap)
     if early_claim is not None and not on_loop and not early_claim.held():
         raise Busy(BUSY_MESSAGE)
@@ -929,6 +980,8 @@ async def prepare_turn(*, user: User, action: TurnAction) -> Turn:
     """
     early_claim = EarlyClaim(action.conversation_id, user.pk) if action.op == Operation.SEND else None
     try:
+        if early_claim is not None and not early_claim.fresh:
+            await asyncio.sleep(0)  # the claim's command goes out now, before the plan keeps the loop busy
         snap = await configcache.asnapshot()  # (the claim's round trip runs meanwhile)
         result = None
         if early_claim is not None and action.conversation_id is None:
@@ -953,16 +1006,20 @@ async def prepare_turn(*, user: User, action: TurnAction) -> Turn:
             await early_claim.arelease_if_held()
         raise
     plan, target, needs_fetch_check, turn = result
-    if turn is not None:
-        return turn
-    try:
-        await check_fetched_model(user=user, target=target)
-        await on_db(_check_balance)(user=plan["user"], target=target, prompt_tokens=plan["prompt_tokens"])
-        turn = build_turn(plan=plan, target=target)
-        turn.call = await on_db(_prebuilt_call)(turn)
-    except BaseException:
-        await arelease_conversation(plan["conversation_id"], plan["generation_id"])
-        raise
+    if turn is None:
+        try:
+            await check_fetched_model(user=user, target=target)
+            await on_db(_check_balance)(user=plan["user"], target=target, prompt_tokens=plan["prompt_tokens"])
+            turn = build_turn(plan=plan, target=target)
+            turn.call = await on_db(_prebuilt_call)(turn)
+        except BaseException:
+            if early_claim is not None:
+                await early_claim.arelease_if_held()
+            else:
+                await arelease_conversation(plan["conversation_id"], plan["generation_id"])
+            raise
+    if early_claim is not None and early_claim.fresh:
+        turn.pending_claim = early_claim
     return turn
 
 
@@ -1172,10 +1229,15 @@ def _wants_title(turn: Turn, timing: str) -> bool:
     return turn.new_conversation and endpoint.title_convo and endpoint.title_timing == timing
 
 
-async def stream_turn(turn: Turn, *, stop: asyncio.Event | None = None) -> AsyncIterator[Event | Done]:
+async def stream_turn(
+    turn: Turn, *, stop: asyncio.Event | None = None, on_sent: Callable[[], Awaitable[None]] | None = None
+) -> AsyncIterator[Event | Done]:
     """Stream the answer: the adapter's events (text, reasoning, tool calls, usage, finish, error),
     then `Done`. Setting `stop` ends the stream early (partial answer kept, marked unfinished and
-    billed); so does closing this generator (a client that went away) or cancelling its task."""
+    billed); so does closing this generator (a client that went away) or cancelling its task.
+
+    `on_sent` is awaited once the provider request is on the wire (not when it could not be sent):
+    work done there overlaps the provider's time to answer."""
     from chat.titles import schedule_title_soon
 
     answer = _Answer(turn.prefix_text, turn.prefix_parts)
@@ -1183,16 +1245,32 @@ async def stream_turn(turn: Turn, *, stop: asyncio.Event | None = None) -> Async
 
     queue: asyncio.Queue[Any] = asyncio.Queue()
     state: dict[str, Any] = {"usage": None, "finish": "", "error": None, "sent": False}
+    # Set when the consumer comes back for the event after the first delta (it has handled it).
+    first_taken = asyncio.Event()
+
+    async def sent() -> None:
+        if on_sent is not None:
+            try:
+                await on_sent()
+            except Exception:  # never let it fail the provider request
+                log.exception("on_sent of turn %s failed", turn.generation_id)
 
     async def pump() -> None:
         # All of the upstream stream is read in this one task (httpx wants that); `stop` cancels it.
         upstream = endpoint_services.stream_chat(
-            endpoint=turn.endpoint, request=turn.request, user=turn.user, call=turn.call
+            endpoint=turn.endpoint, request=turn.request, user=turn.user, call=turn.call, on_sent=sent
         )
         try:
             state["sent"] = True
+            first = True
             async for event in upstream:
                 queue.put_nowait(event)
+                if first and isinstance(event, (TextDelta, ReasoningDelta, ToolCallDelta)):
+                    # The first delta often arrives with more of the answer (one read brought
+                    # several chunks): wait until the consumer has handled it (sent it to the
+                    # browser) before parsing the rest, which would otherwise delay it.
+                    first = False
+                    await first_taken.wait()
         except asyncio.CancelledError:
             pass
         except Exception as exc:  # the adapter promises not to raise; never let it take the turn down
@@ -1286,6 +1364,7 @@ async def stream_turn(turn: Turn, *, stop: asyncio.Event | None = None) -> Async
             else:
                 answer.add(event)
             yield event
+            first_taken.set()
             if turn.saved is None:
                 start_saving()
             now = time.monotonic()

@@ -14,7 +14,7 @@ import json
 import logging
 from contextlib import aclosing
 from dataclasses import replace
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import httpx
 from asgiref.sync import sync_to_async
@@ -31,11 +31,13 @@ log = logging.getLogger(__name__)
 
 
 async def stream_chat(
-    *, endpoint: Endpoint, request: ChatRequest, user: Any, call: Call | None = None
+    *, endpoint: Endpoint, request: ChatRequest, user: Any, call: Call | None = None,
+    on_sent: Callable[[], Awaitable[None]] | None = None,
 ) -> AsyncIterator[Event]:
     """Stream one answer from `endpoint` as normalised events (see the module docstring). `call`:
     the request already built by `build_call` for exactly these arguments (the chat turn builds
-    it on its database thread ahead of time); otherwise it is built here."""
+    it on its database thread ahead of time); otherwise it is built here. `on_sent` is awaited once
+    the request is on the wire, before the provider answers (not when it cannot be sent)."""
     try:
         if call is None:
             call = await sync_to_async(build_call, thread_sensitive=True)(endpoint=endpoint, request=request, user=user)
@@ -47,7 +49,7 @@ async def stream_chat(
     except LookupError as exc:
         yield StreamError(f"{endpoint.name} is not usable: {exc}", kind="config")
         return
-    async with aclosing(adapter_for(endpoint.provider).run(call)) as events:
+    async with aclosing(adapter_for(endpoint.provider).run(call, on_sent=on_sent)) as events:
         async for event in events:
             yield event
 

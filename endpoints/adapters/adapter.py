@@ -18,7 +18,7 @@ from contextlib import aclosing
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, ClassVar
+from typing import Any, AsyncIterator, Awaitable, Callable, ClassVar
 
 import httpx
 from django.conf import settings
@@ -127,15 +127,16 @@ class Adapter(ABC):
         return ""
 
     # --- the exchange ----------------------------------------------------------------------
-    async def run(self, call: Call) -> AsyncIterator[Event]:
-        """Send `call`, yield its events; the last one is Finish or StreamError, never an exception."""
+    async def run(self, call: Call, *, on_sent: Callable[[], Awaitable[None]] | None = None) -> AsyncIterator[Event]:
+        """Send `call`, yield its events; the last one is Finish or StreamError, never an exception.
+        `on_sent` is awaited once the request is on the wire (see `endpoints.http.stream`)."""
         state = StreamState()
         failure: StreamError | None = None
         received = False
         try:
             # aclosing: when the consumer stops early (a user pressing stop), the upstream response
             # is closed at once instead of whenever the abandoned generator is garbage-collected.
-            async with aclosing(self._exchange(call, state)) as events:
+            async with aclosing(self._exchange(call, state, on_sent)) as events:
                 async for event in events:
                     received = True
                     yield event
@@ -180,14 +181,17 @@ class Adapter(ABC):
         else:
             yield Finish(state.finish or "stop")
 
-    async def _exchange(self, call: Call, state: StreamState) -> AsyncIterator[Event]:
+    async def _exchange(
+        self, call: Call, state: StreamState, on_sent: Callable[[], Awaitable[None]] | None
+    ) -> AsyncIterator[Event]:
         if call.outbound_check and call.pin is None:  # a user-provided URL goes only to its vetted addresses
             raise UpstreamFailure(StreamError(
                 f"{call.endpoint_name} is not usable: its base URL was not checked before the request.", kind="config"
             ))
         content = json.dumps(call.body, default=_json_default).encode()
         async with http.stream(
-            "POST", call.url, pin=call.pin, headers=call.headers, content=content, timeout=http.timeout()
+            "POST", call.url, pin=call.pin, on_sent=on_sent, headers=call.headers, content=content,
+            timeout=http.timeout(),
         ) as response:
             if response.status_code >= 400:
                 raw = await response.aread()
