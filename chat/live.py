@@ -34,13 +34,13 @@ import logging
 import time
 import uuid
 import weakref
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from channels.layers import get_channel_layer
 
 from chat import configcache, store
 from chat.background import LoopTask, raise_if_cancelling
-from chat.services import PROCESS_ID, Claim, Done, Turn, stream_turn
+from chat.services import PROCESS_ID, Claim, Done, StopSignal, Turn, stream_turn
 from endpoints.adapters.base import Finish, ReasoningDelta, StreamError, TextDelta, ToolCallDelta, UsageReport
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ DONE_TTL = 120  # a finished answer stays joinable this long (then it is read fr
 STOP_TTL = 120
 FIRST_OUT_WAIT = 0.5  # publishing starts at the first token, or this long after the start
 
-# Generation tasks of this process (asyncio keeps only weak references to tasks).
+# Generation tasks of this process and their follow-up work (asyncio keeps only weak references).
 _running: set[asyncio.Task[Any]] = set()
 # Sockets of this process following a conversation, and the generations running here: frames of a
 # local generation reach local sockets directly (no Redis round trip on the way to the first token).
@@ -207,7 +207,7 @@ class Generation:
         self.conversation_id = str(turn.conversation.pk)
         self.group = group_name(self.conversation_id)
         self.request_id = request_id
-        self.stop = asyncio.Event()
+        self.stop = StopSignal()
         self.layer = get_channel_layer()
         self.seq = 0
         self.outbox: list[dict[str, Any]] = []
@@ -229,10 +229,13 @@ class Generation:
         self.local_state: dict[str, Any] = {**self.state, "tail": [], "tool_calls": {}}
         self.snapshot_at = 0.0
         self.snapshot_lock = asyncio.Lock()
-        # Set once a frame after `created` is out (the first token, or the end): publishing to
-        # Redis, the heartbeat and the socket's channel-layer group wait for it (see run).
-        self.first_out = asyncio.Event()
         self.created_out = False
+        # Publishing to Redis, the heartbeat and whatever a socket asked for (`after_first_out`)
+        # start once the first token is out (see run); until then only the provider request runs.
+        self.first_out = False
+        self._after_first_out: list[Callable[[], Awaitable[None]]] = []
+        self._publisher: "asyncio.Task[None] | None" = None
+        self._heartbeat: "asyncio.Task[None] | None" = None
 
     # publishing ---------------------------------------------------------------------------------
     async def emit_created(self) -> None:
@@ -265,8 +268,8 @@ class Generation:
             _merge_frames(last, frame)
         else:
             self.outbox.append(_copy_frame(frame))
-        if frame["type"] not in ("created", "delta"):  # (after a delta: run sets it once it is sent)
-            self.first_out.set()
+        if frame["type"] not in ("created", "delta"):  # (after a delta: run, once it is sent)
+            self.first_token_out()
         self.wakeup.set()
 
     async def emit_delta(self, event: TextDelta | ReasoningDelta | ToolCallDelta) -> None:
@@ -280,11 +283,29 @@ class Generation:
         from the state, and counted as seen (it will be frame 1)."""
         return max(self.seq, 1), _replay_frames(self.local_state, self.seq)
 
+    def after_first_out(self, work: Callable[[], Awaitable[None]]) -> None:
+        """Run `work()` (in a task of its own) once the first token is out (at once if it is)."""
+        if self.first_out:
+            _spawn(work())
+        else:
+            self._after_first_out.append(work)
+
+    def first_token_out(self) -> None:
+        """The first token has been sent (or the answer ended without one, or FIRST_OUT_WAIT
+        passed): start publishing, the heartbeat and what waited for this. Once."""
+        if self.first_out:
+            return
+        self.first_out = True
+        self._publisher = asyncio.create_task(self.publisher())
+        self._heartbeat = asyncio.create_task(self.heartbeat())
+        waiting, self._after_first_out = self._after_first_out, []
+        for work in waiting:
+            _spawn(work())
+
     async def publisher(self) -> None:
         """Publishes the outbox to the store and the channel layer, in order, in batches: at most
         one every PUBLISH_SECONDS (a short answer goes out as one message; a long one costs Redis
         ~20 round trips a second however fast the model writes)."""
-        await self.first_out.wait()
         published_at = time.monotonic()
         while True:
             if not self.outbox:
@@ -333,7 +354,6 @@ class Generation:
     async def heartbeat(self) -> None:
         """Keeps the snapshot fresh (and alive) while the provider is silent, and reads the stop
         flag (a stop message sent while this process's stop listener was reconnecting)."""
-        await self.first_out.wait()
         while True:
             await asyncio.sleep(SNAPSHOT_SECONDS)
             try:
@@ -346,22 +366,20 @@ class Generation:
 
     # the run ------------------------------------------------------------------------------------
     async def run(self) -> None:
-        # Publishing to Redis, listening for stop requests from other processes and refreshing the
-        # snapshot all wait for the first token (or the end, or FIRST_OUT_WAIT when the model is
-        # slow to answer): they are Redis round trips on this event loop, and this process's
-        # sockets get the frames directly anyway.
-        publisher = asyncio.create_task(self.publisher())
-        heartbeat = asyncio.create_task(self.heartbeat())
-        slow = asyncio.get_running_loop().call_later(FIRST_OUT_WAIT, self.first_out.set)
+        # Publishing to Redis, refreshing the snapshot and reading the stop flag all wait for the
+        # first token (or the end, or FIRST_OUT_WAIT when the model is slow to answer): they are
+        # Redis round trips and tasks on this event loop, and this process's sockets get the
+        # frames directly anyway. Until then the loop does only what the provider request needs.
+        slow = asyncio.get_running_loop().call_later(FIRST_OUT_WAIT, self.first_token_out)
         _generations[self.conversation_id] = self
         try:
             async for event in stream_turn(self.turn, stop=self.stop, on_sent=self.emit_created):
                 if isinstance(event, (TextDelta, ReasoningDelta, ToolCallDelta)):
                     await self.emit_delta(event)
-                    if not self.first_out.is_set():
+                    if not self.first_out:
                         # the first token leaves before anything else is done on this loop
                         await _let_writes_out()
-                        self.first_out.set()
+                        self.first_token_out()
                 elif isinstance(event, StreamError):
                     await self.emit({
                         "type": "error",
@@ -406,15 +424,16 @@ class Generation:
             })
         finally:
             slow.cancel()
-            self.first_out.set()
+            self.first_token_out()
             if _generations.get(self.conversation_id) is self:
                 del _generations[self.conversation_id]
-            heartbeat.cancel()
+            assert self._heartbeat is not None and self._publisher is not None
+            self._heartbeat.cancel()
             self.closed = True
             self.wakeup.set()
             with contextlib.suppress(BaseException):
-                await heartbeat
-            await publisher
+                await self._heartbeat
+            await self._publisher
 
 
 async def _let_writes_out() -> None:
@@ -428,6 +447,13 @@ async def _let_writes_out() -> None:
     """
     await asyncio.sleep(0)
     await asyncio.sleep(0)
+
+
+def _spawn(coro: Awaitable[None]) -> None:
+    """Run `coro` in a task this module keeps alive until it is done."""
+    task = asyncio.ensure_future(coro)
+    _running.add(task)
+    task.add_done_callback(_running.discard)
 
 
 def launch(generation: Generation) -> Generation:

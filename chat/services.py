@@ -1215,6 +1215,33 @@ def _add(previous: int | None, new: int, op: Operation) -> int:
 
 
 _END = object()
+
+
+class StopSignal:
+    """A request to stop one answer (kept, marked unfinished and billed). Like an asyncio.Event,
+    except that the answer's stream is called back at once instead of keeping a task waiting."""
+
+    def __init__(self) -> None:
+        self._set = False
+        self._callbacks: list[Callable[[], None]] = []
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        if not self._set:
+            self._set = True
+            callbacks, self._callbacks = self._callbacks, []
+            for callback in callbacks:
+                callback()
+
+    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` when set (at once if it is); returns what unsubscribes it."""
+        if self._set:
+            callback()
+            return lambda: None
+        self._callbacks.append(callback)
+        return lambda: self._callbacks.remove(callback) if callback in self._callbacks else None
 _background: set[asyncio.Task[Any]] = set()
 
 
@@ -1224,13 +1251,18 @@ def _in_background(coro: Any) -> None:
     task.add_done_callback(_background.discard)
 
 
+async def _touch_claim(conversation_id: uuid.UUID) -> None:
+    with contextlib.suppress(Exception):  # Redis briefly away: the next refresh tries again
+        await store.touch(lock_key(conversation_id), LOCK_TTL)
+
+
 def _wants_title(turn: Turn, timing: str) -> bool:
     endpoint = turn.endpoint
     return turn.new_conversation and endpoint.title_convo and endpoint.title_timing == timing
 
 
 async def stream_turn(
-    turn: Turn, *, stop: asyncio.Event | None = None, on_sent: Callable[[], Awaitable[None]] | None = None
+    turn: Turn, *, stop: StopSignal | None = None, on_sent: Callable[[], Awaitable[None]] | None = None
 ) -> AsyncIterator[Event | Done]:
     """Stream the answer: the adapter's events (text, reasoning, tool calls, usage, finish, error),
     then `Done`. Setting `stop` ends the stream early (partial answer kept, marked unfinished and
@@ -1283,25 +1315,24 @@ async def stream_turn(
             queue.put_nowait(_END)
 
     pump_task = asyncio.create_task(pump())
-    stop_task: asyncio.Task[Any] | None = None
     stopped = False
-    if stop is not None:
-        async def watch() -> None:
-            nonlocal stopped
-            await stop.wait()
-            stopped = True
-            pump_task.cancel()
 
-        stop_task = asyncio.create_task(watch())
+    def on_stop() -> None:
+        nonlocal stopped
+        stopped = True
+        pump_task.cancel()
 
-    async def keep_claim() -> None:
-        key = lock_key(turn.conversation.pk)
-        while True:
-            await asyncio.sleep(LOCK_REFRESH_SECONDS)
-            with contextlib.suppress(Exception):  # Redis briefly away: the next refresh tries again
-                await store.touch(key, LOCK_TTL)
+    unsubscribe = stop.subscribe(on_stop) if stop is not None else None
 
-    claim_task = asyncio.create_task(keep_claim())
+    # The claim is refreshed every LOCK_REFRESH_SECONDS (timer callbacks: no task waits meanwhile).
+    loop = asyncio.get_running_loop()
+
+    def refresh_claim() -> None:
+        nonlocal claim_timer
+        _in_background(_touch_claim(turn.conversation.pk))
+        claim_timer = loop.call_later(LOCK_REFRESH_SECONDS, refresh_claim)
+
+    claim_timer = loop.call_later(LOCK_REFRESH_SECONDS, refresh_claim)
     flush_task: asyncio.Task[Any] | None = None
     last_flush = time.monotonic()
     finished = False
@@ -1388,9 +1419,9 @@ async def stream_turn(
             await asyncio.shield(finalize(abandoned=True))
         raise
     finally:
-        claim_task.cancel()
-        if stop_task is not None:
-            stop_task.cancel()
+        claim_timer.cancel()
+        if unsubscribe is not None:
+            unsubscribe()
         if not finished and not pump_task.done():
             pump_task.cancel()
     done = await finalize(abandoned=False)

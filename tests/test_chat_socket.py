@@ -178,6 +178,25 @@ async def test_stopping_keeps_and_bills_the_partial_answer(chat_socket, chat_end
     assert {r.token_type for r in rows} == {"prompt", "completion"}
 
 
+async def test_stopping_before_the_first_token(chat_socket, chat_endpoint, upstream):
+    """The model is still thinking: `created` is there (it is sent once the request is on its
+    way), a stop ends the answer at once, without waiting for the provider."""
+    endpoint = await db(chat_endpoint)
+    socket = await chat_socket()
+    upstream.reply(text="too late", delay=3)
+    await socket.send(type="send", text="Think hard", endpoint=endpoint.name, model="test-model")
+    created = (await socket.until("created"))[-1]
+    started = asyncio.get_running_loop().time()
+    await socket.send(type="stop", conversation_id=created["conversation_id"])
+    rest = await socket.answer()
+
+    assert asyncio.get_running_loop().time() - started < 2
+    assert rest.done["finish_reason"] == "stopped" and rest.done["unfinished"] is True
+    assert not [f for f in rest.frames if f["type"] == "delta"]
+    (question, answer) = await db(_messages, created["conversation_id"])
+    assert question.text == "Think hard" and answer.text == "" and answer.unfinished
+
+
 async def test_switching_model_endpoint_and_spec_mid_conversation(chat_socket, chat_endpoint, upstream):
     from endpoints.models import ModelSpec
 
@@ -236,6 +255,24 @@ async def test_a_reload_mid_stream_receives_the_answer_so_far_then_the_rest(chat
     assert snapshot.get("snapshot") is True and len(snapshot["text"].split()) >= 10
     assert answer.text == words  # what was written before the reload, then the rest: nothing twice
     assert answer.done["unfinished"] is False
+
+
+async def test_a_reload_while_the_model_thinks_gets_the_whole_answer(chat_socket, chat_endpoint, upstream):
+    """Before the first token a new conversation has no rows yet; joining it works all the same."""
+    endpoint = await db(chat_endpoint)
+    upstream.reply(text="Worth the wait.", delay=0.8)
+    first_tab = await chat_socket()
+    await first_tab.send(type="send", text="Think first", endpoint=endpoint.name, model="test-model")
+    created = (await first_tab.until("created"))[-1]
+    await first_tab.close()
+
+    reloaded = await chat_socket()
+    await reloaded.send(type="join", conversation_id=created["conversation_id"])
+    joined = await reloaded.receive()
+    assert joined["type"] == "joined" and joined["live"] is True and joined["title"] == "New Chat"
+    answer = await reloaded.answer()
+    assert answer.created["assistant_message_id"] == created["assistant_message_id"]
+    assert answer.text == "Worth the wait." and answer.done["unfinished"] is False
 
 
 async def test_a_second_tab_follows_the_same_stream(chat_socket, chat_endpoint, upstream, chatter_cookie):

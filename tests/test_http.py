@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import pytest
 
 from endpoints import http
@@ -31,6 +32,45 @@ def test_aclose_forgets_the_loops_client(upstream):
         return http.client() is not before and before.is_closed
 
     assert asyncio.run(use())
+
+
+def test_on_sent_runs_once_the_request_is_out_before_the_answer(upstream):
+    """`on_sent` (the chat turn sends its `created` frame there) runs while the provider thinks."""
+    upstream.reply(text="hello", delay=0.3)
+    moments: dict[str, float] = {}
+
+    async def on_sent() -> None:
+        moments.setdefault("sent", asyncio.get_running_loop().time())
+        moments["calls"] = moments.get("calls", 0) + 1
+
+    async def ask() -> int:
+        body = {"model": "test-model", "stream": True, "messages": [{"role": "user", "content": "Hi"}]}
+        started = asyncio.get_running_loop().time()
+        async with http.stream("POST", upstream.base_url + "/chat/completions", json=body, on_sent=on_sent) as response:
+            moments["answered"] = asyncio.get_running_loop().time()
+            await response.aread()
+        moments["started"] = started
+        return response.status_code
+
+    assert asyncio.run(ask()) == 200
+    assert moments["calls"] == 1
+    assert moments["sent"] - moments["started"] < 0.2 <= moments["answered"] - moments["sent"]
+    assert upstream.completions()[-1].json["messages"][0]["content"] == "Hi"
+
+
+def test_on_sent_is_not_called_when_nothing_could_be_sent(upstream):
+    calls = []
+
+    async def on_sent() -> None:
+        calls.append(1)
+
+    async def ask() -> None:
+        async with http.stream("POST", upstream.refused_url() + "/chat/completions", json={}, on_sent=on_sent):
+            pass
+
+    with pytest.raises(httpx.ConnectError):
+        asyncio.run(ask())
+    assert calls == []
 
 
 def test_timeouts_come_from_settings_at_request_time(settings):
