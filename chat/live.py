@@ -449,11 +449,12 @@ async def _let_writes_out() -> None:
     await asyncio.sleep(0)
 
 
-def _spawn(coro: Awaitable[None]) -> None:
+def _spawn(coro: Any, *, name: str | None = None) -> "asyncio.Task[Any]":
     """Run `coro` in a task this module keeps alive until it is done."""
-    task = asyncio.ensure_future(coro)
+    task = asyncio.get_running_loop().create_task(coro, name=name)
     _running.add(task)
     task.add_done_callback(_running.discard)
+    return task
 
 
 def launch(generation: Generation) -> Generation:
@@ -462,9 +463,7 @@ def launch(generation: Generation) -> Generation:
     _server_loop = asyncio.get_running_loop()
     stop_listener.ensure()
     configcache.listener.ensure()
-    task = _server_loop.create_task(generation.run(), name=f"generation-{generation.id}")
-    _running.add(task)
-    task.add_done_callback(_running.discard)
+    _spawn(generation.run(), name=f"generation-{generation.id}")
     return generation
 
 

@@ -240,7 +240,7 @@ class Turn:
     saved: "asyncio.Future[None] | None" = None
     # the provider request, built by prepare_turn on the database thread (None: stream_chat builds it)
     call: Call | None = None
-    # a new conversation's claim, not written yet (see EarlyClaim: stream_turn writes it)
+    # a new conversation's claim, written before its id is shown and its rows saved (see EarlyClaim)
     pending_claim: EarlyClaim | None = None
 
     def start_saving(self) -> "asyncio.Future[None]":
