@@ -22,9 +22,11 @@ its answer; the requester sets `stop:<generation>` and sends a message to that p
 `chatstop.<process id>`, which one task per process listens to (and each generation's heartbeat
 reads the flag once a second, should the message be lost while Redis was away).
 
-Sockets of the generating process get every frame directly, at once. For everyone else frames are
-published in batches, at most every PUBLISH_SECONDS, consecutive deltas merged into one frame: a
-fast model costs Redis a bounded number of round trips, and a short answer one message.
+Sockets of the generating process get every frame directly: the first token at once, then
+consecutive deltas merged into one frame at most every LOCAL_SECONDS (a fast model does not cost a
+socket write per chunk); they skip the channel layer's copies of these frames. For everyone else
+frames are published in batches, at most every PUBLISH_SECONDS, consecutive deltas merged into one
+frame: a fast model costs Redis a bounded number of round trips, and a short answer one message.
 """
 from __future__ import annotations
 
@@ -47,6 +49,7 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_SECONDS = 1.0  # how often the "answer so far" snapshot is rewritten while streaming
 PUBLISH_SECONDS = 0.05  # frames for other processes' sockets go out in batches at most this often
+LOCAL_SECONDS = 0.025  # after the first token, this process's sockets get deltas at most this often
 RUNNING_TTL = 30  # a snapshot not refreshed for this long belongs to a process that died
 FRAME_TTL = 120
 DONE_TTL = 120  # a finished answer stays joinable this long (then it is read from the database)
@@ -235,6 +238,7 @@ class Generation:
         self.first_out = False
         self._after_first_out: list[Callable[[], Awaitable[None]]] = []
         self._publisher: "asyncio.Task[None] | None" = None
+        self.local_pending: dict[str, Any] | None = None  # deltas waiting for LOCAL_SECONDS
         self._heartbeat: "asyncio.Task[None] | None" = None
 
     # publishing ---------------------------------------------------------------------------------
@@ -257,11 +261,17 @@ class Generation:
         self.seq += 1
         frame["seq"] = self.seq
         _merge_frame_into_state(self.local_state, frame)
-        for follower in list(_followers.get(self.conversation_id, ())):
-            try:
-                await follower.deliver(frame)
-            except Exception:
-                log.exception("delivering a frame to a local socket failed")
+        if frame["type"] == "delta" and self.first_out:
+            # After the first token, deltas reach this process's sockets in batches (one frame
+            # at most every LOCAL_SECONDS): a fast model no longer costs a socket write per chunk.
+            if self.local_pending is None:
+                self.local_pending = _copy_frame(frame)
+                _spawn(self._deliver_pending_soon())
+            else:
+                _merge_frames(self.local_pending, frame)
+        else:
+            await self._deliver_pending()  # (in order: what waited goes first)
+            await self._deliver(frame)
         # Consecutive deltas not yet published go out as one frame numbered like the last of them.
         last = self.outbox[-1] if self.outbox else None
         if frame["type"] == "delta" and last is not None and last["type"] == "delta":
@@ -271,6 +281,22 @@ class Generation:
         if frame["type"] not in ("created", "delta"):  # (after a delta: run, once it is sent)
             self.first_token_out()
         self.wakeup.set()
+
+    async def _deliver(self, frame: dict[str, Any]) -> None:
+        for follower in list(_followers.get(self.conversation_id, ())):
+            try:
+                await follower.deliver(frame)
+            except Exception:
+                log.exception("delivering a frame to a local socket failed")
+
+    async def _deliver_pending(self) -> None:
+        frame, self.local_pending = self.local_pending, None
+        if frame is not None:
+            await self._deliver(frame)
+
+    async def _deliver_pending_soon(self) -> None:
+        await asyncio.sleep(LOCAL_SECONDS)
+        await self._deliver_pending()
 
     async def emit_delta(self, event: TextDelta | ReasoningDelta | ToolCallDelta) -> None:
         frame: dict[str, Any] = {"type": "delta", "message_id": str(self.turn.assistant_message.pk)}

@@ -178,6 +178,22 @@ async def test_stopping_keeps_and_bills_the_partial_answer(chat_socket, chat_end
     assert {r.token_type for r in rows} == {"prompt", "completion"}
 
 
+async def test_a_fast_model_reaches_the_socket_in_batches_after_the_first_token(chat_socket, chat_endpoint, upstream):
+    """The first token is sent on its own, at once; then deltas are merged (at most one frame per
+    live.LOCAL_SECONDS), so a model writing 500 chunks a second costs far fewer socket writes."""
+    endpoint = await db(chat_endpoint)
+    socket = await chat_socket()
+    words = [f"w{i}" for i in range(200)]
+    upstream.reply(text=" ".join(words), chunk_delay=0.002)
+    answer = await socket.ask("Quick", endpoint=endpoint.name, model="test-model")
+
+    deltas = answer.of_type("delta")
+    assert deltas[0]["text"].strip() == "w0"
+    assert 2 <= len(deltas) < 100
+    assert answer.text == " ".join(words)
+    assert [d["seq"] for d in deltas] == sorted({d["seq"] for d in deltas})  # numbered, in order, once
+
+
 async def test_stopping_before_the_first_token(chat_socket, chat_endpoint, upstream):
     """The model is still thinking: `created` is there (it is sent once the request is on its
     way), a stop ends the answer at once, without waiting for the provider."""
