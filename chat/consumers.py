@@ -102,7 +102,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # Follow before the answer starts, so that this socket receives every frame of it (directly:
         # it is generated here). The channel-layer group (it brings titles) is joined once the
         # first token is out: its Redis round trip is not on the way to it.
-        await self.follow(str(turn.conversation.pk), after=generation.after_first_out)
+        await self.follow(str(turn.conversation_id), after=generation.after_first_out)
         live.launch(generation)
 
     async def join(self, conversation_id: uuid.UUID, *, request_id: str | None) -> None:
@@ -164,7 +164,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         saved once the first token is out, so a reload or a stop may come before they exist."""
         generation = live.local_generation(str(conversation_id))
         if generation is not None:
-            return generation.turn.conversation.title if generation.turn.user.pk == self.user.pk else None
+            return generation.turn.shown["title"] if generation.turn.user.pk == self.user.pk else None
         claim = await aread_claim(conversation_id)
         if claim is not None and claim.user_id == str(self.user.pk):
             return Conversation._meta.get_field("title").get_default()

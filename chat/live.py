@@ -102,34 +102,27 @@ def stop_key(generation_id: str) -> str:
 # --- frames --------------------------------------------------------------------------------------
 
 def created_frame(turn: Turn, *, request_id: str | None) -> dict[str, Any]:
-    answer = turn.assistant_message
-    user_message = turn.user_message
+    shown = turn.shown
+    user_message = shown["user_message"]
     return {
         "type": "created",
-        "conversation_id": str(turn.conversation.pk),
+        "conversation_id": str(turn.conversation_id),
         "generation_id": turn.generation_id,
         "request_id": request_id,
         "operation": str(turn.op),
         "new_conversation": turn.new_conversation,
-        "title": turn.conversation.title,
-        "user_message_id": str(user_message.pk) if user_message is not None else None,
-        "user_message": (
-            {"id": str(user_message.pk), "parent_id": _str(user_message.parent_id), "text": user_message.text}
-            if user_message is not None else None
-        ),
-        "assistant_message_id": str(answer.pk),
-        "parent_id": _str(answer.parent_id),
+        "title": shown["title"],
+        "user_message_id": user_message["id"] if user_message is not None else None,
+        "user_message": dict(user_message) if user_message is not None else None,
+        "assistant_message_id": str(turn.assistant_message_id),
+        "parent_id": shown["parent_id"],
         "text": turn.prefix_text,  # a continued answer starts with what it already had
         "endpoint": turn.endpoint.name,
         "endpoint_id": turn.endpoint.pk,
         "model": turn.model,
         "spec": turn.target.spec.name if turn.target.spec is not None else None,
-        "sender": answer.sender,
+        "sender": shown["sender"],
     }
-
-
-def _str(value: Any) -> str | None:
-    return str(value) if value is not None else None
 
 
 def usage_payload(done: Done) -> dict[str, int]:
@@ -207,7 +200,7 @@ class Generation:
     def __init__(self, turn: Turn, *, request_id: str | None):
         self.turn = turn
         self.id = turn.generation_id
-        self.conversation_id = str(turn.conversation.pk)
+        self.conversation_id = str(turn.conversation_id)
         self.group = group_name(self.conversation_id)
         self.request_id = request_id
         self.stop = StopSignal()
@@ -216,14 +209,13 @@ class Generation:
         self.outbox: list[dict[str, Any]] = []
         self.wakeup = asyncio.Event()
         self.closed = False
-        created = created_frame(turn, request_id=request_id)
         self.state: dict[str, Any] = {
             "generation_id": self.id,
             "conversation_id": self.conversation_id,
             "user_id": turn.user.pk,
             "status": "running",
             "seq": 0,
-            "created": created,
+            "created": None,  # the `created` frame, once it is out (emit_created)
             "text": turn.prefix_text,
             "reasoning": "",
             "tool_calls": {},
@@ -299,7 +291,7 @@ class Generation:
         await self._deliver_pending()
 
     async def emit_delta(self, event: TextDelta | ReasoningDelta | ToolCallDelta) -> None:
-        frame: dict[str, Any] = {"type": "delta", "message_id": str(self.turn.assistant_message.pk)}
+        frame: dict[str, Any] = {"type": "delta", "message_id": str(self.turn.assistant_message_id)}
         _merge_delta(frame, event)
         await self.emit(frame)
 
@@ -307,7 +299,10 @@ class Generation:
         """The frames so far, from memory (exact: nothing can be emitted while this runs). Before
         the `created` frame is out (the provider request is still on its way) it is replayed
         from the state, and counted as seen (it will be frame 1)."""
-        return max(self.seq, 1), _replay_frames(self.local_state, self.seq)
+        if self.local_state["created"] is None:
+            state = {**self.local_state, "created": created_frame(self.turn, request_id=self.request_id)}
+            return 1, _replay_frames(state, self.seq)
+        return self.seq, _replay_frames(self.local_state, self.seq)
 
     def after_first_out(self, work: Callable[[], Awaitable[None]]) -> None:
         """Run `work()` (in a task of its own) once the first token is out (at once if it is)."""
@@ -368,6 +363,8 @@ class Generation:
         # One write at a time, each with the state as it is when the write starts: a slow older
         # write can never land after a newer one.
         async with self.snapshot_lock:
+            if self.state["created"] is None:
+                return  # (nothing to show before the `created` frame is published)
             self.snapshot_at = time.monotonic()
             state = {
                 **self.state,
@@ -409,7 +406,7 @@ class Generation:
                 elif isinstance(event, StreamError):
                     await self.emit({
                         "type": "error",
-                        "message_id": str(self.turn.assistant_message.pk),
+                        "message_id": str(self.turn.assistant_message_id),
                         "code": event.kind,
                         "message": event.message,
                         "status": event.status,
@@ -437,13 +434,13 @@ class Generation:
             log.exception("generation %s failed", self.id)
             await self.emit({
                 "type": "error",
-                "message_id": str(self.turn.assistant_message.pk),
+                "message_id": str(self.turn.assistant_message_id),
                 "code": "server",
                 "message": "The answer could not be completed because of a server error; what was written is kept.",
             })
             await self.emit({
                 "type": "done",
-                "message_id": str(self.turn.assistant_message.pk),
+                "message_id": str(self.turn.assistant_message_id),
                 "finish_reason": "error",
                 "unfinished": True,
                 "error": "server error",

@@ -219,15 +219,25 @@ class Target:
         return self.endpoint.model_display_label or "AI"
 
 
+Rows = tuple[Conversation, "Message | None", Message]
+
+
 @dataclass
 class Turn:
-    """A prepared turn: rows saved, request built. `stream_turn` runs it."""
+    """A prepared turn: request built, rows planned. `stream_turn` runs it.
+
+    The rows (conversation, user message, answer) are model instances built on first use
+    (`build_rows`): building three of them is about half the CPU of planning a turn, and nothing
+    on the way to the first token needs them — it uses the ids, which are chosen up front."""
 
     user: User
     op: Operation
-    conversation: Conversation
-    user_message: Message | None  # None when regenerating/continuing (the answered message is `parent`)
-    assistant_message: Message
+    conversation_id: uuid.UUID
+    assistant_message_id: uuid.UUID
+    build_rows: Callable[[], Rows]
+    # what the `created` frame tells about the rows: title, user_message {id, parent_id, text} or
+    # None, the answer's parent_id and sender (plain values, no rows needed)
+    shown: dict[str, Any]
     target: Target
     request: ChatRequest
     prompt_tokens: int
@@ -242,6 +252,25 @@ class Turn:
     call: Call | None = None
     # a new conversation's claim, written before its id is shown and its rows saved (see EarlyClaim)
     pending_claim: EarlyClaim | None = None
+    _rows: Rows | None = None
+
+    def rows(self) -> Rows:
+        if self._rows is None:
+            self._rows = self.build_rows()
+        return self._rows
+
+    @property
+    def conversation(self) -> Conversation:
+        return self.rows()[0]
+
+    @property
+    def user_message(self) -> "Message | None":
+        """None when regenerating/continuing (the answered message is the answer's parent)."""
+        return self.rows()[1]
+
+    @property
+    def assistant_message(self) -> Message:
+        return self.rows()[2]
 
     def start_saving(self) -> "asyncio.Future[None]":
         """Save the rows (once), on a thread of its own with its own database connection.
@@ -256,6 +285,7 @@ class Turn:
         return self.saved
 
     async def _save(self) -> None:
+        self.rows()  # (built here, on the loop, not by the saving thread)
         if self.pending_claim is not None:
             await self.pending_claim.confirm()
         await on_db(save_turn)(self)
@@ -862,73 +892,102 @@ def build_turn(*, plan: dict[str, Any], target: Target) -> Turn:
     asked) and the provider request. No database access."""
     user: User = plan["user"]
     op: Operation = plan["op"]
-    conversation: Conversation | None = plan["conversation"]
-    new_conversation = conversation is None
+    existing: Conversation | None = plan["conversation"]
     endpoint = target.endpoint
-    if conversation is None:
-        conversation = Conversation(
-            id=plan["conversation_id"],
-            user=user,
-            endpoint=endpoint,
-            endpoint_name=endpoint.name,
-            model=target.model,
-            model_spec=target.spec,
-            params={} if target.spec else target.params,
-            system_prompt="" if target.spec else target.system_prompt,
-        )
-    else:
-        conversation.endpoint = endpoint
-        conversation.endpoint_name = endpoint.name
-        conversation.model = target.model
-        conversation.model_spec = target.spec
-        if target.spec is None:
-            conversation.params = target.params
-            conversation.system_prompt = target.system_prompt
+    conversation_id: uuid.UUID = plan["conversation_id"]
+    continued: Message | None = plan["continued"]
+    asks = op in (Operation.SEND, Operation.EDIT)
+    # ids chosen now: the request and the frames use them before the rows exist
+    user_message_id = uuid.uuid4() if asks else None
+    answer_id = continued.pk if continued is not None else uuid.uuid4()
 
-    user_message: Message | None = None
+    def build_rows() -> Rows:
+        if existing is None:
+            conversation = Conversation(
+                id=conversation_id,
+                user=user,
+                endpoint=endpoint,
+                endpoint_name=endpoint.name,
+                model=target.model,
+                model_spec=target.spec,
+                params={} if target.spec else target.params,
+                system_prompt="" if target.spec else target.system_prompt,
+            )
+        else:
+            conversation = existing
+            conversation.endpoint = endpoint
+            conversation.endpoint_name = endpoint.name
+            conversation.model = target.model
+            conversation.model_spec = target.spec
+            if target.spec is None:
+                conversation.params = target.params
+                conversation.system_prompt = target.system_prompt
+        user_message: Message | None = None
+        if asks:
+            user_message = Message(
+                id=user_message_id,
+                conversation=conversation,
+                user=user,
+                parent=plan["parent"],
+                role=MessageRole.USER,
+                endpoint=endpoint,
+                model=target.model,
+                sender=user.name or user.get_username(),
+            )
+            user_message.set_text(plan["text"])
+            assistant = _new_answer(answer_id, user, conversation, user_message, target)
+        elif op == Operation.REGENERATE:
+            assistant = _new_answer(answer_id, user, conversation, plan["answered"], target)
+        else:
+            assert continued is not None
+            assistant = continued
+            assistant.unfinished = True
+            assistant.error = ""
+            assistant.finish_reason = ""
+        return conversation, user_message, assistant
+
     prefix_text, prefix_parts = "", []
-    if op in (Operation.SEND, Operation.EDIT):
-        user_message = Message(
-            conversation=conversation,
-            user=user,
-            parent=plan["parent"],
-            role=MessageRole.USER,
-            endpoint=endpoint,
-            model=target.model,
-            sender=user.name or user.get_username(),
-        )
-        user_message.set_text(plan["text"])
-        assistant = _new_answer(user, conversation, user_message, target)
-    elif op == Operation.REGENERATE:
-        assistant = _new_answer(user, conversation, plan["answered"], target)
+    if continued is not None:
+        prefix_text = continued.text
+        prefix_parts = [p for p in continued.content if p.get("type") != "text"]
+    if asks:
+        parent: Message | None = plan["parent"]
+        answered_id, answered_parent_id = user_message_id, parent.pk if parent is not None else None
+        answer_parent_id = user_message_id
     else:
-        assistant = plan["continued"]
-        prefix_text = assistant.text
-        prefix_parts = [p for p in assistant.content if p.get("type") != "text"]
-        assistant.unfinished = True
-        assistant.error = ""
-        assistant.finish_reason = ""
-
-    answered = user_message or plan["answered"]
+        answered = plan["answered"]
+        answered_id = answered.pk if answered is not None else None
+        answered_parent_id = answered.parent_id if answered is not None else None
+        answer_parent_id = continued.parent_id if continued is not None else answered_id
+    shown = {
+        "title": existing.title if existing is not None else Conversation._meta.get_field("title").get_default(),
+        "user_message": (
+            {"id": str(user_message_id), "parent_id": _str_or_none(answered_parent_id), "text": plan["text"]}
+            if asks else None
+        ),
+        "parent_id": _str_or_none(answer_parent_id),
+        "sender": continued.sender if continued is not None else target.sender,
+    }
     request = ChatRequest(
         model=target.model,
         messages=plan["messages"],
         system=target.system_prompt,
         params=dict(target.params),
-        conversation_id=str(conversation.pk),
-        parent_message_id=str(answered.parent_id) if answered is not None and answered.parent_id else "",
-        message_id=str(answered.pk) if answered is not None else "",
+        conversation_id=str(conversation_id),
+        parent_message_id=str(answered_parent_id) if answered_parent_id else "",
+        message_id=str(answered_id) if answered_id is not None else "",
     )
     return Turn(
         user=user,
         op=op,
-        conversation=conversation,
-        user_message=user_message,
-        assistant_message=assistant,
+        conversation_id=conversation_id,
+        assistant_message_id=answer_id,
+        build_rows=build_rows,
+        shown=shown,
         target=target,
         request=request,
         prompt_tokens=plan["prompt_tokens"],
-        new_conversation=new_conversation,
+        new_conversation=existing is None,
         generation_id=plan["generation_id"],
         prefix_text=prefix_text,
         prefix_parts=prefix_parts,
@@ -954,8 +1013,15 @@ def save_turn(turn: Turn) -> None:
             turn.assistant_message.save(force_insert=True)
 
 
-def _new_answer(user: User, conversation: Conversation, parent: Message, target: Target) -> Message:
+def _str_or_none(value: Any) -> str | None:
+    return str(value) if value is not None else None
+
+
+def _new_answer(
+    answer_id: uuid.UUID, user: User, conversation: Conversation, parent: Message, target: Target
+) -> Message:
     return Message(
+        id=answer_id,
         conversation=conversation,
         user=user,
         parent=parent,
@@ -1273,7 +1339,7 @@ async def stream_turn(
     from chat.titles import schedule_title_soon
 
     answer = _Answer(turn.prefix_text, turn.prefix_parts)
-    message_id = turn.assistant_message.pk
+    message_id = turn.assistant_message_id
 
     queue: asyncio.Queue[Any] = asyncio.Queue()
     state: dict[str, Any] = {"usage": None, "finish": "", "error": None, "sent": False}
@@ -1329,7 +1395,7 @@ async def stream_turn(
 
     def refresh_claim() -> None:
         nonlocal claim_timer
-        _in_background(_touch_claim(turn.conversation.pk))
+        _in_background(_touch_claim(turn.conversation_id))
         claim_timer = loop.call_later(LOCK_REFRESH_SECONDS, refresh_claim)
 
     claim_timer = loop.call_later(LOCK_REFRESH_SECONDS, refresh_claim)
@@ -1360,7 +1426,7 @@ async def stream_turn(
             if _wants_title(turn, "immediate"):  # from the first message, once it is saved
                 turn.saved.add_done_callback(
                     lambda f: None if f.cancelled() or f.exception() else _in_background(
-                        schedule_title_soon(turn.conversation.pk, "immediate")
+                        schedule_title_soon(turn.conversation_id, "immediate")
                     )
                 )
         return turn.saved
@@ -1426,5 +1492,5 @@ async def stream_turn(
             pump_task.cancel()
     done = await finalize(abandoned=False)
     if _wants_title(turn, "final") and done.text:
-        _in_background(schedule_title_soon(turn.conversation.pk, "final"))
+        _in_background(schedule_title_soon(turn.conversation_id, "final"))
     yield done
