@@ -348,23 +348,27 @@ class Generation:
                     self.state["status"] = "done"
             head = frames[-1]["seq"]
             self.state["seq"] = head
+            entries = [(frame_key(self.id, f["seq"]), f, FRAME_TTL) for f in frames]
+            entries.append((head_key(self.id), head, FRAME_TTL))
             try:
-                await store.set_many(
-                    {**{frame_key(self.id, f["seq"]): f for f in frames}, head_key(self.id): head}, FRAME_TTL
-                )
-                if snapshot_due:
-                    await self.write_snapshot()
+                if snapshot_due:  # with the snapshot, in one round trip
+                    await self.write_snapshot(entries)
+                else:
+                    await store.write(entries)
                 await self.layer.group_send(self.group, {"type": "chat.frames", "frames": frames})
             except Exception:
                 # Redis briefly away: the answer is still saved to the database; joiners see a gap.
                 log.exception("publishing frames up to %s of generation %s failed", head, self.id)
 
-    async def write_snapshot(self) -> None:
+    async def write_snapshot(self, entries: list[tuple[str, Any, float | None]] | None = None) -> None:
+        """Write the snapshot (with `entries`, other keys to set in the same round trip)."""
         # One write at a time, each with the state as it is when the write starts: a slow older
         # write can never land after a newer one.
         async with self.snapshot_lock:
-            if self.state["created"] is None:
-                return  # (nothing to show before the `created` frame is published)
+            if self.state["created"] is None:  # (nothing to show before `created` is published)
+                if entries:
+                    await store.write(entries)
+                return
             self.snapshot_at = time.monotonic()
             state = {
                 **self.state,
@@ -372,7 +376,7 @@ class Generation:
                 "tool_calls": {k: dict(v) for k, v in self.state["tool_calls"].items()},
             }
             ttl = DONE_TTL if state["status"] == "done" else RUNNING_TTL
-            await store.set(snapshot_key(self.conversation_id), state, ttl)
+            await store.write([*(entries or ()), (snapshot_key(self.conversation_id), state, ttl)])
 
     async def heartbeat(self) -> None:
         """Keeps the snapshot fresh (and alive) while the provider is silent, and reads the stop

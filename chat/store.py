@@ -167,12 +167,18 @@ async def get_many(keys: Iterable[str]) -> dict[str, Any]:
 
 
 async def set_many(mapping: dict[str, Any], ttl: float | None) -> None:
-    raw = {_prefix() + key: _dump(value) for key, value in mapping.items()}
+    await write([(key, value, ttl) for key, value in mapping.items()])
+
+
+async def write(entries: Iterable[tuple[str, Any, float | None]]) -> None:
+    """Set several keys, each with its own time to live, in one round trip."""
+    raw = [(_prefix() + key, _dump(value), ttl) for key, value, ttl in entries]
     if not _redis_url():
-        _memory.set_many(raw, ttl)
+        for key, value, ttl in raw:
+            _memory.set_many({key: value}, ttl)
         return
     async with _aclient().pipeline(transaction=False) as pipe:
-        for key, value in raw.items():
+        for key, value, ttl in raw:
             pipe.set(key, value, px=_ms(ttl))
         await pipe.execute()
 
