@@ -1105,7 +1105,9 @@ def _plan_and_build(
         turn = build_turn(plan=plan, target=target)
         turn.call = _prebuilt_call(turn)
     except BaseException:
-        if not on_loop:  # on the loop the caller plans again on a thread, with the same claim
+        # Only the claim plan_turn took itself: an early claim is released by prepare_turn (and on
+        # the loop the caller plans again on a thread, with the same claim).
+        if early_claim is None and not on_loop:
             release_conversation(plan["conversation_id"], plan["generation_id"])
         raise
     return plan, target, False, turn
