@@ -167,7 +167,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return generation.turn.shown["title"] if generation.turn.user.pk == self.user.pk else None
         claim = await aread_claim(conversation_id)
         if claim is not None and claim.user_id == str(self.user.pk):
-            return Conversation._meta.get_field("title").get_default()
+            return Conversation.DEFAULT_TITLE
         return None
 
     async def follow(self, conversation_id: str, *, after: "Later | None" = None) -> None:

@@ -14,9 +14,11 @@ class ConversationQuerySet(models.QuerySet):
 
 
 class Conversation(models.Model):
+    DEFAULT_TITLE = "New Chat"  # until a title is generated or given
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations")
-    title = models.CharField(max_length=300, default="New Chat")
+    title = models.CharField(max_length=300, default=DEFAULT_TITLE)
     endpoint = models.ForeignKey(
         "endpoints.Endpoint", null=True, blank=True, on_delete=models.SET_NULL, related_name="conversations"
     )

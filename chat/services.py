@@ -960,7 +960,7 @@ def build_turn(*, plan: dict[str, Any], target: Target) -> Turn:
         answered_parent_id = answered.parent_id if answered is not None else None
         answer_parent_id = continued.parent_id if continued is not None else answered_id
     shown = {
-        "title": existing.title if existing is not None else Conversation._meta.get_field("title").get_default(),
+        "title": existing.title if existing is not None else Conversation.DEFAULT_TITLE,
         "user_message": (
             {"id": str(user_message_id), "parent_id": _str_or_none(answered_parent_id), "text": plan["text"]}
             if asks else None
