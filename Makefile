@@ -17,11 +17,14 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# The portal's public URL follows HOST/PORT unless SITE_URL is set (links, SSO callbacks).
+RUN_SITE_URL = $(or $(SITE_URL),http://$(HOST):$(PORT))
+
 run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput -v0
-	$(PY) manage.py bootstrap
-	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) portal.asgi:application
+	SITE_URL="$(RUN_SITE_URL)" $(PY) manage.py bootstrap
+	SITE_URL="$(RUN_SITE_URL)" $(VENV)/bin/daphne -b $(HOST) -p $(PORT) portal.asgi:application
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
