@@ -29,7 +29,7 @@ from chat.background import raise_if_cancelling
 
 log = logging.getLogger(__name__)
 
-# Compare-and-delete / compare-and-expire: only the holder of a claim may release or extend it.
+# Compare-and-delete: only the holder of a claim may release it.
 _DELETE_IF = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
 
 
@@ -80,11 +80,10 @@ class _Memory:
         with self.lock:
             return [self._live(key) for key in keys]
 
-    def set_many(self, mapping: dict[str, str], ttl: float | None) -> None:
+    def write(self, entries: Iterable[tuple[str, str, float | None]]) -> None:
         with self.lock:
-            expiry = self._expiry(ttl)
-            for key, raw in mapping.items():
-                self.data[key] = (raw, expiry)
+            for key, raw, ttl in entries:
+                self.data[key] = (raw, self._expiry(ttl))
             if len(self.data) > 50_000:  # expired keys are dropped when read; sweep now and then
                 for stale in [k for k, (_, e) in self.data.items() if e is not None and e <= time.monotonic()]:
                     del self.data[stale]
@@ -99,6 +98,10 @@ class _Memory:
         with self.lock:
             if self._live(key) == raw:
                 del self.data[key]
+
+    def delete(self, key: str) -> None:
+        with self.lock:
+            self.data.pop(key, None)
 
     def clear(self) -> None:
         with self.lock:
@@ -166,16 +169,11 @@ async def get_many(keys: Iterable[str]) -> dict[str, Any]:
     return {key: _load(raw) for key, raw in zip(keys, raws) if raw is not None}
 
 
-async def set_many(mapping: dict[str, Any], ttl: float | None) -> None:
-    await write([(key, value, ttl) for key, value in mapping.items()])
-
-
 async def write(entries: Iterable[tuple[str, Any, float | None]]) -> None:
     """Set several keys, each with its own time to live, in one round trip."""
     raw = [(_prefix() + key, _dump(value), ttl) for key, value, ttl in entries]
     if not _redis_url():
-        for key, value, ttl in raw:
-            _memory.set_many({key: value}, ttl)
+        _memory.write(raw)
         return
     async with _aclient().pipeline(transaction=False) as pipe:
         for key, value, ttl in raw:
@@ -184,7 +182,7 @@ async def write(entries: Iterable[tuple[str, Any, float | None]]) -> None:
 
 
 async def set(key: str, value: Any, ttl: float | None) -> None:  # noqa: A001 - the store's verb
-    await set_many({key: value}, ttl)
+    await write([(key, value, ttl)])
 
 
 async def touch(key: str, ttl: float) -> None:
@@ -220,7 +218,7 @@ def add_sync(key: str, value: Any, ttl: float | None) -> bool:
 def set_sync(key: str, value: Any, ttl: float | None) -> None:
     raw = _dump(value)
     if not _redis_url():
-        _memory.set_many({_prefix() + key: raw}, ttl)
+        _memory.write([(_prefix() + key, raw, ttl)])
         return
     _client().set(_prefix() + key, raw, px=_ms(ttl))
 
@@ -234,8 +232,7 @@ def delete_if_sync(key: str, value: Any) -> None:
 
 def delete_sync(key: str) -> None:
     if not _redis_url():
-        with _memory.lock:
-            _memory.data.pop(_prefix() + key, None)
+        _memory.delete(_prefix() + key)
         return
     _client().delete(_prefix() + key)
 
