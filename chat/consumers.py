@@ -131,7 +131,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             for frame in frames:
                 await self.send_frame(frame)
             if generation_id is not None:
-                self.seen[generation_id] = max(head, self.seen.get(generation_id, 0))
+                self._remember(self.seen, generation_id, max(head, self.seen.get(generation_id, 0)))
         finally:
             self.joining.discard(key)
             held = [f for f in self.held if f.get("conversation_id") == key]

@@ -224,16 +224,19 @@ class Generation:
         self.local_state: dict[str, Any] = {**self.state, "tail": [], "tool_calls": {}}
         self.snapshot_at = 0.0
         self.snapshot_lock = asyncio.Lock()
-        self.created_out = False
+        self.local_pending: dict[str, Any] | None = None  # deltas waiting for LOCAL_SECONDS
         # Publishing to Redis, the heartbeat and whatever a socket asked for (`after_first_out`)
         # start once the first token is out (see run); until then only the provider request runs.
         self.first_out = False
         self._after_first_out: list[Callable[[], Awaitable[None]]] = []
         self._publisher: "asyncio.Task[None] | None" = None
-        self.local_pending: dict[str, Any] | None = None  # deltas waiting for LOCAL_SECONDS
         self._heartbeat: "asyncio.Task[None] | None" = None
 
     # publishing ---------------------------------------------------------------------------------
+    @property
+    def created_out(self) -> bool:
+        return self.local_state["created"] is not None  # (emit records it before it awaits anything)
+
     async def emit_created(self) -> None:
         """The `created` frame, once: when the provider request is on the wire (its frame is built
         and sent while the provider thinks), or else before the first other frame."""
@@ -241,7 +244,6 @@ class Generation:
             return
         await self.turn.claimed()  # (a cancelled wait leaves the frame to the next caller)
         if not self.created_out:
-            self.created_out = True
             await self.emit(created_frame(self.turn, request_id=self.request_id))
 
     async def emit(self, frame: dict[str, Any]) -> None:
@@ -299,7 +301,7 @@ class Generation:
         """The frames so far, from memory (exact: nothing can be emitted while this runs). Before
         the `created` frame is out (the provider request is still on its way) it is replayed
         from the state, and counted as seen (it will be frame 1)."""
-        if self.local_state["created"] is None:
+        if not self.created_out:
             state = {**self.local_state, "created": created_frame(self.turn, request_id=self.request_id)}
             return 1, _replay_frames(state, self.seq)
         return self.seq, _replay_frames(self.local_state, self.seq)
