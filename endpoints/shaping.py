@@ -104,6 +104,14 @@ def target_for(endpoint: Endpoint, user: Any) -> Target:
     )
 
 
+def _not_http_url(endpoint_name: str) -> ConfigError:
+    return ConfigError(f"Your base URL for {endpoint_name} must be an http(s) URL, e.g. https://api.example.com/v1.")
+
+
+def _unresolvable(endpoint_name: str, host: str) -> ConfigError:
+    return ConfigError(f"The host of your base URL for {endpoint_name} ({host}) cannot be resolved.")
+
+
 def check_url_form(url: str, endpoint_name: str) -> None:
     parts = urlsplit(url)
     try:
@@ -111,7 +119,7 @@ def check_url_form(url: str, endpoint_name: str) -> None:
     except ValueError:
         hostname = None
     if parts.scheme not in ("http", "https") or not hostname:
-        raise ConfigError(f"Your base URL for {endpoint_name} must be an http(s) URL, e.g. https://api.example.com/v1.")
+        raise _not_http_url(endpoint_name)
 
 
 async def check_outbound(url: str, endpoint_name: str) -> Pin:
@@ -125,12 +133,12 @@ async def check_outbound(url: str, endpoint_name: str) -> Pin:
     try:
         host, port = Pin.key_of(httpx.URL(url))  # the name exactly as the client would connect to it
     except (httpx.InvalidURL, UnicodeError):
-        raise ConfigError(f"Your base URL for {endpoint_name} must be an http(s) URL, e.g. https://api.example.com/v1.") from None
+        raise _not_http_url(endpoint_name) from None
     shown = urlsplit(url).hostname or host
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError):
-        raise ConfigError(f"The host of your base URL for {endpoint_name} ({shown}) cannot be resolved.") from None
+        raise _unresolvable(endpoint_name, shown) from None
     addresses: list[str] = []
     for info in infos:
         text = str(info[4][0])
@@ -145,7 +153,7 @@ async def check_outbound(url: str, endpoint_name: str) -> Pin:
         if text not in addresses:
             addresses.append(text)
     if not addresses:
-        raise ConfigError(f"The host of your base URL for {endpoint_name} ({shown}) cannot be resolved.")
+        raise _unresolvable(endpoint_name, shown)
     return Pin(host=host, port=port, addresses=tuple(addresses))
 
 
