@@ -27,6 +27,10 @@ proxy then resolves the name itself, so pinning only covers direct connections.
 
 Timeouts are read from settings on every request (`timeout()`), so they can change without
 re-creating clients.
+
+Direct connections run on `endpoints.netio` (httpcore's network backend on asyncio's transports
+instead of anyio's streams: no extra event-loop turn per read and write; see there), and the
+clients keep no cookies (`_Client`).
 """
 from __future__ import annotations
 
@@ -42,6 +46,8 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
 import httpcore
 import httpx
 from django.conf import settings
+
+from endpoints.netio import AsyncioBackend
 
 USER_AGENT = "Atrium/0.1"
 SHARDS = 8
@@ -76,7 +82,7 @@ class _PinnedBackend(httpcore.AsyncNetworkBackend):
     addresses instead of resolving the host name. Refuses any connect without a matching pin."""
 
     def __init__(self) -> None:
-        self._backend = httpcore.AnyIOBackend()
+        self._backend = AsyncioBackend()
 
     async def connect_tcp(
         self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
@@ -108,12 +114,10 @@ class _PinnedBackend(httpcore.AsyncNetworkBackend):
         await self._backend.sleep(seconds)
 
 
-class _PinnedTransport(httpx.AsyncHTTPTransport):
-    """httpx's transport for direct connections, on `_PinnedBackend`. A request must carry the Pin
-    of its own host and port (PIN_EXTENSION); the pin is current while httpcore connects, which it
-    does inside `handle_async_request`, in the requesting task."""
+class _Transport(httpx.AsyncHTTPTransport):
+    """httpx's transport for direct connections, on a network backend of our choosing."""
 
-    def __init__(self, limits: httpx.Limits) -> None:
+    def __init__(self, limits: httpx.Limits, backend: httpcore.AsyncNetworkBackend) -> None:
         # httpx has no public way to hand its transport a network backend: this is the pool
         # `AsyncHTTPTransport.__init__` builds for a direct connection (verify=True, trust_env),
         # plus the backend; every other method (request/response mapping, exception mapping,
@@ -123,8 +127,17 @@ class _PinnedTransport(httpx.AsyncHTTPTransport):
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
-            network_backend=_PinnedBackend(),
+            network_backend=backend,
         )
+
+
+class _PinnedTransport(_Transport):
+    """The transport on `_PinnedBackend`. A request must carry the Pin of its own host and port
+    (PIN_EXTENSION); the pin is current while httpcore connects, which it does inside
+    `handle_async_request`, in the requesting task."""
+
+    def __init__(self, limits: httpx.Limits) -> None:
+        super().__init__(limits, _PinnedBackend())
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         pin = request.extensions.get(PIN_EXTENSION)
@@ -140,13 +153,40 @@ class _PinnedTransport(httpx.AsyncHTTPTransport):
 
 def _proxy_mounts() -> dict[str, httpx.AsyncBaseTransport | None]:
     """The environment's proxies (HTTP(S)_PROXY, ALL_PROXY, NO_PROXY) exactly as httpx maps them
-    for the shared clients; httpx skips this when a client is given its own transport."""
+    for a client of its own making; httpx skips this when a client is given its own transport.
+    (Proxied requests go through httpx's proxy transport, on httpcore's default network backend.)"""
     from httpx._utils import get_environment_proxies  # not public; the same mapping the shared clients use
 
     return {
         pattern: None if url is None else httpx.AsyncHTTPTransport(proxy=httpx.Proxy(url), limits=_LIMITS)
         for pattern, url in get_environment_proxies().items()
     }
+
+
+class _NoCookies(httpx.Cookies):
+    """A cookie jar that keeps nothing."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        pass
+
+
+class _Client(httpx.AsyncClient):
+    """An AsyncClient without cookies. Its pools serve every user, so a cookie one provider answer
+    set (a load balancer's, a bot check's) would go out with everybody's next requests to that
+    host; no provider API needs cookies. (It also spares each response httpx's Set-Cookie parsing,
+    which goes through urllib's request and response shims.)"""
+
+    _jar: _NoCookies | None = None
+
+    @property  # type: ignore[override]
+    def cookies(self) -> httpx.Cookies:
+        if self._jar is None:
+            self._jar = _NoCookies()
+        return self._jar
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        pass  # nothing is kept
 
 
 # --- the per-loop registry ---------------------------------------------------------------------
@@ -247,17 +287,18 @@ def _client(pools: _Pools, index: int) -> httpx.AsyncClient:
 
 
 def _new_client() -> httpx.AsyncClient:
-    return httpx.AsyncClient(
+    return _Client(
         timeout=timeout(),
-        limits=_LIMITS,
+        transport=_Transport(_LIMITS, AsyncioBackend()),
+        # HTTPS_PROXY / NO_PROXY from the environment, as corporate networks need
+        mounts=_proxy_mounts(),
         follow_redirects=False,  # a redirect could carry credentials to another host
         headers={"User-Agent": USER_AGENT},
-        # trust_env (default): HTTPS_PROXY / NO_PROXY from the environment, as corporate networks need
     )
 
 
 def _new_pinned_client() -> httpx.AsyncClient:
-    return httpx.AsyncClient(
+    return _Client(
         timeout=timeout(),
         transport=_PinnedTransport(_LIMITS),
         mounts=_proxy_mounts(),

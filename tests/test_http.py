@@ -132,3 +132,110 @@ async def test_concurrent_streams_fill_the_pools_in_order_and_a_later_one_reuses
 
     assert concurrent == ["Side by side."] * 20 and later == "Side by side."
     assert upstream.connections == 20
+
+
+# --- the network backend (endpoints.netio) --------------------------------------------------------
+
+CHAT = {"model": "test-model", "stream": True, "messages": [{"role": "user", "content": "Hi"}]}
+
+
+async def _answers(url: str, count: int, *, pause: float = 0.0) -> list[str]:
+    """`count` streamed answers one after another through the shared client (`pause` between)."""
+    texts = []
+    for index in range(count):
+        if index and pause:
+            await asyncio.sleep(pause)
+        async with http.stream("POST", url + "/chat/completions", json=CHAT) as response:
+            assert response.status_code == 200
+            texts.append((await response.aread()).decode())
+    return texts
+
+
+@pytest.fixture
+def tls_upstream(tmp_path, monkeypatch):
+    """The test upstream over HTTPS, with a certificate from a throwaway CA that the clients trust
+    through SSL_CERT_FILE (as a company's own CA is configured)."""
+    import ssl
+
+    from tests.certs import certificate
+    from tests.upstream import Upstream
+
+    ca_file, cert_file, key_file = certificate(tmp_path, "127.0.0.1")
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert_file, key_file)
+    monkeypatch.setenv("SSL_CERT_FILE", ca_file)
+    with Upstream(tls=server_context) as server:
+        yield server
+
+
+def test_a_provider_over_https_answers_and_its_connection_is_kept(tls_upstream):
+    tls_upstream.set_default(text="Sent over TLS.")
+
+    texts = asyncio.run(_answers(tls_upstream.base_url, 3))
+
+    assert tls_upstream.base_url.startswith("https://")
+    assert all('"content": "Sent' in text and "[DONE]" in text for text in texts)
+    assert tls_upstream.connections == 1
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_certificate_the_portal_does_not_trust_is_a_clear_connect_error(make_endpoint, tls_upstream, monkeypatch):
+    from asgiref.sync import sync_to_async
+
+    from endpoints.adapters.base import StreamError
+    from endpoints.services import stream_chat
+    from tests.streaming import chat_request
+
+    monkeypatch.delenv("SSL_CERT_FILE")  # the public CAs only: the throwaway CA is unknown
+    await http.aclose()  # (this loop's clients were made trusting it)
+    endpoint = await sync_to_async(make_endpoint)(name="Self-signed", base_url=tls_upstream.base_url)
+
+    events = [e async for e in stream_chat(endpoint=endpoint, request=chat_request(), user=None)]
+
+    assert isinstance(events[-1], StreamError) and events[-1].kind == "connect"
+    assert events[-1].message == "Could not connect to Self-signed (TLS handshake failed)."
+    assert tls_upstream.completions() == []
+
+
+@pytest.mark.parametrize("hang_up", ["close", "408"])
+def test_a_kept_connection_the_server_hung_up_is_not_used_again(upstream, hang_up):
+    """A server closes idle keep-alive connections when it likes (some first send an unasked 408):
+    the next request must go out on a new connection, not fail on the dead one."""
+    upstream.reply(text="First answer.", hang_up=hang_up)
+    upstream.reply(text="Second answer.")
+
+    texts = asyncio.run(_answers(upstream.base_url, 2, pause=0.3))
+
+    assert '"content": "First' in texts[0] and '"content": "Second' in texts[1]
+    assert upstream.connections == 2
+
+
+def test_cookies_a_provider_sets_are_not_sent_back(upstream):
+    """The pooled clients serve every user: a provider's cookie must not ride along with anyone's
+    next request."""
+    upstream.reply(text="Have a cookie.", headers={"Set-Cookie": "session=user-a-secret; Path=/"})
+    upstream.reply(text="Next.")
+
+    asyncio.run(_answers(upstream.base_url, 2))
+
+    first, second = upstream.completions()
+    assert "cookie" not in first.headers and "cookie" not in second.headers
+    assert upstream.connections == 1
+
+
+def test_a_large_answer_is_read_whole_through_back_pressure(upstream):
+    """More than netio.READ_LIMIT unread: the transport pauses reading and resumes as it is read."""
+    from endpoints import netio
+
+    text = "word " * (netio.READ_LIMIT // 64)  # each word is its own SSE event of ~200 bytes
+    upstream.reply(text=text.strip())
+
+    async def ask() -> int:
+        async with http.stream("POST", upstream.base_url + "/chat/completions", json=CHAT) as response:
+            await asyncio.sleep(0.5)  # let it pile up unread
+            return sum(len(chunk) for chunk in [await response.aread()])
+
+    received = asyncio.run(ask())
+
+    assert received > 2 * netio.READ_LIMIT
+    assert upstream.disconnects == 0

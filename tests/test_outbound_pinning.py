@@ -10,7 +10,6 @@ RFC 6761) — a request to it can only reach the loopback upstream through its p
 from __future__ import annotations
 
 import asyncio
-import datetime
 import json
 import socket
 import ssl
@@ -26,6 +25,7 @@ from endpoints.adapters.base import Call, Event, Finish, StreamError
 from endpoints.http import Pin
 from endpoints.models import Protocol, UserProviderKey
 from endpoints.shaping import ConfigError, check_outbound
+from tests.certs import certificate
 from tests.streaming import final, run_chat, text_of
 
 NOWHERE = "upstream.invalid"  # never resolves (RFC 6761)
@@ -198,44 +198,6 @@ def test_an_environment_proxy_still_carries_pinned_requests(upstream, monkeypatc
 
 # --- https: SNI and certificate verification keep the host name -----------------------------------
 
-def _certificate(tmp_path, name: str) -> tuple[str, str, str]:
-    """A CA (its PEM file) and a server certificate it signed for `name` (cert and key files)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = datetime.datetime.now(datetime.timezone.utc)
-    pem = serialization.Encoding.PEM
-
-    def issue(subject: str, key, issuer_name, issuer_key, *, ca: bool):
-        builder = (
-            x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-            .issuer_name(issuer_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        )
-        if ca:
-            builder = builder.add_extension(x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False,
-            ), critical=True).add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        else:
-            builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(subject)]), critical=False).add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False)
-        return builder.sign(issuer_key, hashes.SHA256())
-
-    ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Atrium test CA")])
-    ca_cert = issue("Atrium test CA", ca_key, ca_name, ca_key, ca=True)
-    server_cert = issue(name, server_key, ca_name, ca_key, ca=False)
-    ca_file, cert_file, key_file = tmp_path / "ca.pem", tmp_path / "server.pem", tmp_path / "server.key"
-    ca_file.write_bytes(ca_cert.public_bytes(pem))
-    cert_file.write_bytes(server_cert.public_bytes(pem))
-    key_file.write_bytes(server_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    return str(ca_file), str(cert_file), str(key_file)
-
-
 class _TLSModels:
     """A loopback https server answering the OpenAI model list; records SNI names and Host headers."""
 
@@ -282,7 +244,7 @@ def tls_models(tmp_path, monkeypatch):
     servers: list[_TLSModels] = []
 
     def start(name: str) -> _TLSModels:
-        ca_file, cert_file, key_file = _certificate(tmp_path, name)
+        ca_file, cert_file, key_file = certificate(tmp_path, name)
         monkeypatch.setenv("SSL_CERT_FILE", ca_file)
         servers.append(_TLSModels(cert_file, key_file))
         return servers[-1]

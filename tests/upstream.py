@@ -22,7 +22,10 @@ Script replies per test:
     upstream.reply(text="x", malformed_after=1)              # a chunk that isn't JSON (stream goes on)
     upstream.reply(delay=5)                                  # nothing for 5 s (read timeout)
     upstream.reply(text="a b c", stall_after=2, stall=5)     # silent mid-stream (read timeout)
+    upstream.reply(text="x", hang_up="close")                # then closes the kept-alive connection
     upstream.models(["m1", "m2"]) / upstream.models(status=500)
+
+`Upstream(tls=context)` speaks HTTPS with the context's certificate (tests/certs.py makes one).
 
 Queued replies answer the next completion requests in order (a reply with `model=` only answers
 requests for that model); with the queue empty, `upstream.default` answers. Every request is
@@ -33,6 +36,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import ssl
 import threading
 import time
 import uuid
@@ -76,6 +80,9 @@ class Script:
     comments: bool = False  # SSE comment lines (": keep-alive") between events
     multiline: bool = False  # every data payload split over several `data:` lines
     model: str | None = None  # only answer requests for this model
+    # After answering, hang up the kept-alive connection a moment later, without having said so (as
+    # a server's idle timeout does): "close" just closes it, "408" first sends an unasked 408.
+    hang_up: str | None = None
 
 
 @dataclass
@@ -114,7 +121,8 @@ def _halves(text: str) -> list[str]:
 
 
 class Upstream:
-    def __init__(self) -> None:
+    def __init__(self, tls: "ssl.SSLContext | None" = None) -> None:
+        """`tls`: a server context (certificate and key) to speak HTTPS, like a real provider."""
         self.default = Script()
         self.models_default = ModelsScript()
         self.requests: list[Recorded] = []
@@ -126,6 +134,9 @@ class Upstream:
         self._stopping = threading.Event()
         self._server = _Server(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
+        self.tls = tls
+        if tls is not None:  # (the TLS handshake happens as a connection is accepted)
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="upstream", daemon=True
         )
@@ -152,7 +163,7 @@ class Upstream:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{port}"
 
     @property
     def base_url(self) -> str:
@@ -312,6 +323,13 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
             self.upstream._disconnected()
+            return
+        if script.hang_up and not self.close_connection:
+            self.upstream._sleep(0.05)
+            if script.hang_up == "408":
+                self.wfile.write(b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                self.wfile.flush()
+            self.close_connection = True
 
     def _read_request(self) -> Recorded:
         parts = urlsplit(self.path)
