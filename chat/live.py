@@ -231,25 +231,37 @@ class Generation:
         self._after_first_out: list[Callable[[], Awaitable[None]]] = []
         self._publisher: "asyncio.Task[None] | None" = None
         self._heartbeat: "asyncio.Task[None] | None" = None
+        self._creating: "asyncio.Future[None] | None" = None  # the `created` frame on its way
 
     # publishing ---------------------------------------------------------------------------------
     @property
     def created_out(self) -> bool:
         return self.local_state["created"] is not None  # (emit records it before it awaits anything)
 
+    async def request_sent(self) -> None:
+        """The provider request is on the wire: the `created` frame goes out while the provider
+        thinks, in a task of its own (a new conversation's claim is a Redis round trip first), so
+        that the answer is read as soon as it comes, even from a provider quicker than Redis."""
+        if self._creating is None:
+            self._creating = asyncio.ensure_future(self._create())
+
     async def emit_created(self) -> None:
-        """The `created` frame, once: when the provider request is on the wire (its frame is built
-        and sent while the provider thinks), or else before the first other frame."""
-        if self.created_out:
-            return
-        await self.turn.claimed()  # (a cancelled wait leaves the frame to the next caller)
+        """The `created` frame, once, before any other frame: waits for it while it is on its way."""
+        if self._creating is None:
+            self._creating = asyncio.ensure_future(self._create())
+        if not self._creating.done():
+            # shielded: a caller that stops waiting (a stop, a cancelled turn) leaves it going out
+            await asyncio.shield(self._creating)
+
+    async def _create(self) -> None:
+        await self.turn.claimed()
         if not self.created_out:
             await self.emit(created_frame(self.turn, request_id=self.request_id))
 
     async def emit(self, frame: dict[str, Any]) -> None:
         """Number a frame, hand it to this process's sockets at once, queue it for Redis."""
-        if not self.created_out and frame["type"] != "created":
-            await self.emit_created()
+        if frame["type"] != "created" and (self._creating is None or not self._creating.done()):
+            await self.emit_created()  # (until it is out, not only numbered: frames go in order)
         frame.setdefault("conversation_id", self.conversation_id)
         frame.setdefault("generation_id", self.id)
         self.seq += 1
@@ -402,7 +414,7 @@ class Generation:
         slow = asyncio.get_running_loop().call_later(FIRST_OUT_WAIT, self.first_token_out)
         _generations[self.conversation_id] = self
         try:
-            async for event in stream_turn(self.turn, stop=self.stop, on_sent=self.emit_created):
+            async for event in stream_turn(self.turn, stop=self.stop, on_sent=self.request_sent):
                 if isinstance(event, (TextDelta, ReasoningDelta, ToolCallDelta)):
                     await self.emit_delta(event)
                     if not self.first_out:
