@@ -126,7 +126,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             del protocol.buffer[:max_bytes]
             if protocol.reading_paused and len(protocol.buffer) <= READ_LIMIT // 2 and not protocol.lost:
                 protocol.reading_paused = False
-                self._transport.resume_reading()
+                protocol.transport.resume_reading()  # type: ignore[union-attr]
             return data
         if protocol.error is not None:
             raise httpcore.ReadError(str(protocol.error) or type(protocol.error).__name__) from protocol.error
@@ -167,6 +167,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
         if transport is None:  # the connection went away during the handshake
             raise httpcore.ConnectError("the connection closed during the TLS handshake")
+        self._protocol.transport = transport  # (back-pressure now pauses the TLS transport)
         return AsyncioStream(transport, self._protocol)  # type: ignore[arg-type]
 
     def get_extra_info(self, info: str) -> Any:

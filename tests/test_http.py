@@ -223,10 +223,12 @@ def test_cookies_a_provider_sets_are_not_sent_back(upstream):
     assert upstream.connections == 1
 
 
-def test_a_large_answer_is_read_whole_through_back_pressure(upstream):
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_a_large_answer_is_read_whole_through_back_pressure(request, scheme):
     """More than netio.READ_LIMIT unread: the transport pauses reading and resumes as it is read."""
     from endpoints import netio
 
+    upstream = request.getfixturevalue("upstream" if scheme == "http" else "tls_upstream")
     text = "word " * (netio.READ_LIMIT // 64)  # each word is its own SSE event of ~200 bytes
     upstream.reply(text=text.strip())
 
