@@ -368,19 +368,14 @@ async def aread_claim(conversation_id: uuid.UUID | str) -> Claim | None:
     return Claim.parse(await store.get(lock_key(conversation_id)))
 
 
-def release_conversation(conversation_id: uuid.UUID | str, generation_id: str) -> None:
-    """Free the conversation if `generation_id` still holds it."""
-    value = store.get_sync(lock_key(conversation_id))
-    claim = Claim.parse(value)
-    if claim is not None and claim.generation_id == generation_id:
-        store.delete_if_sync(lock_key(conversation_id), value)
+def release_conversation(conversation_id: uuid.UUID | str, generation_id: str, user_id: int) -> None:
+    """Free the conversation if `generation_id` (of `user_id`, claimed by this process) still holds
+    it: one compare-and-delete of the exact value the claim wrote."""
+    store.delete_if_sync(lock_key(conversation_id), _claim_value(generation_id, user_id))
 
 
-async def arelease_conversation(conversation_id: uuid.UUID | str, generation_id: str) -> None:
-    value = await store.get(lock_key(conversation_id))
-    claim = Claim.parse(value)
-    if claim is not None and claim.generation_id == generation_id:
-        await store.delete_if(lock_key(conversation_id), value)
+async def arelease_conversation(conversation_id: uuid.UUID | str, generation_id: str, user_id: int) -> None:
+    await store.delete_if(lock_key(conversation_id), _claim_value(generation_id, user_id))
 
 
 def current_generation(conversation_id: uuid.UUID | str, *, user_id: int | None = None) -> str | None:
@@ -451,7 +446,7 @@ class EarlyClaim:
         except Exception:
             held = True  # unknown: release only deletes a claim that is ours
         if held:
-            await arelease_conversation(self.conversation_id, self.generation_id)
+            await arelease_conversation(self.conversation_id, self.generation_id, self.user_id)
 
 
 # --- permissions: which endpoint, model and spec a user may use ---------------------------------
@@ -1082,7 +1077,7 @@ async def prepare_turn(*, user: User, action: TurnAction) -> Turn:
             if early_claim is not None:
                 await early_claim.arelease_if_held()
             else:
-                await arelease_conversation(plan["conversation_id"], plan["generation_id"])
+                await arelease_conversation(plan["conversation_id"], plan["generation_id"], user.pk)
             raise
     if early_claim is not None and early_claim.fresh:
         turn.pending_claim = early_claim
@@ -1108,7 +1103,7 @@ def _plan_and_build(
         # Only the claim plan_turn took itself: an early claim is released by prepare_turn (and on
         # the loop the caller plans again on a thread, with the same claim).
         if early_claim is None and not on_loop:
-            release_conversation(plan["conversation_id"], plan["generation_id"])
+            release_conversation(plan["conversation_id"], plan["generation_id"], user.pk)
         raise
     return plan, target, False, turn
 
@@ -1213,8 +1208,10 @@ def _finish_turn(
     stopped: bool,
     request_sent: bool,
     saved: bool = True,
+    snap: configcache.Snapshot | None = None,
 ) -> Done:
-    """Store the final answer and bill it, in one database transaction."""
+    """Store the final answer and bill it, in one database transaction. `snap`: the configuration
+    as the event loop sees it now (there its version costs no round trip; see chat.configcache)."""
     clean = not stopped and error is None and finish_reason not in ("", "length")
     unfinished = not clean
     if stopped:
@@ -1253,7 +1250,7 @@ def _finish_turn(
     )
     context = "message" if clean or finish_reason == "length" else "abort"
     try:
-        rates = _rates(turn.endpoint, turn.model, configcache.snapshot())  # before the transaction: a cache round trip
+        rates = _rates(turn.endpoint, turn.model, snap or configcache.snapshot())  # (before the transaction)
         with transaction.atomic():
             if saved:
                 Message.objects.filter(pk=message.pk).update(**fields)
@@ -1265,7 +1262,7 @@ def _finish_turn(
         if saved:
             Message.objects.filter(pk=message.pk).update(**fields)
     finally:
-        release_conversation(turn.conversation.pk, turn.generation_id)
+        release_conversation(turn.conversation.pk, turn.generation_id, turn.user.pk)
     return Done(
         message_id=message.pk,
         finish_reason=finish_reason,
@@ -1275,6 +1272,15 @@ def _finish_turn(
         estimated=estimated,
         text=answer.full_text,
     )
+
+
+async def _snapshot_or_none() -> configcache.Snapshot | None:
+    """The loop's configuration snapshot for billing; None when it cannot be read (the store is
+    away): _finish_turn then tries itself, inside its own handling of billing failures."""
+    try:
+        return await configcache.asnapshot()
+    except Exception:
+        return None
 
 
 def _add(previous: int | None, new: int, op: Operation) -> int:
@@ -1447,6 +1453,7 @@ async def stream_turn(
             stopped=(stopped or abandoned) and saved,
             request_sent=state["sent"],
             saved=saved,
+            snap=await _snapshot_or_none(),
         )
 
     try:
