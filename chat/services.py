@@ -1000,12 +1000,12 @@ def save_turn(turn: Turn) -> None:
             conversation.save(
                 update_fields=["endpoint", "endpoint_name", "model", "model_spec", "params", "system_prompt", "updated_at"]
             )
-        if turn.user_message is not None:
-            turn.user_message.save(force_insert=True)
+        new_messages = [turn.user_message] if turn.user_message is not None else []
         if turn.op == Operation.CONTINUE:
             turn.assistant_message.save(update_fields=["unfinished", "error", "finish_reason", "in_flight", "updated_at"])
         else:
-            turn.assistant_message.save(force_insert=True)
+            new_messages.append(turn.assistant_message)
+        Message.objects.bulk_create(new_messages)  # the question and its answer: one INSERT
 
 
 def _str_or_none(value: Any) -> str | None:
