@@ -28,6 +28,33 @@ import httpcore
 READ_LIMIT = 256 * 1024  # bytes held unread before the transport stops reading (back-pressure)
 
 
+class _Waiter:
+    """Where the stream waits for the protocol (to read, or to write again): one wait at a time."""
+
+    def __init__(self) -> None:
+        self._future: asyncio.Future[None] | None = None
+
+    def wake(self) -> None:
+        if self._future is not None and not self._future.done():
+            self._future.set_result(None)
+
+    def _time_out(self) -> None:
+        if self._future is not None and not self._future.done():
+            self._future.set_exception(TimeoutError())
+
+    async def wait(self, timeout: float | None) -> None:
+        """Until woken; TimeoutError after `timeout` seconds (None: no limit)."""
+        loop = asyncio.get_running_loop()
+        self._future = loop.create_future()
+        timer = None if timeout is None else loop.call_later(max(timeout, 0.0), self._time_out)
+        try:
+            await self._future
+        finally:
+            self._future = None
+            if timer is not None:
+                timer.cancel()
+
+
 class _Protocol(asyncio.Protocol):
     """A connection's state: bytes received and not yet read, end of stream, write back-pressure."""
 
@@ -39,10 +66,9 @@ class _Protocol(asyncio.Protocol):
         self.error: BaseException | None = None  # why, when it was not a clean close
         self.reading_paused = False
         self.writing_paused = False
-        self._reader: asyncio.Future[None] | None = None
-        self._writer: asyncio.Future[None] | None = None
+        self.readable = _Waiter()
+        self.writable = _Waiter()
 
-    # asyncio's callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
@@ -51,62 +77,25 @@ class _Protocol(asyncio.Protocol):
         if len(self.buffer) > READ_LIMIT and not self.reading_paused and self.transport is not None:
             self.reading_paused = True
             self.transport.pause_reading()
-        _wake(self._reader)
+        self.readable.wake()
 
     def eof_received(self) -> bool:
         self.eof = True
-        _wake(self._reader)
+        self.readable.wake()
         return False  # close the transport: an HTTP client has nothing to send after the server's end
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
         self.error = exc
-        _wake(self._reader)
-        _wake(self._writer)
+        self.readable.wake()
+        self.writable.wake()
 
     def pause_writing(self) -> None:
         self.writing_paused = True
 
     def resume_writing(self) -> None:
         self.writing_paused = False
-        _wake(self._writer)
-
-    # waiting, for the stream
-    async def readable(self, timeout: float | None) -> None:
-        self._reader = asyncio.get_running_loop().create_future()
-        try:
-            await _within(self._reader, timeout)
-        finally:
-            self._reader = None
-
-    async def writable(self, timeout: float | None) -> None:
-        self._writer = asyncio.get_running_loop().create_future()
-        try:
-            await _within(self._writer, timeout)
-        finally:
-            self._writer = None
-
-
-def _wake(waiter: asyncio.Future[None] | None) -> None:
-    if waiter is not None and not waiter.done():
-        waiter.set_result(None)
-
-
-def _time_out(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError())
-
-
-async def _within(waiter: asyncio.Future[None], timeout: float | None) -> None:
-    """Wait for `waiter`; TimeoutError after `timeout` seconds (None: no limit)."""
-    if timeout is None:
-        await waiter
-        return
-    timer = asyncio.get_running_loop().call_later(max(timeout, 0.0), _time_out, waiter)
-    try:
-        await waiter
-    finally:
-        timer.cancel()
+        self.writable.wake()
 
 
 class AsyncioStream(httpcore.AsyncNetworkStream):
@@ -118,7 +107,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         protocol = self._protocol
         if not protocol.buffer and not protocol.eof and not protocol.lost:
             try:
-                await protocol.readable(timeout)
+                await protocol.readable.wait(timeout)
             except TimeoutError as exc:
                 raise httpcore.ReadTimeout("timed out reading from the server") from exc
         if protocol.buffer:
@@ -141,7 +130,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         self._transport.write(buffer)
         if protocol.writing_paused:
             try:
-                await protocol.writable(timeout)
+                await protocol.writable.wait(timeout)
             except TimeoutError as exc:
                 raise httpcore.WriteTimeout("timed out writing to the server") from exc
             if protocol.lost and protocol.error is not None:

@@ -241,3 +241,18 @@ def test_a_large_answer_is_read_whole_through_back_pressure(request, scheme):
 
     assert received > 2 * netio.READ_LIMIT
     assert upstream.disconnects == 0
+
+
+def test_a_large_request_is_sent_whole_through_back_pressure(upstream):
+    """A long conversation is a large request body: more than the transport buffers at once, so
+    writing waits for the server to read (netio's write back-pressure)."""
+    history = [{"role": "user", "content": f"message {n} " + "x" * 4000} for n in range(2000)]
+    body = {**CHAT, "messages": history}
+
+    async def ask() -> int:
+        async with http.stream("POST", upstream.base_url + "/chat/completions", json=body) as response:
+            await response.aread()
+            return response.status_code
+
+    assert asyncio.run(ask()) == 200
+    assert upstream.last.json["messages"] == history
