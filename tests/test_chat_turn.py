@@ -160,6 +160,24 @@ async def test_one_answer_at_a_time_per_conversation(chat_socket, chat_endpoint,
     assert (await socket.ask("second", conversation_id=created["conversation_id"])).done["unfinished"] is False
 
 
+def test_an_answer_that_ends_frees_only_its_own_claim():
+    """The end of an answer (or a refused plan) releases the conversation only if that answer still
+    holds it: one compare-and-delete of the value its claim wrote."""
+    import uuid
+
+    from chat.services import claim_conversation, read_claim, release_conversation
+
+    conversation_id = uuid.uuid4()
+    claim_conversation(conversation_id, "answer-a", 7)
+
+    release_conversation(conversation_id, "answer-b", 7)  # another answer's end
+    release_conversation(conversation_id, "answer-a", 8)  # not claimed for this user
+    assert read_claim(conversation_id).generation_id == "answer-a"
+
+    release_conversation(conversation_id, "answer-a", 7)
+    assert read_claim(conversation_id) is None
+
+
 def _long_history(user, endpoint, turns: int) -> Conversation:
     conversation = Conversation.objects.create(user=user, endpoint=endpoint, endpoint_name=endpoint.name, model="test-model")
     parent = None
