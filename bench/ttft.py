@@ -1,6 +1,6 @@
 """Time to first token added by Atrium over calling the upstream directly.
 
-    python bench/ttft.py [--requests 400] [--concurrency 1 50] [--words 12] [--chunk-ms 0] [--balance]
+    python bench/ttft.py [--requests 400] [--concurrency 1 50] [--words 12] [--chunk-ms 0] [--balance] [--servers 1]
 
 Starts the loopback upstream test server (tests/upstream.py, OpenAI Chat Completions wire format)
 and a real daphne running Atrium, both in their own processes, then measures at each concurrency:
@@ -23,6 +23,10 @@ answer in about 1.2 s), so 50 answers are in flight at once, as with 50 users re
 the ones in the environment (DATABASE_URL / REDIS_URL, as in production); with neither set, the
 embedded default in a temporary directory. A bench user and endpoint are created in that database.
 
+`--servers N` runs N daphne processes on the one port (each its own listening socket, the kernel
+spreading the sockets over them: one process per core, as in production); it needs REDIS_URL (the
+processes share the channel layer and the chat store through it).
+
 Both paths are warmed up first: 20 requests one after another, then one round at full
 concurrency (so the measured requests find warm connections, as a busy server's do).
 """
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -210,6 +215,7 @@ def main() -> None:
         "--balance", action="store_true",
         help="give the bench user a role with balances enabled (the balance check and hold on every answer)",
     )
+    parser.add_argument("--servers", type=int, default=1, help="daphne processes sharing the port (needs REDIS_URL)")
     args = parser.parse_args()
 
     setup_django()
@@ -226,9 +232,15 @@ def main() -> None:
         cookie, endpoint = make_fixtures(upstream_url, balance=args.balance)
         database = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
         layer = "redis" if settings.REDIS_URL else "in-memory"
-        with Daphne(server_env(LOG_LEVEL="WARNING"), name="bench") as daphne:
+        if args.servers > 1 and not settings.REDIS_URL:
+            parser.error("--servers above 1 needs REDIS_URL (the processes share streams through Redis)")
+        with contextlib.ExitStack() as servers:
+            daphne = servers.enter_context(Daphne(server_env(LOG_LEVEL="WARNING"), name="bench"))
+            for number in range(2, args.servers + 1):
+                servers.enter_context(Daphne(server_env(LOG_LEVEL="WARNING"), name=f"bench-{number}", port=daphne.port))
             print(f"Atrium TTFT benchmark: database={database}, channel layer={layer}, cpus={os.cpu_count()}, "
-                  f"balance={'on' if args.balance else 'off'}, answer={args.words} chunks, {args.chunk_ms:g} ms apart")
+                  f"servers={args.servers}, balance={'on' if args.balance else 'off'}, "
+                  f"answer={args.words} chunks, {args.chunk_ms:g} ms apart")
             for concurrency in args.concurrency:
                 print(f"concurrency {concurrency}:")
                 direct, direct_seconds = asyncio.run(run_direct(upstream_url + "/v1/chat/completions", concurrency, args.requests))

@@ -51,28 +51,43 @@ def server_env(**extra: str) -> dict[str, str]:
 
 
 class Daphne:
-    """`daphne portal.asgi:application` on 127.0.0.1, port chosen by the OS."""
+    """`daphne portal.asgi:application` on 127.0.0.1, port chosen by the OS.
 
-    def __init__(self, env: dict[str, str] | None = None, *, name: str = "daphne"):
+    Several servers can share one port (`port=` another server's): each gets a listening socket of
+    its own on it (SO_REUSEPORT) and the kernel spreads new connections over them, as a host
+    running one daphne per core behind one address does."""
+
+    def __init__(self, env: dict[str, str] | None = None, *, name: str = "daphne", port: int | None = None):
         self.env = env if env is not None else server_env()
         self.name = name
         self.process: subprocess.Popen[bytes] | None = None
-        self.port: int | None = None
+        self.port: int | None = port
         self.log = tempfile.NamedTemporaryFile(prefix=f"atrium-{name}-", suffix=".log", delete=False)
 
     def start(self, timeout: float = 60.0) -> "Daphne":
         # The OS picks the port: this process binds port 0 and hands the listening socket to daphne.
+        shared = self.port is not None
         listener = socket.socket()
-        listener.bind(("127.0.0.1", 0))
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        listener.bind(("127.0.0.1", self.port or 0))
         listener.listen(128)
         self.port = listener.getsockname()[1]
+        sockets = [listener]
+        command = [sys.executable, "-m", "daphne", "--fd", str(listener.fileno())]
+        if shared:  # the health check must reach this server: a port of its own for it
+            sockets.append(socket.socket())
+            sockets[1].bind(("127.0.0.1", 0))
+            sockets[1].listen(16)
+            command += ["-e", f"fd:fileno={sockets[1].fileno()}"]
+        self.health_port = sockets[-1].getsockname()[1]
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "daphne", "--fd", str(listener.fileno()), "portal.asgi:application"],
-                cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, pass_fds=(listener.fileno(),),
+                [*command, "portal.asgi:application"], cwd=ROOT, env=self.env, stdout=self.log,
+                stderr=subprocess.STDOUT, pass_fds=tuple(s.fileno() for s in sockets),
             )
         finally:
-            listener.close()
+            for sock in sockets:
+                sock.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -85,7 +100,7 @@ class Daphne:
 
     def _answers(self) -> bool:
         try:
-            with urlopen(f"http://127.0.0.1:{self.port}/api/health", timeout=2) as response:
+            with urlopen(f"http://127.0.0.1:{self.health_port}/api/health", timeout=2) as response:
                 return response.status == 200
         except (OSError, ValueError):
             return False
