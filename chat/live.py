@@ -242,21 +242,24 @@ class Generation:
         """The provider request is on the wire: the `created` frame goes out while the provider
         thinks, in a task of its own (a new conversation's claim is a Redis round trip first), so
         that the answer is read as soon as it comes, even from a provider quicker than Redis."""
-        if self._creating is None:
-            self._creating = asyncio.ensure_future(self._create())
+        self._created()
 
     async def emit_created(self) -> None:
         """The `created` frame, once, before any other frame: waits for it while it is on its way."""
+        creating = self._created()
+        if not creating.done():
+            # shielded: a caller that stops waiting (a stop, a cancelled turn) leaves it going out
+            await asyncio.shield(creating)
+
+    def _created(self) -> "asyncio.Future[None]":
+        """The task sending the `created` frame (started on first call)."""
         if self._creating is None:
             self._creating = asyncio.ensure_future(self._create())
-        if not self._creating.done():
-            # shielded: a caller that stops waiting (a stop, a cancelled turn) leaves it going out
-            await asyncio.shield(self._creating)
+        return self._creating
 
     async def _create(self) -> None:
         await self.turn.claimed()
-        if not self.created_out:
-            await self.emit(created_frame(self.turn, request_id=self.request_id))
+        await self.emit(created_frame(self.turn, request_id=self.request_id))
 
     async def emit(self, frame: dict[str, Any]) -> None:
         """Number a frame, hand it to this process's sockets at once, queue it for Redis."""

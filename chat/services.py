@@ -297,7 +297,7 @@ class Turn:
             try:
                 await self.pending_claim.confirm()
             except Exception:
-                log.warning("claiming conversation %s failed", self.conversation.pk, exc_info=True)
+                log.warning("claiming conversation %s failed", self.conversation_id, exc_info=True)
 
     @property
     def endpoint(self) -> Endpoint:
@@ -1262,7 +1262,7 @@ def _finish_turn(
         if saved:
             Message.objects.filter(pk=message.pk).update(**fields)
     finally:
-        release_conversation(turn.conversation.pk, turn.generation_id, turn.user.pk)
+        release_conversation(turn.conversation_id, turn.generation_id, turn.user.pk)
     return Done(
         message_id=message.pk,
         finish_reason=finish_reason,
@@ -1316,6 +1316,8 @@ class StopSignal:
             return lambda: None
         self._callbacks.append(callback)
         return lambda: self._callbacks.remove(callback) if callback in self._callbacks else None
+
+
 _background: set[asyncio.Task[Any]] = set()
 
 
