@@ -256,3 +256,57 @@ def test_a_large_request_is_sent_whole_through_back_pressure(upstream):
 
     assert asyncio.run(ask()) == 200
     assert upstream.last.json["messages"] == history
+
+
+def test_a_request_on_a_warm_connection_is_sent_without_yielding_to_the_event_loop(upstream):
+    """On a busy event loop every turn a request waits costs the first token the time of everything
+    else that is ready. A request on a pooled connection is written in the turn that asked for it
+    (httpcore's free locks don't yield: netio); an open lock is still waited for (it is a lock)."""
+    upstream.set_default(text="Hi.")
+
+    async def turns_until_sent() -> int:
+        turns = 0
+        ticking = True
+
+        def tick() -> None:  # runs once per turn of the loop, as long as something else is ready
+            nonlocal turns
+            turns += 1
+            if ticking:
+                asyncio.get_running_loop().call_soon(tick)
+
+        sent_after: list[int] = []
+
+        async def on_sent() -> None:
+            sent_after.append(turns)
+
+        async with http.stream("POST", upstream.base_url + "/chat/completions", json=CHAT) as response:
+            await response.aread()  # (the first request opens the connection)
+        asyncio.get_running_loop().call_soon(tick)
+        await asyncio.sleep(0)  # (tick has run once: count from here)
+        start = turns
+        async with http.stream("POST", upstream.base_url + "/chat/completions", json=CHAT, on_sent=on_sent) as response:
+            await response.aread()
+        ticking = False
+        return sent_after[0] - start
+
+    assert asyncio.run(turns_until_sent()) == 0
+    assert upstream.connections == 1
+
+
+async def test_httpcore_locks_still_wait_for_a_holder():
+    from httpcore._synchronization import AsyncLock
+
+    lock, order = AsyncLock(), []
+
+    async def hold() -> None:
+        async with lock:
+            order.append("held")
+            await asyncio.sleep(0.05)
+            order.append("released")
+
+    holder = asyncio.create_task(hold())
+    await asyncio.sleep(0.01)
+    async with lock:
+        order.append("acquired")
+    await holder
+    assert order == ["held", "released", "acquired"]
