@@ -261,7 +261,7 @@ def test_a_large_request_is_sent_whole_through_back_pressure(upstream):
 def test_a_request_on_a_warm_connection_is_sent_without_yielding_to_the_event_loop(upstream):
     """On a busy event loop every turn a request waits costs the first token the time of everything
     else that is ready. A request on a pooled connection is written in the turn that asked for it
-    (httpcore's free locks don't yield: netio); an open lock is still waited for (it is a lock)."""
+    (httpcore's free locks don't yield: netio); a held lock is still waited for (next test)."""
     upstream.set_default(text="Hi.")
 
     async def turns_until_sent() -> int:
