@@ -42,7 +42,7 @@ from channels.layers import get_channel_layer
 
 from chat import configcache, store
 from chat.background import LoopTask, raise_if_cancelling
-from chat.services import PROCESS_ID, Claim, Done, StopSignal, Turn, stream_turn
+from chat.services import PROCESS_ID, Claim, Done, ProviderRequest, StopSignal, Turn, stream_turn
 from endpoints.adapters.base import Finish, ReasoningDelta, StreamError, TextDelta, ToolCallDelta, UsageReport
 
 log = logging.getLogger(__name__)
@@ -232,6 +232,7 @@ class Generation:
         self._publisher: "asyncio.Task[None] | None" = None
         self._heartbeat: "asyncio.Task[None] | None" = None
         self._creating: "asyncio.Future[None] | None" = None  # the `created` frame on its way
+        self.provider_request: ProviderRequest | None = None  # started by launch
 
     # publishing ---------------------------------------------------------------------------------
     @property
@@ -417,7 +418,9 @@ class Generation:
         slow = asyncio.get_running_loop().call_later(FIRST_OUT_WAIT, self.first_token_out)
         _generations[self.conversation_id] = self
         try:
-            async for event in stream_turn(self.turn, stop=self.stop, on_sent=self.request_sent):
+            async for event in stream_turn(
+                self.turn, stop=self.stop, on_sent=self.request_sent, request=self.provider_request
+            ):
                 if isinstance(event, (TextDelta, ReasoningDelta, ToolCallDelta)):
                     await self.emit_delta(event)
                     if not self.first_out:
@@ -507,6 +510,9 @@ def launch(generation: Generation) -> Generation:
     _server_loop = asyncio.get_running_loop()
     stop_listener.ensure()
     configcache.listener.ensure()
+    # The provider request's task first, then the answer's: both start in the loop's next turn, the
+    # request ahead (see ProviderRequest).
+    generation.provider_request = ProviderRequest(generation.turn, on_sent=generation.request_sent)
     _spawn(generation.run(), name=f"generation-{generation.id}")
     return generation
 

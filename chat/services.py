@@ -1337,39 +1337,47 @@ def _wants_title(turn: Turn, timing: str) -> bool:
     return turn.new_conversation and endpoint.title_convo and endpoint.title_timing == timing
 
 
-async def stream_turn(
-    turn: Turn, *, stop: StopSignal | None = None, on_sent: Callable[[], Awaitable[None]] | None = None
-) -> AsyncIterator[Event | Done]:
-    """Stream the answer: the adapter's events (text, reasoning, tool calls, usage, finish, error),
-    then `Done`. Setting `stop` ends the stream early (partial answer kept, marked unfinished and
-    billed); so does closing this generator (a client that went away) or cancelling its task.
+class ProviderRequest:
+    """A turn's provider request, read in a task of its own into `queue`, which `stream_turn`
+    consumes (all of the upstream stream is read in this one task, as httpx wants; a stop cancels
+    it). The task starts when this is created: `chat.live.launch` creates it next to the task that
+    runs the answer, so the request goes out in the event loop's next turn, not a turn after that
+    (a task that starts a task costs a turn, 1–2 ms on a loaded loop). Whoever creates one hands it
+    to `stream_turn`, which ends it.
 
-    `on_sent` is awaited once the provider request is on the wire (not when it could not be sent):
-    work done there overlaps the provider's time to answer."""
-    from chat.titles import schedule_title_soon
+    `on_sent` is awaited once the request is on the wire (not when it could not be sent)."""
 
-    answer = _Answer(turn.prefix_text, turn.prefix_parts)
-    message_id = turn.assistant_message_id
+    def __init__(self, turn: Turn, *, on_sent: Callable[[], Awaitable[None]] | None = None) -> None:
+        self.turn = turn
+        self.on_sent = on_sent
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.state: dict[str, Any] = {"usage": None, "finish": "", "error": None, "sent": False}
+        # Set when the consumer comes back for the event after the first delta (it has handled it).
+        self.first_taken = asyncio.Event()
+        self.ended = False  # _END is in the queue
+        self.task = asyncio.create_task(self._pump())
+        # (a task cancelled before its first step never runs its body: end the queue all the same)
+        self.task.add_done_callback(lambda _task: self._end())
 
-    queue: asyncio.Queue[Any] = asyncio.Queue()
-    state: dict[str, Any] = {"usage": None, "finish": "", "error": None, "sent": False}
-    # Set when the consumer comes back for the event after the first delta (it has handled it).
-    first_taken = asyncio.Event()
+    def _end(self) -> None:
+        if not self.ended:
+            self.ended = True
+            self.queue.put_nowait(_END)
 
-    async def sent() -> None:
-        if on_sent is not None:
+    async def _sent(self) -> None:
+        if self.on_sent is not None:
             try:
-                await on_sent()
+                await self.on_sent()
             except Exception:  # never let it fail the provider request
-                log.exception("on_sent of turn %s failed", turn.generation_id)
+                log.exception("on_sent of turn %s failed", self.turn.generation_id)
 
-    async def pump() -> None:
-        # All of the upstream stream is read in this one task (httpx wants that); `stop` cancels it.
+    async def _pump(self) -> None:
+        turn, queue = self.turn, self.queue
         upstream = endpoint_services.stream_chat(
-            endpoint=turn.endpoint, request=turn.request, user=turn.user, call=turn.call, on_sent=sent
+            endpoint=turn.endpoint, request=turn.request, user=turn.user, call=turn.call, on_sent=self._sent
         )
         try:
-            state["sent"] = True
+            self.state["sent"] = True
             first = True
             async for event in upstream:
                 queue.put_nowait(event)
@@ -1378,7 +1386,7 @@ async def stream_turn(
                     # several chunks): wait until the consumer has handled it (sent it to the
                     # browser) before parsing the rest, which would otherwise delay it.
                     first = False
-                    await first_taken.wait()
+                    await self.first_taken.wait()
         except asyncio.CancelledError:
             pass
         except Exception as exc:  # the adapter promises not to raise; never let it take the turn down
@@ -1388,9 +1396,29 @@ async def stream_turn(
         finally:
             with contextlib.suppress(Exception):
                 await upstream.aclose()
-            queue.put_nowait(_END)
+            self._end()
 
-    pump_task = asyncio.create_task(pump())
+
+async def stream_turn(
+    turn: Turn, *, stop: StopSignal | None = None, on_sent: Callable[[], Awaitable[None]] | None = None,
+    request: ProviderRequest | None = None,
+) -> AsyncIterator[Event | Done]:
+    """Stream the answer: the adapter's events (text, reasoning, tool calls, usage, finish, error),
+    then `Done`. Setting `stop` ends the stream early (partial answer kept, marked unfinished and
+    billed); so does closing this generator (a client that went away) or cancelling its task.
+
+    `on_sent` is awaited once the provider request is on the wire (not when it could not be sent):
+    work done there overlaps the provider's time to answer. `request`: the turn's provider request,
+    already started (see ProviderRequest; it has its own `on_sent`); without it the request starts
+    here."""
+    from chat.titles import schedule_title_soon
+
+    answer = _Answer(turn.prefix_text, turn.prefix_parts)
+    message_id = turn.assistant_message_id
+
+    if request is None:
+        request = ProviderRequest(turn, on_sent=on_sent)
+    queue, state, first_taken, pump_task = request.queue, request.state, request.first_taken, request.task
     stopped = False
 
     def on_stop() -> None:

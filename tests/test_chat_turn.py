@@ -281,3 +281,59 @@ def _close():
     from django.db import connections
 
     connections.close_all()
+
+
+async def test_a_stop_before_the_answer_started_ends_it_at_once(chat_endpoint, upstream, chatter):
+    """Stop pressed in the same moment as send: the provider request is cancelled before its task
+    ever ran. The turn still ends (stopped, rows saved, nothing billed: nothing was asked)."""
+    from chat.services import StopSignal
+
+    endpoint = await db(chat_endpoint)
+    turn = await prepare_turn(
+        user=chatter, action=TurnAction(op=Operation.SEND, text="hello", endpoint=endpoint.name, model="test-model")
+    )
+    stop = StopSignal()
+    stop.set()
+
+    async def collect() -> list:
+        return [event async for event in stream_turn(turn, stop=stop)]
+
+    events = await asyncio.wait_for(collect(), timeout=10)
+
+    done = events[-1]
+    assert done.finish_reason == "stopped" and done.unfinished and done.text == ""
+    message = await db(Message.objects.get, pk=turn.assistant_message.pk)
+    assert message.unfinished and message.finish_reason == "stopped"
+    assert upstream.completions() == []
+    assert await db(Transaction.objects.filter(message=message).count) == 0
+
+
+async def test_launch_puts_the_provider_request_on_the_wire_in_the_next_turn_of_the_loop(chat_endpoint, upstream, chatter):
+    """On a loaded loop each turn a new answer waits costs its first token 1–2 ms: the provider
+    request's task starts next to the answer's (not from it, a turn later), and nothing on the way
+    to the wire yields (warm connection: httpcore's locks, netio)."""
+    from chat import live
+
+    endpoint = await db(chat_endpoint)
+    asked = {"text": "warm up", "endpoint": endpoint.name, "model": "test-model"}
+    turns = 0
+    sent_at: list[int] = []
+
+    class Counted(live.Generation):
+        async def request_sent(self) -> None:
+            sent_at.append(turns)
+            await super().request_sent()
+
+    def tick() -> None:  # once per turn of the loop while the test runs
+        nonlocal turns
+        turns += 1
+        asyncio.get_running_loop().call_soon(tick)
+
+    asyncio.get_running_loop().call_soon(tick)
+    for text in ("warm up", "counted"):  # (the first answer opens the pooled connection)
+        turn = await prepare_turn(user=chatter, action=TurnAction(op=Operation.SEND, **{**asked, "text": text}))
+        launched_at = turns
+        live.launch(Counted(turn, request_id=None))
+        await live.wait_for_generations()
+    assert sent_at[-1] - launched_at == 1
+    assert [r.json["messages"][-1]["content"] for r in upstream.completions()] == ["warm up", "counted"]
