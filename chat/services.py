@@ -1354,14 +1354,14 @@ class ProviderRequest:
         self.state: dict[str, Any] = {"usage": None, "finish": "", "error": None, "sent": False}
         # Set when the consumer comes back for the event after the first delta (it has handled it).
         self.first_taken = asyncio.Event()
-        self.ended = False  # _END is in the queue
+        self._ended = False  # _END is in the queue
         self.task = asyncio.create_task(self._pump())
         # (a task cancelled before its first step never runs its body: end the queue all the same)
         self.task.add_done_callback(lambda _task: self._end())
 
     def _end(self) -> None:
-        if not self.ended:
-            self.ended = True
+        if not self._ended:
+            self._ended = True
             self.queue.put_nowait(_END)
 
     async def _sent(self) -> None:
