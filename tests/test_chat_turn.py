@@ -315,8 +315,8 @@ async def test_launch_puts_the_provider_request_on_the_wire_in_the_next_turn_of_
     from chat import live
 
     endpoint = await db(chat_endpoint)
-    asked = {"text": "warm up", "endpoint": endpoint.name, "model": "test-model"}
-    turns = 0
+    asked = {"endpoint": endpoint.name, "model": "test-model"}
+    turns, ticking = 0, True
     sent_at: list[int] = []
 
     class Counted(live.Generation):
@@ -327,13 +327,15 @@ async def test_launch_puts_the_provider_request_on_the_wire_in_the_next_turn_of_
     def tick() -> None:  # once per turn of the loop while the test runs
         nonlocal turns
         turns += 1
-        asyncio.get_running_loop().call_soon(tick)
+        if ticking:
+            asyncio.get_running_loop().call_soon(tick)
 
     asyncio.get_running_loop().call_soon(tick)
     for text in ("warm up", "counted"):  # (the first answer opens the pooled connection)
-        turn = await prepare_turn(user=chatter, action=TurnAction(op=Operation.SEND, **{**asked, "text": text}))
+        turn = await prepare_turn(user=chatter, action=TurnAction(op=Operation.SEND, text=text, **asked))
         launched_at = turns
         live.launch(Counted(turn, request_id=None))
         await live.wait_for_generations()
+    ticking = False
     assert sent_at[-1] - launched_at == 1
     assert [r.json["messages"][-1]["content"] for r in upstream.completions()] == ["warm up", "counted"]
