@@ -110,9 +110,14 @@ class _Protocol(asyncio.Protocol):
 
 
 class AsyncioStream(httpcore.AsyncNetworkStream):
-    def __init__(self, transport: asyncio.Transport, protocol: _Protocol) -> None:
-        self._transport = transport
+    def __init__(self, protocol: _Protocol) -> None:
         self._protocol = protocol
+
+    @property
+    def _transport(self) -> asyncio.Transport:
+        """The connection's transport, as its protocol knows it (the TLS one after start_tls)."""
+        assert self._protocol.transport is not None  # (set by connection_made)
+        return self._protocol.transport
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         protocol = self._protocol
@@ -126,7 +131,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             del protocol.buffer[:max_bytes]
             if protocol.reading_paused and len(protocol.buffer) <= READ_LIMIT // 2 and not protocol.lost:
                 protocol.reading_paused = False
-                protocol.transport.resume_reading()  # type: ignore[union-attr]
+                self._transport.resume_reading()
             return data
         if protocol.error is not None:
             raise httpcore.ReadError(str(protocol.error) or type(protocol.error).__name__) from protocol.error
@@ -167,8 +172,10 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
         if transport is None:  # the connection went away during the handshake
             raise httpcore.ConnectError("the connection closed during the TLS handshake")
-        self._protocol.transport = transport  # (back-pressure now pauses the TLS transport)
-        return AsyncioStream(transport, self._protocol)  # type: ignore[arg-type]
+        # start_tls doesn't call connection_made again: from now on reads, writes and back-pressure
+        # go through the TLS transport
+        self._protocol.transport = transport  # type: ignore[assignment]
+        return AsyncioStream(self._protocol)
 
     def get_extra_info(self, info: str) -> Any:
         if info == "ssl_object":
@@ -229,7 +236,7 @@ def _with_options(transport: asyncio.BaseTransport, protocol: asyncio.BaseProtoc
     sock = transport.get_extra_info("socket")
     for option in socket_options or ():
         sock.setsockopt(*option)
-    return AsyncioStream(transport, protocol)  # type: ignore[arg-type]
+    return AsyncioStream(protocol)  # type: ignore[arg-type]
 
 
 def _free_locks_do_not_yield() -> None:
