@@ -418,9 +418,7 @@ class Generation:
         slow = asyncio.get_running_loop().call_later(FIRST_OUT_WAIT, self.first_token_out)
         _generations[self.conversation_id] = self
         try:
-            async for event in stream_turn(
-                self.turn, stop=self.stop, on_sent=self.request_sent, request=self.provider_request
-            ):
+            async for event in stream_turn(self.turn, stop=self.stop, request=self.provider_request):
                 if isinstance(event, (TextDelta, ReasoningDelta, ToolCallDelta)):
                     await self.emit_delta(event)
                     if not self.first_out:

@@ -1400,24 +1400,22 @@ class ProviderRequest:
 
 
 async def stream_turn(
-    turn: Turn, *, stop: StopSignal | None = None, on_sent: Callable[[], Awaitable[None]] | None = None,
-    request: ProviderRequest | None = None,
+    turn: Turn, *, stop: StopSignal | None = None, request: ProviderRequest | None = None
 ) -> AsyncIterator[Event | Done]:
     """Stream the answer: the adapter's events (text, reasoning, tool calls, usage, finish, error),
     then `Done`. Setting `stop` ends the stream early (partial answer kept, marked unfinished and
     billed); so does closing this generator (a client that went away) or cancelling its task.
 
-    `on_sent` is awaited once the provider request is on the wire (not when it could not be sent):
-    work done there overlaps the provider's time to answer. `request`: the turn's provider request,
-    already started (see ProviderRequest; it has its own `on_sent`); without it the request starts
-    here."""
+    `request`: the turn's provider request, already started (ProviderRequest, which also takes the
+    `on_sent` hook: work done there overlaps the provider's time to answer); without it the
+    request starts here."""
     from chat.titles import schedule_title_soon
 
     answer = _Answer(turn.prefix_text, turn.prefix_parts)
     message_id = turn.assistant_message_id
 
     if request is None:
-        request = ProviderRequest(turn, on_sent=on_sent)
+        request = ProviderRequest(turn)
     queue, state, first_taken, pump_task = request.queue, request.state, request.first_taken, request.task
     stopped = False
 
