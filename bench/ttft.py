@@ -1,6 +1,6 @@
 """Time to first token added by Atrium over calling the upstream directly.
 
-    python bench/ttft.py [--requests 400] [--concurrency 1 50] [--words 12] [--chunk-ms 0] [--balance] [--servers 1]
+    python bench/ttft.py [--requests 400] [--concurrency 1 50] [--words 12] [--chunk-ms 0] [--balance] [--servers 1] [--floor]
 
 Starts the loopback upstream test server (tests/upstream.py, OpenAI Chat Completions wire format)
 and a real daphne running Atrium, both in their own processes, then measures at each concurrency:
@@ -14,6 +14,11 @@ and a real daphne running Atrium, both in their own processes, then measures at 
 
 It reports p50/p99 of both, the difference (the time Atrium adds) and the answers per second each
 path completed.
+
+`--floor` measures a third path the same way as Atrium's: `bench/floor.py`, a bare streaming proxy
+on the same stack (daphne, channels, Atrium's httpx client and adapter; no sign-in, database, Redis
+or billing) in a daphne of its own. The time it adds is what the stack itself costs on this
+machine; Atrium's own share is the difference between the two.
 
 How the upstream answers matters at 50 streams. By default it writes the whole answer at once
 (`--words 12`, no pause between chunks), so each socket asks again the moment an answer ends: the
@@ -170,7 +175,23 @@ async def run_direct(url: str, concurrency: int, requests: int) -> tuple[list[fl
     return [t for times in results for t in times], seconds
 
 
-async def run_atrium(ws_url: str, cookie: str, endpoint: str, concurrency: int, requests: int) -> tuple[list[float], float]:
+def cpu_seconds(pids: list[int]) -> float | None:
+    """CPU time (user + system, all threads) the processes have used so far; None without /proc."""
+    total = 0
+    try:
+        for pid in pids:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    except (OSError, IndexError, ValueError):
+        return None
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+async def run_atrium(
+    ws_url: str, cookie: str, endpoint: str, concurrency: int, requests: int, pids: list[int]
+) -> tuple[list[float], float, float | None]:
+    """Like run_direct, over websockets; also the CPU time the serving processes (`pids`) used
+    during the measured part."""
     import websockets
 
     sockets = [
@@ -189,19 +210,25 @@ async def run_atrium(ws_url: str, cookie: str, endpoint: str, concurrency: int, 
             times = [await atrium_ttft(socket, endpoint) for _ in range(per_worker)]
             return [t for t in times if t is not None]
 
+        cpu_before = cpu_seconds(pids)
         started = time.perf_counter()
         results = await asyncio.gather(*(worker(s) for s in sockets))
         seconds = time.perf_counter() - started
+        cpu_after = cpu_seconds(pids)
     finally:
         for socket in sockets:
             await socket.close()
-    return [t for times in results for t in times], seconds
+    cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+    return [t for times in results for t in times], seconds, cpu
 
 
-def summary(name: str, values: list[float], seconds: float) -> tuple[float, float]:
+def summary(name: str, values: list[float], seconds: float, cpu: float | None = None) -> tuple[float, float]:
     p50, p99 = percentile(values, 50) * 1000, percentile(values, 99) * 1000
+    served = ""
+    if cpu is not None and values:  # the serving daphne processes' CPU time per answer, and their load
+        served = f"  server CPU {cpu / len(values) * 1000:5.1f} ms/answer ({cpu / seconds * 100:3.0f}% of a core)"
     print(f"  {name:<8} n={len(values):<5} p50={p50:7.2f} ms  p99={p99:7.2f} ms  "
-          f"mean={statistics.mean(values) * 1000:7.2f} ms  answers/s={len(values) / seconds:7.1f}")
+          f"mean={statistics.mean(values) * 1000:7.2f} ms  answers/s={len(values) / seconds:7.1f}{served}")
     return p50, p99
 
 
@@ -216,6 +243,8 @@ def main() -> None:
         help="give the bench user a role with balances enabled (the balance check and hold on every answer)",
     )
     parser.add_argument("--servers", type=int, default=1, help="daphne processes sharing the port (needs REDIS_URL)")
+    parser.add_argument("--floor", action="store_true",
+                        help="also measure bench/floor.py, a bare streaming proxy on the same stack")
     args = parser.parse_args()
 
     setup_django()
@@ -236,21 +265,36 @@ def main() -> None:
             parser.error("--servers above 1 needs REDIS_URL (the processes share streams through Redis)")
         with contextlib.ExitStack() as servers:
             daphne = servers.enter_context(Daphne(server_env(LOG_LEVEL="WARNING"), name="bench"))
+            pids = [daphne.process.pid]
             for number in range(2, args.servers + 1):
-                servers.enter_context(Daphne(server_env(LOG_LEVEL="WARNING"), name=f"bench-{number}", port=daphne.port))
+                more = servers.enter_context(Daphne(server_env(LOG_LEVEL="WARNING"), name=f"bench-{number}", port=daphne.port))
+                pids.append(more.process.pid)
+            floor = None
+            if args.floor:
+                floor_env = server_env(LOG_LEVEL="WARNING", FLOOR_UPSTREAM_URL=upstream_url + "/v1/chat/completions")
+                floor = servers.enter_context(Daphne(floor_env, name="bench-floor", app="bench.floor:application"))
             print(f"Atrium TTFT benchmark: database={database}, channel layer={layer}, cpus={os.cpu_count()}, "
                   f"servers={args.servers}, balance={'on' if args.balance else 'off'}, "
                   f"answer={args.words} chunks, {args.chunk_ms:g} ms apart")
             for concurrency in args.concurrency:
                 print(f"concurrency {concurrency}:")
                 direct, direct_seconds = asyncio.run(run_direct(upstream_url + "/v1/chat/completions", concurrency, args.requests))
-                atrium, atrium_seconds = asyncio.run(run_atrium(daphne.ws_url, cookie, endpoint, concurrency, args.requests))
+                atrium, atrium_seconds, atrium_cpu = asyncio.run(
+                    run_atrium(daphne.ws_url, cookie, endpoint, concurrency, args.requests, pids))
+                if floor is not None:
+                    bare, bare_seconds, bare_cpu = asyncio.run(
+                        run_atrium(floor.ws_url, "", endpoint, concurrency, args.requests, [floor.process.pid]))
                 d50, d99 = summary("direct", direct, direct_seconds)
-                a50, a99 = summary("atrium", atrium, atrium_seconds)
+                a50, a99 = summary("atrium", atrium, atrium_seconds, atrium_cpu)
+                if floor is not None:
+                    f50, f99 = summary("floor", bare, bare_seconds, bare_cpu)
                 if ERRORS:
                     print(f"  atrium   {len(ERRORS)} answers failed and are not counted, e.g. {ERRORS[0]!r}")
                     ERRORS.clear()
                 print(f"  added    p50={a50 - d50:7.2f} ms  p99={a99 - d99:7.2f} ms   (target: p50 <= 3 ms, p99 <= 15 ms)")
+                if floor is not None:
+                    print(f"  floor    p50={f50 - d50:7.2f} ms  p99={f99 - d99:7.2f} ms   added by the bare stack; "
+                          f"Atrium's own share p50={a50 - f50:7.2f} ms")
     finally:
         upstream.stdin.close()
         upstream.wait(timeout=10)

@@ -51,14 +51,16 @@ def server_env(**extra: str) -> dict[str, str]:
 
 
 class Daphne:
-    """`daphne portal.asgi:application` on 127.0.0.1, port chosen by the OS.
+    """`daphne portal.asgi:application` (or `app`) on 127.0.0.1, port chosen by the OS.
 
     Several servers can share one port (`port=` another server's): each gets a listening socket of
     its own on it (SO_REUSEPORT) and the kernel spreads new connections over them, as a host
     running one daphne per core behind one address does."""
 
-    def __init__(self, env: dict[str, str] | None = None, *, name: str = "daphne", port: int | None = None):
+    def __init__(self, env: dict[str, str] | None = None, *, name: str = "daphne", port: int | None = None,
+                 app: str = "portal.asgi:application"):
         self.env = env if env is not None else server_env()
+        self.app = app
         self.name = name
         self.process: subprocess.Popen[bytes] | None = None
         self.port: int | None = port
@@ -82,7 +84,7 @@ class Daphne:
         self.health_port = sockets[-1].getsockname()[1]
         try:
             self.process = subprocess.Popen(
-                [*command, "portal.asgi:application"], cwd=ROOT, env=self.env, stdout=self.log,
+                [*command, self.app], cwd=ROOT, env=self.env, stdout=self.log,
                 stderr=subprocess.STDOUT, pass_fds=tuple(s.fileno() for s in sockets),
             )
         finally:
