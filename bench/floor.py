@@ -36,15 +36,18 @@ from chat.live import LOCAL_SECONDS  # noqa: E402
 from endpoints.adapters.base import Call, StreamError, TextDelta  # noqa: E402
 from endpoints.adapters.openai_chat import OpenAIChatAdapter  # noqa: E402
 
-UPSTREAM = os.environ.get("FLOOR_UPSTREAM_URL", "")  # the upstream's /v1/chat/completions
 ADAPTER = OpenAIChatAdapter()
 
 
 class FloorConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         frame = json.loads(text_data or "{}")
+        upstream = os.environ.get("FLOOR_UPSTREAM_URL")  # the upstream's /v1/chat/completions
+        if not upstream:
+            await self.send(text_data=json.dumps({"type": "error", "message": "FLOOR_UPSTREAM_URL is not set"}))
+            return
         call = Call(
-            endpoint_name="Bench upstream", model=frame["model"], url=UPSTREAM,
+            endpoint_name="Bench upstream", model=frame["model"], url=upstream,
             headers={"Authorization": "Bearer sk-bench-key-123456", "Content-Type": "application/json",
                      "Accept": "text/event-stream"},
             body={"model": frame["model"], "stream": True, "stream_options": {"include_usage": True},
