@@ -47,11 +47,11 @@ class FloorConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=json.dumps({"type": "error", "message": "FLOOR_UPSTREAM_URL is not set"}))
             return
         call = Call(
-            endpoint_name="Bench upstream", model=frame["model"], url=upstream,
+            endpoint_name="Bench upstream", model=str(frame.get("model", "")), url=upstream,
             headers={"Authorization": "Bearer sk-bench-key-123456", "Content-Type": "application/json",
                      "Accept": "text/event-stream"},
-            body={"model": frame["model"], "stream": True, "stream_options": {"include_usage": True},
-                  "messages": [{"role": "user", "content": frame["text"]}]},
+            body={"model": str(frame.get("model", "")), "stream": True, "stream_options": {"include_usage": True},
+                  "messages": [{"role": "user", "content": str(frame.get("text", ""))}]},
         )
         asyncio.get_running_loop().create_task(self.answer(call))
 
