@@ -32,6 +32,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
+from chat.consumers import ChatConsumer  # noqa: E402
 from chat.live import LOCAL_SECONDS  # noqa: E402
 from endpoints.adapters.base import Call, StreamError, TextDelta  # noqa: E402
 from endpoints.adapters.openai_chat import OpenAIChatAdapter  # noqa: E402
@@ -40,6 +41,10 @@ ADAPTER = OpenAIChatAdapter()
 
 
 class FloorConsumer(AsyncWebsocketConsumer):
+    # Atrium's dispatch: without channels' close_old_connections before every message (a hop to
+    # the database thread that Atrium's consumer does not make either).
+    dispatch = ChatConsumer.dispatch
+
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         frame = json.loads(text_data or "{}")
         upstream = os.environ.get("FLOOR_UPSTREAM_URL")  # the upstream's /v1/chat/completions
