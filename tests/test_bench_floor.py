@@ -9,6 +9,10 @@ from channels.testing import WebsocketCommunicator
 
 from endpoints.adapters.base import Usage
 
+# The floor uses no database, but channels' websocket consumer closes stale connections of the
+# shared database thread on disconnect (channels.db.aclose_old_connections).
+pytestmark = pytest.mark.django_db(transaction=True)
+
 
 async def _frames(communicator: WebsocketCommunicator) -> list[dict]:
     frames = []
