@@ -38,6 +38,7 @@ from endpoints.adapters.base import Call, StreamError, TextDelta  # noqa: E402
 from endpoints.adapters.openai_chat import OpenAIChatAdapter  # noqa: E402
 
 ADAPTER = OpenAIChatAdapter()
+_answers: set[asyncio.Task[None]] = set()
 
 
 class FloorConsumer(AsyncWebsocketConsumer):
@@ -58,7 +59,9 @@ class FloorConsumer(AsyncWebsocketConsumer):
             body={"model": str(frame.get("model", "")), "stream": True, "stream_options": {"include_usage": True},
                   "messages": [{"role": "user", "content": str(frame.get("text", ""))}]},
         )
-        asyncio.get_running_loop().create_task(self.answer(call))
+        task = asyncio.get_running_loop().create_task(self.answer(call))
+        _answers.add(task)  # (the loop keeps only a weak reference to a task)
+        task.add_done_callback(_answers.discard)
 
     async def answer(self, call: Call) -> None:
         pending: dict[str, Any] | None = None
