@@ -34,7 +34,8 @@ from django.urls import path  # noqa: E402
 
 from chat.consumers import ChatConsumer  # noqa: E402
 from chat.live import LOCAL_SECONDS  # noqa: E402
-from endpoints.adapters.base import Call, StreamError, TextDelta  # noqa: E402
+from endpoints.adapters.adapter import Shape  # noqa: E402
+from endpoints.adapters.base import Call, ChatMessage, ChatRequest, StreamError, TextDelta  # noqa: E402
 from endpoints.adapters.openai_chat import OpenAIChatAdapter  # noqa: E402
 
 ADAPTER = OpenAIChatAdapter()
@@ -52,12 +53,14 @@ class FloorConsumer(AsyncWebsocketConsumer):
         if not upstream:
             await self.send(text_data=json.dumps({"type": "error", "message": "FLOOR_UPSTREAM_URL is not set"}))
             return
+        # The request as Atrium's adapter lays it out (headers, body, stream_options), minus shaping.
+        request = ChatRequest(model=str(frame.get("model", "")),
+                              messages=[ChatMessage(role="user", content=str(frame.get("text", "")))])
+        shape = Shape(request=request, base_url=upstream)
         call = Call(
-            endpoint_name="Bench upstream", model=str(frame.get("model", "")), url=upstream,
-            headers={"Authorization": "Bearer sk-bench-key-123456", "Content-Type": "application/json",
-                     "Accept": "text/event-stream"},
-            body={"model": str(frame.get("model", "")), "stream": True, "stream_options": {"include_usage": True},
-                  "messages": [{"role": "user", "content": str(frame.get("text", ""))}]},
+            endpoint_name="Bench upstream", model=request.model, url=upstream,
+            headers={**ADAPTER.base_headers(stream=True), **ADAPTER.auth_headers(api_key="sk-bench-key-123456")},
+            body=ADAPTER.finalize(ADAPTER.body(shape), shape, dropped=[]),
         )
         task = asyncio.get_running_loop().create_task(self.answer(call))
         _answers.add(task)  # (the loop keeps only a weak reference to a task)

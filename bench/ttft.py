@@ -258,6 +258,7 @@ def main() -> None:
     )
     try:
         upstream_url = upstream.stdout.readline().decode().strip()
+        completions_url = upstream_url + "/v1/chat/completions"
         cookie, endpoint = make_fixtures(upstream_url, balance=args.balance)
         database = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
         layer = "redis" if settings.REDIS_URL else "in-memory"
@@ -271,14 +272,14 @@ def main() -> None:
                 pids.append(more.process.pid)
             floor = None
             if args.floor:
-                floor_env = server_env(LOG_LEVEL="WARNING", FLOOR_UPSTREAM_URL=upstream_url + "/v1/chat/completions")
+                floor_env = server_env(LOG_LEVEL="WARNING", FLOOR_UPSTREAM_URL=completions_url)
                 floor = servers.enter_context(Daphne(floor_env, name="bench-floor", app="bench.floor:application"))
             print(f"Atrium TTFT benchmark: database={database}, channel layer={layer}, cpus={os.cpu_count()}, "
                   f"servers={args.servers}, balance={'on' if args.balance else 'off'}, "
                   f"answer={args.words} chunks, {args.chunk_ms:g} ms apart")
             for concurrency in args.concurrency:
                 print(f"concurrency {concurrency}:")
-                direct, direct_seconds = asyncio.run(run_direct(upstream_url + "/v1/chat/completions", concurrency, args.requests))
+                direct, direct_seconds = asyncio.run(run_direct(completions_url, concurrency, args.requests))
                 atrium, atrium_seconds, atrium_cpu = asyncio.run(
                     run_atrium(daphne.ws_url, cookie, endpoint, concurrency, args.requests, pids))
                 if floor is not None:
