@@ -39,6 +39,15 @@ USER_FIELDS = (
     "TERMSACCEPTED",
 )
 BODY_FIELDS = ("CONVERSATIONID", "PARENTMESSAGEID", "MESSAGEID")
+# Request-body fields the portal itself sets from the conversation on every call (the messages and
+# system prompt, the model, streaming and usage reporting, tools, the user id): the same fields a
+# user may not set (chat's reserved parameters), which an endpoint's addParams may not override
+# either — `{"messages": []}` there would send every chat upstream without its messages. `metadata`
+# is left to addParams: Atrium never sets it and LibreChat configurations use it to tag requests.
+PORTAL_CONTROLLED_PARAMS = frozenset({
+    "model", "messages", "system", "input", "instructions", "prompt", "stream", "stream_options", "tools",
+    "tool_choice", "functions", "user", "n",
+})
 
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 PLACEHOLDER = re.compile(r"\{\{\s*LIBRECHAT_(USER|BODY)_([A-Za-z_]+)\s*\}\}")
@@ -150,7 +159,7 @@ def validate_headers(value: Any) -> None:
         if not isinstance(header_value, str):
             raise ValidationError(
                 f"headers: the value of {name!r} must be a string (got {type(header_value).__name__}"
-                f" {header_value!r}); quote it in YAML."
+                f" {header_value!r}); put the value in quotes."
             )
         check_env_syntax(header_value, f"headers.{name}")
         for placeholder in ANY_PLACEHOLDER.findall(header_value):
@@ -180,6 +189,14 @@ def validate_add_params(value: Any) -> None:
         return
     if not isinstance(value, dict):
         raise ValidationError("addParams must be an object (key → value) merged into every request body.")
+    controlled = sorted(key for key in value if key in PORTAL_CONTROLLED_PARAMS)
+    if controlled:
+        raise ValidationError(
+            f"addParams may not set {', '.join(controlled)}: Atrium sets "
+            f"{'this field' if len(controlled) == 1 else 'these fields'} on every request itself "
+            "(the conversation's messages, the model, streaming, usage, the user). Remove "
+            f"{'it' if len(controlled) == 1 else 'them'} from addParams."
+        )
 
 
 def validate_drop_params(value: Any) -> None:

@@ -174,3 +174,14 @@ def test_large_tables_never_count_everything(admin_client, populated, django_ass
         assert admin_client.get(reverse("admin:chat_message_changelist")).status_code == 200
     counts = [q["sql"] for q in queries.captured_queries if "COUNT(" in q["sql"].upper()]
     assert counts and all("LIMIT" in sql.upper() for sql in counts), counts
+
+
+def test_add_params_that_would_replace_the_conversation_are_refused_with_a_clear_message(admin_client, populated):
+    endpoint = populated["endpoint"]
+    url = reverse("admin:endpoints_endpoint_change", args=[endpoint.pk])
+    response = admin_client.post(url, endpoint_post_data(endpoint, add_params='{"messages": [], "web_search": true}'))
+
+    assert response.status_code == 200
+    assert "addParams may not set messages: Atrium sets this field on every request itself" in response.content.decode()
+    endpoint.refresh_from_db()
+    assert endpoint.add_params == {}

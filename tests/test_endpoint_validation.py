@@ -228,10 +228,10 @@ def test_headers_may_mix_references_placeholders_and_text():
 @pytest.mark.parametrize(
     "value, message",
     [
-        (2023, "headers: the value of 'anthropic-version' must be a string (got int 2023); quote it in YAML."),
-        (True, "headers: the value of 'anthropic-version' must be a string (got bool True); quote it in YAML."),
-        (1.5, "headers: the value of 'anthropic-version' must be a string (got float 1.5); quote it in YAML."),
-        (None, "headers: the value of 'anthropic-version' must be a string (got NoneType None); quote it in YAML."),
+        (2023, "headers: the value of 'anthropic-version' must be a string (got int 2023); put the value in quotes."),
+        (True, "headers: the value of 'anthropic-version' must be a string (got bool True); put the value in quotes."),
+        (1.5, "headers: the value of 'anthropic-version' must be a string (got float 1.5); put the value in quotes."),
+        (None, "headers: the value of 'anthropic-version' must be a string (got NoneType None); put the value in quotes."),
     ],
 )
 def test_header_values_must_be_strings(value, message):
@@ -285,11 +285,29 @@ def test_a_malformed_reference_in_a_header_names_the_header():
 # --- params -----------------------------------------------------------------------------------------
 
 def test_add_params_must_be_an_object_of_anything():
-    config.validate_add_params({"web_search": True, "n": 1, "stop": ["x"], "nested": {"a": {"b": None}}})
+    config.validate_add_params({"web_search": True, "stop": ["x"], "metadata": {"team": "a"}, "nested": {"a": {"b": None}}})
     with pytest.raises(ValidationError) as raised:
         config.validate_add_params(["web_search"])
 
     assert messages(raised) == ["addParams must be an object (key → value) merged into every request body."]
+
+
+@pytest.mark.parametrize("key", ["messages", "model", "stream", "stream_options", "user", "tools", "system", "input"])
+def test_add_params_may_not_set_what_the_portal_sends(key):
+    with pytest.raises(ValidationError) as raised:
+        config.validate_add_params({"web_search": True, key: []})
+
+    assert messages(raised) == [
+        f"addParams may not set {key}: Atrium sets this field on every request itself (the conversation's "
+        "messages, the model, streaming, usage, the user). Remove it from addParams."
+    ]
+
+
+def test_add_params_name_every_portal_field_they_try_to_set():
+    with pytest.raises(ValidationError) as raised:
+        config.validate_add_params({"stream": False, "model": "x", "messages": [], "top_k": 3})
+
+    assert messages(raised)[0].startswith("addParams may not set messages, model, stream: Atrium sets these fields")
 
 
 @pytest.mark.parametrize("value", ["stop", ["stop", 1], ["stop", ""], {"stop": True}])
