@@ -9,11 +9,12 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from accounts.models import Role, RoleGroup, User
+from endpoints import demo
 from endpoints.models import AuthKind, Endpoint, EndpointModel, ModelSpec
 from portal.models import PortalSettings
 
-DEMO_ENDPOINT = "Ollama (local demo)"
-DEMO_SPEC = "local-assistant"
+DEMO_ENDPOINT = "Atrium demo"
+DEMO_SPEC = "demo"
 DEMO_ROLE = "ENGINEERING"
 
 
@@ -50,43 +51,46 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def _demo(self) -> None:
-        endpoint, created = Endpoint.objects.get_or_create(
-            name=DEMO_ENDPOINT,
-            defaults=dict(
-                base_url="http://127.0.0.1:11434/v1",
-                auth_kind=AuthKind.NONE,
-                models_fetch=True,
-                model_display_label="Ollama",
-                catalogue_key="ollama",
-                title_convo=True,
-                title_model="current_model",
-            ),
-        )
-        if not created:
+        base_url = f"{settings.SITE_URL.rstrip('/')}/demo/v1"
+        endpoint = Endpoint.objects.filter(catalogue_key=demo.CATALOGUE_KEY).first()
+        if endpoint is not None:
+            if endpoint.base_url.endswith("/demo/v1") and endpoint.base_url != base_url:
+                # `make run PORT=…` or a new SITE_URL: the demo follows the server it runs on
+                endpoint.base_url = base_url
+                endpoint.save(update_fields=["base_url", "updated_at"])
+                self.stdout.write(f"Demo endpoint “{endpoint.name}” now points at {base_url}.")
             return
+        endpoint = Endpoint.objects.create(
+            name=DEMO_ENDPOINT, base_url=base_url, auth_kind=AuthKind.NONE, catalogue_key=demo.CATALOGUE_KEY,
+            model_display_label="Demo", ordering=1000,
+        )
         EndpointModel.objects.create(
-            endpoint=endpoint, name="llama3.2", runs_locally=True, supports_tools=True,
-            prompt_rate=Decimal("0.10"), completion_rate=Decimal("0.20"), context_tokens=131072,
+            endpoint=endpoint, name=demo.MODEL, label="Demo model (canned answers)",
+            prompt_rate=Decimal("0.10"), completion_rate=Decimal("0.20"), context_tokens=8192,
         )
         spec = ModelSpec.objects.create(
-            name=DEMO_SPEC, label="Local assistant", description="Llama 3.2 on the company's own Ollama server.",
-            group="Local models", endpoint=endpoint, model="llama3.2", is_default=True,
-            system_prompt="You are a helpful assistant for employees. Answer concisely.",
-            temperature=Decimal("0.7"),
+            name=DEMO_SPEC, label="Demo assistant", group="Demo", endpoint=endpoint, model=demo.MODEL,
+            description="Atrium's built-in demo model: it answers without any AI provider, to show the "
+            "chat working. Add a real provider in the admin.",
+            is_default=not ModelSpec.objects.filter(is_default=True).exists(),
         )
         role, _ = Role.objects.get_or_create(
             name=DEMO_ROLE,
             defaults=dict(
                 label="Engineering", priority=10, balance_enabled=True, start_balance=Decimal(5_000_000),
                 auto_refill_enabled=True, refill_interval_value=1, refill_interval_unit="months",
-                refill_amount=Decimal(5_000_000), can_run_code=True, can_use_api=True,
+                refill_amount=Decimal(5_000_000), can_use_api=True,
             ),
         )
         role.allowed_endpoints.add(endpoint)
         role.allowed_model_specs.add(spec)
         RoleGroup.objects.get_or_create(role=role, group_name="engineering")
         self.stdout.write(
-            f"Demo data: endpoint “{DEMO_ENDPOINT}” (http://127.0.0.1:11434/v1, model llama3.2), "
-            f"model spec “{spec.label}” (default), role {DEMO_ROLE} (SSO/LDAP group 'engineering', "
-            "5,000,000 credits = $5 start balance, monthly refill)."
+            f"Demo data: endpoint “{DEMO_ENDPOINT}” ({base_url}, Atrium's own demo model: it answers "
+            f"without any provider), model spec “{spec.label}”{' (default)' if spec.is_default else ''}, "
+            f"role {DEMO_ROLE} (SSO/LDAP group 'engineering', 5,000,000 credits = $5 start balance, monthly refill)."
+        )
+        self.stdout.write(
+            "To chat with a real model: Admin → Endpoints → Add from provider catalogue, pick a provider "
+            "and paste its API key (or a ${ENV_VAR} reference); then make a model spec of it the default."
         )
