@@ -284,6 +284,8 @@ AUDITLOG_INCLUDE_TRACKING_MODELS = (
     "endpoints.modelspec",
     "billing.balance",
     "billing.transaction",
+    # admins may only delete conversations (chat/admin.py); the entry names the owner and title
+    {"model": "chat.conversation", "exclude_fields": ["params", "system_prompt"]},
     "portal.portalsettings",
     {"model": "socialaccount.socialapp", "mask_fields": ["secret", "key"]},
 )
