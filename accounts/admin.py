@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import Count
 
-from accounts.models import PERMISSIONS, Role, RoleGroup, User
+from accounts.models import IMPLEMENTED_PERMISSIONS, Role, RoleGroup, User
 
 
 class RoleGroupInline(admin.TabularInline):
@@ -22,8 +22,15 @@ class RoleAdmin(admin.ModelAdmin):
     search_fields = ["name", "label", "groups__group_name"]
     filter_horizontal = ["allowed_endpoints", "allowed_model_specs"]
     fieldsets = [
-        (None, {"fields": ["name", "label", "description", "is_default", "priority", "requires_2fa"]}),
-        ("Permissions", {"fields": [field for field, _label, _default in PERMISSIONS]}),
+        (None, {"fields": ["name", "label", "description", "is_default", "priority"]}),
+        (
+            "Permissions",
+            {
+                "fields": [*IMPLEMENTED_PERMISSIONS, "requires_2fa"],
+                "description": "Permissions of features Atrium does not have yet (prompts, agents, web search, "
+                "…) appear here when those features arrive.",
+            },
+        ),
         (
             "Endpoints and model specs",
             {

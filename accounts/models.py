@@ -35,31 +35,6 @@ class RoleQuerySet(models.QuerySet):
         return super().delete()
 
 
-# LibreChat's permission set, as (field, label, default for USER).
-PERMISSIONS: list[tuple[str, str, bool]] = [
-    ("can_chat", "use chat", True),
-    ("can_choose_models", "choose endpoints/models freely (off: model specs only)", True),
-    ("can_use_prompts", "prompts: use", True),
-    ("can_create_prompts", "prompts: create", True),
-    ("can_share_prompts", "prompts: share", False),
-    ("can_use_bookmarks", "bookmarks", True),
-    ("can_use_presets", "presets", True),
-    ("can_multi_convo", "multi-conversation", True),
-    ("can_temporary_chat", "temporary chat", True),
-    ("can_share_conversations", "share conversations", True),
-    ("can_run_code", "run code", False),
-    ("can_web_search", "web search", False),
-    ("can_file_search", "file search", False),
-    ("can_use_memories", "memories", True),
-    ("can_use_agents", "agents: use", True),
-    ("can_create_agents", "agents: create", False),
-    ("can_share_agents", "agents: share", False),
-    ("can_use_mcp_servers", "MCP servers", False),
-    ("can_generate_images", "image generation", False),
-    ("can_use_api", "API access (personal API keys, gateway)", False),
-]
-
-
 class Role(models.Model):
     USER = "USER"
     ADMIN = "ADMIN"
@@ -104,11 +79,29 @@ class Role(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    objects = RoleQuerySet.as_manager()
+    # Permission flags: LibreChat's set (SPEC §1.4); the defaults are the USER role's.
+    can_chat = models.BooleanField("use chat", default=True)
+    can_choose_models = models.BooleanField("choose endpoints/models freely (off: model specs only)", default=True)
+    can_use_prompts = models.BooleanField("prompts: use", default=True)
+    can_create_prompts = models.BooleanField("prompts: create", default=True)
+    can_share_prompts = models.BooleanField("prompts: share", default=False)
+    can_use_bookmarks = models.BooleanField("bookmarks", default=True)
+    can_use_presets = models.BooleanField("presets", default=True)
+    can_multi_convo = models.BooleanField("multi-conversation", default=True)
+    can_temporary_chat = models.BooleanField("temporary chat", default=True)
+    can_share_conversations = models.BooleanField("share conversations", default=True)
+    can_run_code = models.BooleanField("run code", default=False)
+    can_web_search = models.BooleanField("web search", default=False)
+    can_file_search = models.BooleanField("file search", default=False)
+    can_use_memories = models.BooleanField("memories", default=True)
+    can_use_agents = models.BooleanField("agents: use", default=True)
+    can_create_agents = models.BooleanField("agents: create", default=False)
+    can_share_agents = models.BooleanField("agents: share", default=False)
+    can_use_mcp_servers = models.BooleanField("MCP servers", default=False)
+    can_generate_images = models.BooleanField("image generation", default=False)
+    can_use_api = models.BooleanField("API access (personal API keys, gateway)", default=False)
 
-    locals().update(
-        {field: models.BooleanField(label, default=default) for field, label, default in PERMISSIONS}
-    )
+    objects = RoleQuerySet.as_manager()
 
     class Meta:
         ordering = ["-priority", "name"]
@@ -153,6 +146,17 @@ class Role(models.Model):
         if self.is_builtin:
             raise ValidationError(f"The built-in role {self.name} cannot be deleted.")
         return super().delete(*args, **kwargs)
+
+
+# Every permission flag as (field, label, default for USER), in declaration order.
+PERMISSIONS: list[tuple[str, str, bool]] = [
+    (f.name, str(f.verbose_name), f.default) for f in Role._meta.local_fields
+    if isinstance(f, models.BooleanField) and f.name.startswith("can_")
+]
+# The flags whose features exist today (chat, free endpoint/model choice, API keys): the role page
+# shows these. The others keep their columns (and LibreChat's defaults) and appear on the page when
+# their feature does.
+IMPLEMENTED_PERMISSIONS: tuple[str, ...] = ("can_chat", "can_choose_models", "can_use_api")
 
 
 class GroupSource(models.TextChoices):

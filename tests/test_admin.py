@@ -185,3 +185,16 @@ def test_add_params_that_would_replace_the_conversation_are_refused_with_a_clear
     assert "addParams may not set messages: Atrium sets this field on every request itself" in response.content.decode()
     endpoint.refresh_from_db()
     assert endpoint.add_params == {}
+
+
+def test_the_role_page_offers_only_the_permissions_of_features_that_exist(admin_client, builtin_roles):
+    from accounts.models import Role
+
+    role = Role.objects.get(name="USER")
+    html = admin_client.get(reverse("admin:accounts_role_change", args=[role.pk])).content.decode()
+
+    for offered in ("can_chat", "can_choose_models", "can_use_api"):
+        assert f'name="{offered}"' in html
+    for hidden in ("can_web_search", "can_use_agents", "can_run_code", "can_use_memories", "can_use_presets"):
+        assert f'name="{hidden}"' not in html
+    assert role.can_use_memories is True  # the column and its default are kept for when the feature lands
