@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Lower
+from django.utils import timezone
 
 from endpoints import config
 from portal import crypto
@@ -430,3 +431,24 @@ class UserProviderKey(models.Model):
 
     def __repr__(self) -> str:
         return f"<UserProviderKey user={self.user_id} endpoint={self.endpoint_id} key={crypto.mask(self.api_key or '')}>"
+
+
+class UpstreamFailure(models.Model):
+    """One call to a provider that ended in an error (written by `endpoints.services.stream_chat`,
+    only on failure, so successful answers cost nothing here). Endpoint health and the dashboard's
+    failed calls read these; the message is the one users saw, scrubbed of keys."""
+
+    endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="failures", db_index=False)
+    model = models.CharField(max_length=200, blank=True)
+    kind = models.CharField(max_length=20, help_text="auth, not_found, rate_limit, server, connect, timeout, cut, …")
+    status = models.PositiveIntegerField(null=True, blank=True)
+    message = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["endpoint", "-created_at"], name="failure_endpoint_recent"),
+                   models.Index(fields=["created_at"], name="failure_day")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on {self.endpoint_id} at {self.created_at:%Y-%m-%d %H:%M:%S}"

@@ -20,11 +20,12 @@ import httpx
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import cache
+from django.db import DatabaseError
 
 from endpoints import http
 from endpoints.adapters import adapter_for
 from endpoints.adapters.base import Call, ChatRequest, Event, StreamError
-from endpoints.models import Endpoint
+from endpoints.models import Endpoint, UpstreamFailure
 from endpoints.shaping import ConfigError, build_call, build_models_request, check_outbound
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,21 @@ async def stream_chat(
         return
     async with aclosing(adapter_for(endpoint.provider).run(call, on_sent=on_sent)) as events:
         async for event in events:
+            if isinstance(event, StreamError):
+                await record_failure(endpoint=endpoint, model=call.model, error=event)
             yield event
+
+
+async def record_failure(*, endpoint: Endpoint, model: str, error: StreamError) -> None:
+    """Endpoint health: keep the failed call (the error path only; a failure to record it is
+    logged, never shown to the user in place of the provider's error)."""
+    try:
+        await UpstreamFailure.objects.acreate(
+            endpoint_id=endpoint.pk, model=model[:200], kind=error.kind[:20], status=error.status,
+            message=error.message[:1000],
+        )
+    except DatabaseError:
+        log.exception("could not record the failed call to %s", endpoint.name)
 
 
 def _listed(endpoint: Endpoint) -> list[str]:
@@ -65,13 +80,28 @@ async def list_models(*, endpoint: Endpoint, user: Any) -> list[str]:
     if not endpoint.models_fetch or adapter_for(endpoint.provider).models_path is None:
         return listed  # models.fetch is off, or the protocol has no model list (Anthropic)
     try:
+        return await fetch_models(endpoint=endpoint, user=user)
+    except ModelListUnavailable as exc:
+        log.warning("model list of %s unavailable (%s); using the listed models", endpoint.name, exc)
+        return listed
+
+
+class ModelListUnavailable(Exception):
+    """The endpoint's model list could not be fetched; the message says why (never a secret)."""
+
+
+async def fetch_models(*, endpoint: Endpoint, user: Any, use_cache: bool = True) -> list[str]:
+    """`GET {baseURL}/models` with the endpoint's auth and headers: the model names it answers
+    with (cached MODELS_CACHE_SECONDS unless `use_cache` is off). Raises ModelListUnavailable."""
+    if adapter_for(endpoint.provider).models_path is None:
+        raise ModelListUnavailable("this wire protocol has no model list")
+    try:
         models_request = await sync_to_async(build_models_request, thread_sensitive=True)(endpoint=endpoint, user=user)
         pin = await check_outbound(models_request.url, endpoint.name) if models_request.outbound_check else None
     except ConfigError as exc:
-        log.info("model list of %s not fetched: %s", endpoint.name, exc)
-        return listed
+        raise ModelListUnavailable(str(exc)) from exc
     key = _cache_key(endpoint, user if models_request.per_user else None, models_request.url)
-    cached = await cache.aget(key)
+    cached = await cache.aget(key) if use_cache else None
     if cached is not None:
         return list(cached)
     try:
@@ -80,19 +110,15 @@ async def list_models(*, endpoint: Endpoint, user: Any) -> list[str]:
             timeout=http.timeout(read=min(30.0, settings.UPSTREAM_READ_TIMEOUT)),
         )
     except httpx.HTTPError as exc:
-        log.warning("model list of %s unavailable (%s); using the listed models", endpoint.name, type(exc).__name__)
-        return listed
+        raise ModelListUnavailable(f"{type(exc).__name__}: the server could not be reached") from exc
     if response.status_code != 200:
-        log.warning("model list of %s unavailable (HTTP %s); using the listed models", endpoint.name, response.status_code)
-        return listed
+        raise ModelListUnavailable(f"HTTP {response.status_code}")
     try:
         models = parse_model_list(response.json())
     except ValueError as exc:
-        log.warning("model list of %s unreadable (%s); using the listed models", endpoint.name, exc)
-        return listed
+        raise ModelListUnavailable(f"unreadable answer: {exc}") from exc
     if not models:
-        log.warning("model list of %s is empty; using the listed models", endpoint.name)
-        return listed
+        raise ModelListUnavailable("the list is empty")
     await cache.aset(key, models, settings.MODELS_CACHE_SECONDS)
     return models
 

@@ -134,7 +134,7 @@ def test_an_unreadable_answer_falls_back(endpoint, upstream, caplog, body):
     with caplog.at_level(logging.WARNING, logger="endpoints"):
         assert models_for(endpoint) == ["fallback-a", "fallback-b"]
 
-    assert "model list of Router unreadable" in caplog.text
+    assert "model list of Router unavailable (unreadable answer" in caplog.text
 
 
 def test_connection_refused_and_timeouts_fall_back(make_endpoint, upstream, settings, caplog):
