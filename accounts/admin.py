@@ -73,10 +73,16 @@ class UserAdmin(DjangoUserAdmin):
     list_select_related = ["role"]
     search_fields = ["username", "email", "name", "first_name", "last_name"]
     show_full_result_count = False
+    # What a user may do comes from their role: Django's own groups and per-user permissions are
+    # not offered (staff/superuser still decide who may open this admin).
     fieldsets = [
-        *DjangoUserAdmin.fieldsets,
-        ("Atrium", {"fields": ["name", "role", "auth_provider", "openid_id", "ldap_id", "terms_accepted"]}),
+        (None, {"fields": ["username", "password"]}),
+        ("Personal info", {"fields": ["name", "first_name", "last_name", "email"]}),
+        ("Atrium", {"fields": ["role", "auth_provider", "openid_id", "ldap_id", "terms_accepted"]}),
+        ("Access", {"fields": ["is_active", "is_staff", "is_superuser"]}),
+        ("Important dates", {"fields": ["last_login", "date_joined"]}),
     ]
+    filter_horizontal = ()
     add_fieldsets = [
         *DjangoUserAdmin.add_fieldsets,
         ("Atrium", {"fields": ["email", "name", "role"]}),

@@ -20,6 +20,8 @@ from billing.services import next_refill_at, role_of
 from portal.models import PortalSettings
 
 if TYPE_CHECKING:
+    from django.db.models import QuerySet
+
     from accounts.models import User
 
 USAGE_TYPES = (TokenType.PROMPT, TokenType.COMPLETION, TokenType.CACHE_READ, TokenType.CACHE_WRITE)
@@ -31,7 +33,7 @@ def display_currency() -> Currency:
     return Currency.from_settings(PortalSettings.load())
 
 
-def _token_sums(prefix: str = "") -> dict[str, Any]:
+def token_sums() -> dict[str, Any]:
     """Aggregates: tokens per usage type, the cost (positive credits) and whether any row was
     estimated, for `.annotate()` / `.aggregate()`."""
     sums: dict[str, Any] = {
@@ -130,7 +132,7 @@ def message_usage(*, user: "User", message_ids: Iterable[uuid.UUID | str]) -> di
         Transaction.objects.filter(user=user, message_id__in=ids, token_type__in=USAGE_TYPES)
         .order_by()
         .values("message_id")
-        .annotate(**_token_sums())
+        .annotate(**token_sums())
     )
     return {row["message_id"]: UsageTotals.from_row(row, currency) for row in rows}
 
@@ -146,10 +148,10 @@ def conversation_usage(*, user: "User", conversation_id: uuid.UUID | str) -> Con
     """Totals of one of the user's conversations, with the title calls and each message's share."""
     currency = display_currency()
     base = Transaction.objects.filter(user=user, conversation_id=conversation_id, token_type__in=USAGE_TYPES)
-    total = base.aggregate(**_token_sums())
-    titles = base.filter(context="title").aggregate(**_token_sums())
+    total = base.aggregate(**token_sums())
+    titles = base.filter(context="title").aggregate(**token_sums())
     per_message = (
-        base.filter(message_id__isnull=False).order_by().values("message_id").annotate(**_token_sums())
+        base.filter(message_id__isnull=False).order_by().values("message_id").annotate(**token_sums())
     )
     return ConversationUsage(
         total=UsageTotals.from_row(total, currency),
@@ -219,12 +221,8 @@ def usage_report(
     if group_by not in REPORT_GROUPS:
         raise ValueError(f"Unknown report grouping {group_by!r} (one of: {', '.join(REPORT_GROUPS)}).")
     currency = display_currency()
-    rows = Transaction.objects.filter(token_type__in=USAGE_TYPES)
+    rows = usage_rows(start, end)
     tz = timezone.get_current_timezone()
-    if start is not None:
-        rows = rows.filter(created_at__gte=dt.datetime.combine(start, dt.time.min, tzinfo=tz))
-    if end is not None:
-        rows = rows.filter(created_at__lt=dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min, tzinfo=tz))
     key = {
         "user": F("user_id"),
         "role": F("role_id"),
@@ -232,8 +230,8 @@ def usage_report(
         "model": F("model"),
         "day": TruncDate("created_at", tzinfo=tz),
     }[group_by]
-    grouped = list(rows.order_by().annotate(key=key).values("key").annotate(**_token_sums()).order_by("key"))
-    labels = _report_labels(group_by, [row["key"] for row in grouped])
+    grouped = list(rows.order_by().annotate(key=key).values("key").annotate(**token_sums()).order_by("key"))
+    labels = report_labels(group_by, [row["key"] for row in grouped])
     report = [ReportRow(row["key"], labels.get(row["key"], ""), UsageTotals.from_row(row, currency)) for row in grouped]
     totals = {
         name: sum((row[name] for row in grouped), ZERO if name == "spent" else 0)
@@ -243,7 +241,19 @@ def usage_report(
     return report, UsageTotals.from_row(totals, currency)
 
 
-def _report_labels(group_by: str, keys: list[Any]) -> dict[Any, str]:
+def usage_rows(start: dt.date | None, end: dt.date | None) -> "QuerySet[Transaction]":
+    """The usage transactions (not refills or adjustments) between `start` and `end`, inclusive
+    dates in the portal's time zone: what every report and the dashboard aggregate."""
+    rows = Transaction.objects.filter(token_type__in=USAGE_TYPES)
+    tz = timezone.get_current_timezone()
+    if start is not None:
+        rows = rows.filter(created_at__gte=dt.datetime.combine(start, dt.time.min, tzinfo=tz))
+    if end is not None:
+        rows = rows.filter(created_at__lt=dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min, tzinfo=tz))
+    return rows
+
+
+def report_labels(group_by: str, keys: list[Any]) -> dict[Any, str]:
     if group_by == "user":
         from accounts.models import User
 

@@ -63,21 +63,24 @@ class CatalogueForm(forms.Form):
         choices=[(p.key, f"{p.name} — {p.base_url}") for p in PROVIDERS],
         help_text="Wire protocol, base URL, auth kind and a starting model list come from the catalogue.",
     )
-    name = forms.CharField(required=False, max_length=100, help_text="Default: the provider's name.")
+    name = forms.CharField(
+        required=False, max_length=100, help_text="Default: the provider's name.",
+        widget=forms.TextInput(attrs={"class": "vTextField"}),
+    )
     api_key = forms.CharField(
         label="API key",
         required=False,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off", "class": "vTextField"}),
         help_text="Paste a key (stored encrypted), or a ${ENV_VAR} reference, or user_provided. "
         "Empty: the provider's usual environment variable, e.g. ${GROQ_API_KEY}.",
     )
     base_url = forms.CharField(
-        label="Base URL", required=False, max_length=2048,
+        label="Base URL", required=False, max_length=2048, widget=forms.URLInput(attrs={"class": "vURLField"}),
         help_text="Only to override the catalogue's URL (Azure resource, Vertex region, a self-hosted server).",
     )
     models = forms.CharField(
         required=False,
-        widget=forms.Textarea(attrs={"rows": 4}),
+        widget=forms.Textarea(attrs={"rows": 4, "class": "vLargeTextField"}),
         help_text="One model name per line. Empty: the catalogue's models.",
     )
 

@@ -130,7 +130,7 @@ def test_an_admin_creates_an_endpoint_from_the_catalogue_in_one_step(admin_clien
     assert admin_client.get(url).status_code == 200
     response = admin_client.post(url, {"provider": "groq", "name": "", "api_key": "gsk_pasted_key_1234567890", "models": ""})
     assert response.status_code == 302
-    endpoint = Endpoint.objects.get(name="groq")
+    endpoint = Endpoint.objects.get(name="Groq")
     assert endpoint.base_url == "https://api.groq.com/openai/v1"
     assert endpoint.provider == "openai_chat" and endpoint.api_key == "gsk_pasted_key_1234567890"
     assert list(endpoint.models.values_list("name", flat=True)) == [
@@ -198,3 +198,26 @@ def test_the_role_page_offers_only_the_permissions_of_features_that_exist(admin_
     for hidden in ("can_web_search", "can_use_agents", "can_run_code", "can_use_memories", "can_use_presets"):
         assert f'name="{hidden}"' not in html
     assert role.can_use_memories is True  # the column and its default are kept for when the feature lands
+
+
+def test_the_user_form_offers_roles_not_djangos_groups_and_permissions(admin_client, make_user):
+    user = make_user("bob")
+    html = admin_client.get(reverse("admin:accounts_user_change", args=[user.pk])).content.decode()
+
+    assert 'name="role"' in html and 'name="is_staff"' in html
+    assert 'name="groups"' not in html and 'name="user_permissions"' not in html
+
+
+def test_every_admin_page_has_a_favicon_and_no_view_site_link_back_to_itself(admin_client, client):
+    index = admin_client.get(reverse("admin:index")).content.decode()
+
+    assert 'rel="icon"' in index and "View site" not in index
+    favicon = client.get("/favicon.ico")
+    assert favicon.status_code == 301 and favicon["Location"].endswith("favicon.svg")
+
+
+def test_catalogue_provider_names_are_cased_as_the_providers_write_them():
+    from endpoints.catalogue import BY_KEY
+
+    names = {key: BY_KEY[key].name for key in ("xai", "groq", "ollama", "deepseek", "openrouter")}
+    assert names == {"xai": "xAI", "groq": "Groq", "ollama": "Ollama", "deepseek": "DeepSeek", "openrouter": "OpenRouter"}
