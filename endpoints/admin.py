@@ -1,14 +1,18 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
-from django.db.models import Count
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count, Max, Q
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.timesince import timesince
 
+from endpoints import demo
 from endpoints.catalogue import BY_KEY, create_endpoint_from_catalogue
+from endpoints.health import HEALTH_WINDOW, connection_test
 from endpoints.forms import CatalogueForm, EndpointForm, EndpointModelFormSet
 from endpoints.models import Endpoint, EndpointModel, ModelSpec, UserProviderKey
 from portal import crypto
@@ -34,12 +38,15 @@ class EndpointModelInline(admin.TabularInline):
 class EndpointAdmin(admin.ModelAdmin):
     form = EndpointForm
     inlines = [EndpointModelInline]
-    list_display = ["name", "kind", "provider", "base_url_display", "key_display", "model_count", "enabled", "ordering"]
+    list_display = ["name_display", "kind", "provider", "base_url_display", "key_display", "model_count", "health",
+                    "enabled", "ordering"]
+    list_display_links = ["name_display"]
     list_editable = ["enabled", "ordering"]
     list_filter = ["kind", "provider", "enabled", "models_fetch", "title_convo"]
     search_fields = ["name", "base_url"]
     autocomplete_fields = ["title_endpoint"]
     change_list_template = "admin/endpoints/endpoint/change_list.html"
+    change_form_template = "admin/endpoints/endpoint/change_form.html"
     fieldsets = [
         (None, {"fields": ["name", "kind", "provider", "enabled", "ordering"]}),
         (
@@ -62,7 +69,12 @@ class EndpointAdmin(admin.ModelAdmin):
     ]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(_model_count=Count("models"))
+        since = timezone.now() - HEALTH_WINDOW
+        return super().get_queryset(request).annotate(
+            _model_count=Count("models", distinct=True),
+            _recent_failures=Count("failures", filter=Q(failures__created_at__gte=since), distinct=True),
+            _last_failure=Max("failures__created_at"),
+        )
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = super().get_fieldsets(request, obj)
@@ -73,6 +85,21 @@ class EndpointAdmin(admin.ModelAdmin):
             (title, {**opts, "fields": [f for f in opts["fields"] if f != "clear_api_key"]})
             for title, opts in fieldsets
         ]
+
+    @admin.display(description="name", ordering="name")
+    def name_display(self, obj: Endpoint) -> str:
+        if obj.catalogue_key == demo.CATALOGUE_KEY:
+            return format_html('{} <span class="atrium-badge" title="Atrium\'s built-in demo model">demo</span>', obj.name)
+        return obj.name
+
+    @admin.display(description="health (24 h)")
+    def health(self, obj: Endpoint) -> str:
+        """Failed calls in the last day, and when the last one happened (details on the dashboard)."""
+        if not obj._recent_failures:
+            return "ok" if obj._last_failure is None else format_html(
+                '<span title="last failure {}">ok</span>', obj._last_failure.isoformat(timespec="minutes"))
+        return format_html('<span class="atrium-failing-badge">{} failed</span>, last {} ago',
+                           obj._recent_failures, timesince(obj._last_failure))
 
     @admin.display(description="base URL")
     def base_url_display(self, obj: Endpoint) -> str:
@@ -93,8 +120,26 @@ class EndpointAdmin(admin.ModelAdmin):
                 self.admin_site.admin_view(self.catalogue_view),
                 name="endpoints_endpoint_catalogue",
             ),
+            path(
+                "<int:pk>/test-connection/",
+                self.admin_site.admin_view(self.test_connection_view),
+                name="endpoints_endpoint_test_connection",
+            ),
             *super().get_urls(),
         ]
+
+    def test_connection_view(self, request, pk: int):
+        """POST: ask the endpoint for its model list (`GET {baseURL}/models`, not cached) and say
+        what it answered, on the endpoint's page."""
+        endpoint = self.get_object(request, str(pk))
+        if endpoint is None or not self.has_view_permission(request, endpoint):
+            raise PermissionDenied
+        change_url = reverse("admin:endpoints_endpoint_change", args=[endpoint.pk])
+        if request.method != "POST":
+            return redirect(change_url)
+        result = connection_test(endpoint, request.user)
+        messages.add_message(request, messages.SUCCESS if result.ok else messages.ERROR, result.message)
+        return redirect(change_url)
 
     def catalogue_view(self, request):
         """Create an endpoint in one step from the provider catalogue."""
