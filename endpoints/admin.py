@@ -27,7 +27,10 @@ CAPABILITY_FIELDS = [
 class EndpointModelInline(admin.TabularInline):
     model = EndpointModel
     formset = EndpointModelFormSet
-    fields = ["name", "listed", "label", "ordering", *RATE_FIELDS, "deployment_name", *CAPABILITY_FIELDS]
+    # Models and their rates, all columns visible at 1,400 px; each model's capabilities are on its
+    # own page (the row's "Change" link, and Models in the menu).
+    fields = ["name", "listed", "label", "ordering", *RATE_FIELDS, "deployment_name"]
+    show_change_link = True
     extra = 0
     min_num = 1
     verbose_name = "model (models.default + tokenConfig)"
