@@ -5,7 +5,7 @@ of a million transactions. Prints figures; asserts nothing.
 
 Runs in a throw-away database next to DATABASE_URL's (`<name>_bench`, created, migrated, dropped at
 the end like a test database; `--keep` keeps it and reuses its seeded ledger on the next run), so it
-never touches real data. Targets: recording ≤ 2 ms per call (p50), each report < 1 s.
+never touches real data. Targets: recording ≤ 2 ms per call (p50), each report and the dashboard < 1 s.
 """
 from __future__ import annotations
 
@@ -171,6 +171,21 @@ def bench_reports(repeat: int = 3) -> None:
                   f"best={min(samples):.0f} ms  median={statistics.median(samples):.0f} ms")
 
 
+def bench_dashboard(repeat: int = 3) -> None:
+    """The admin's landing page (billing/dashboard.py): every figure of a period, as it renders."""
+    from billing.dashboard import dashboard
+
+    today = dt.date.today()
+    for days in (7, 30, 90):
+        samples = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            board = dashboard(start=today - dt.timedelta(days=days - 1), end=today)
+            samples.append((time.perf_counter() - started) * 1000)
+        print(f"dashboard, last {days:>2} days  bars={len(board.bars):>3} endpoints={len(board.health):>3}  "
+              f"best={min(samples):.0f} ms  median={statistics.median(samples):.0f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000, help="transactions to seed for the reports")
@@ -188,6 +203,7 @@ def main() -> None:
         bench_record_usage(args.calls)
         seed(args.rows)
         bench_reports()
+        bench_dashboard()
     finally:
         if not args.keep:
             creation.destroy_test_db(original, verbosity=0)

@@ -99,7 +99,10 @@ def dashboard(*, start: dt.date, end: dt.date) -> Dashboard:
 
     days = _fold(by_day_endpoint_model, "day")
     totals = UsageTotals.from_row(_sum(days.values()), currency)
-    top = lambda folded, labels=None: _ranked(folded, labels, totals.credits, currency)  # noqa: E731
+
+    def top(folded: dict[Any, dict[str, Any]], labels: dict[Any, str] | None = None) -> list[Ranked]:
+        return _ranked(folded, labels, totals.credits, currency)
+
     users, roles = _fold(by_user_role, "user_id"), _fold(by_user_role, "role_id")
     answered: dict[str, int] = defaultdict(int)
     for row in by_day_endpoint_model:
