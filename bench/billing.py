@@ -106,7 +106,8 @@ def bench_record_usage(calls: int) -> None:
 
 def seed(rows: int) -> None:
     """`rows` usage transactions over 90 days for 1,000 users in 5 roles, 10 endpoints × 3 models,
-    written with COPY."""
+    written with COPY in time order, as an append-only ledger grows (so a short period's rows sit
+    together on disk, as they do in production)."""
     from accounts.models import Role, User
     from billing.models import Transaction
     from endpoints.models import Endpoint
@@ -133,12 +134,13 @@ def seed(rows: int) -> None:
     types = [("prompt", Decimal("2.5")), ("completion", Decimal(10)), ("cache_read", Decimal("1.25")),
              ("cache_write", Decimal("3.75"))]
     buffer = io.StringIO()
+    offsets = sorted(rng.randrange(90 * 86400) for _ in range(rows - existing))
     for n in range(rows - existing):
         user_id, role_id = users[rng.randrange(len(users))]
         endpoint = endpoints[rng.randrange(10)]
         token_type, rate = types[rng.randrange(4)] if n % 3 else types[n % 2]
         tokens = rng.randint(1, 4000)
-        created = start + dt.timedelta(seconds=rng.randrange(90 * 86400))
+        created = start + dt.timedelta(seconds=offsets[n])
         buffer.write(
             f"{user_id}\t{role_id}\t{endpoint.pk}\t{endpoint.name}\t{endpoint.name}-m{rng.randrange(3)}\t"
             f"{token_type}\t{tokens}\t{rate}\t{-tokens * rate}\tgateway\tf\t\t{created.isoformat()}\n"

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from django.db import connection, transaction
 from django.db.models import Count, F, Max, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
@@ -88,14 +89,7 @@ class Dashboard:
 
 def dashboard(*, start: dt.date, end: dt.date) -> Dashboard:
     currency = display_currency()
-    rows = usage_rows(start, end).order_by()
-    tz = timezone.get_current_timezone()
-    by_day_endpoint_model = list(
-        rows.annotate(day=TruncDate("created_at", tzinfo=tz))
-        .values("day", "endpoint_name", "model")
-        .annotate(**token_sums(), answered=Count("pk", filter=Q(token_type=TokenType.PROMPT, context__in=ANSWERED)))
-    )
-    by_user_role = list(rows.values("user_id", "role_id").annotate(**token_sums()))
+    by_day_endpoint_model, by_user_role = _aggregates(start, end)
 
     days = _fold(by_day_endpoint_model, "day")
     totals = UsageTotals.from_row(_sum(days.values()), currency)
@@ -121,6 +115,28 @@ def dashboard(*, start: dt.date, end: dt.date) -> Dashboard:
         low_balances=low_balances(currency),
         health=endpoint_health(start=start, end=end, answered=answered),
     )
+
+
+# PostgreSQL plans the (day, endpoint, model) grouping for the product of their distinct counts
+# (tens of thousands of groups, where a few thousand exist) and, at the default 4 MB of work_mem,
+# sorts the period's rows on disk instead of hashing them: twice as slow on a million-row ledger.
+AGGREGATE_WORK_MEM = "32MB"
+
+
+def _aggregates(start: dt.date, end: dt.date) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    rows = usage_rows(start, end).order_by()
+    tz = timezone.get_current_timezone()
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(f"SET LOCAL work_mem = '{AGGREGATE_WORK_MEM}'")  # this transaction only
+        by_day_endpoint_model = list(
+            rows.annotate(day=TruncDate("created_at", tzinfo=tz))
+            .values("day", "endpoint_name", "model")
+            .annotate(**token_sums(), answered=Count("pk", filter=Q(token_type=TokenType.PROMPT, context__in=ANSWERED)))
+        )
+        by_user_role = list(rows.values("user_id", "role_id").annotate(**token_sums()))
+    return by_day_endpoint_model, by_user_role
 
 
 def _fold(rows: Iterable[dict[str, Any]], key: str) -> dict[Any, dict[str, Any]]:
