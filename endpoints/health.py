@@ -5,12 +5,11 @@ Failed calls are recorded by `endpoints.services.stream_chat` (UpstreamFailure);
 """
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
-
-import asyncio
-from concurrent.futures import ThreadPoolExecutor
 
 from endpoints import services
 from endpoints.models import Endpoint

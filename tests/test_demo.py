@@ -54,7 +54,9 @@ async def test_the_printed_admin_gets_an_answer_from_the_demo_endpoint_without_a
     assert "Add from provider catalogue" in answer.text
     assert len(answer.of_type("delta")) > 1  # streamed, not written at once
     assert answer.usage["usage"]["completion_tokens"] > 0
-    billed = await sync_to_async(lambda: sorted(Transaction.objects.filter(context="message").values_list("token_type", flat=True)))()
+    billed = await sync_to_async(
+        lambda: sorted(Transaction.objects.filter(context="message").values_list("token_type", flat=True))
+    )()
     assert billed == ["completion", "prompt"]
 
 
