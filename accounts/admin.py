@@ -68,7 +68,8 @@ class UserAdmin(DjangoUserAdmin):
     show_full_result_count = False
     fieldsets = [
         *DjangoUserAdmin.fieldsets,
-        ("Atrium", {"fields": ["name", "role", "auth_provider", "openid_id", "ldap_id", "terms_accepted"]}),
+        ("Atrium", {"fields": ["name", "role", "staff_role_follows_groups", "auth_provider", "openid_id", "ldap_id",
+                               "terms_accepted"]}),
     ]
     add_fieldsets = [
         *DjangoUserAdmin.add_fieldsets,

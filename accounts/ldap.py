@@ -11,7 +11,7 @@ import ldap
 from django.conf import settings
 from django_auth_ldap.backend import LDAPBackend, ldap_error, populate_user
 
-from accounts.adapters import LDAP_UNMAPPED, LDAP_UNREACHABLE
+from accounts.adapters import LDAP_NAME_TAKEN, LDAP_UNMAPPED, LDAP_UNREACHABLE
 from accounts.models import GroupSource, User
 from accounts.services import UnmappedGroupsError, resolve_role
 
@@ -29,9 +29,14 @@ class AtriumLDAPBackend(LDAPBackend):
 
     def get_or_build_user(self, username: str, ldap_user: Any):
         user, built = super().get_or_build_user(username, ldap_user)
-        # A local account with its own password is never taken over by a same-named directory entry.
-        if not built and user.auth_provider == "local" and user.has_usable_password():
-            raise ldap_user.AuthenticationFailed(f"{username} is a local account")
+        # A directory entry signs in to an existing account of the same name only if that account is
+        # a directory account (made by an earlier LDAP sign-in, or an admin set its sign-in method to
+        # ldap): a local, SSO or administrator account is never taken over by a name that matches.
+        if not built and user.auth_provider != "ldap":
+            request = getattr(ldap_user, "_request", None)
+            if request is not None:
+                setattr(request, LDAP_NAME_TAKEN, True)
+            raise ldap_user.AuthenticationFailed(f"{username} is not a directory account")
         return user, built
 
 
@@ -57,12 +62,14 @@ def _directory_id(ldap_user: Any) -> str:
 def _apply_role(sender: Any, user: User, ldap_user: Any, **kwargs: Any) -> None:
     groups = set(ldap_user.group_names) | set(ldap_user.group_dns) if _groups_configured() else set()
     try:
-        user.role = resolve_role(groups, GroupSource.LDAP, user=user)
+        role = resolve_role(groups, GroupSource.LDAP, user=user)
     except UnmappedGroupsError as exc:
         request = getattr(ldap_user, "_request", None)
         if request is not None:
             setattr(request, LDAP_UNMAPPED, True)
         raise ldap_user.AuthenticationFailed(str(exc)) from exc
+    if user.groups_may_set_role():  # a staff account keeps its role unless an admin opted in
+        user.role = role
     user.ldap_id = _directory_id(ldap_user)[:500]
     user.auth_provider = "ldap"
     user.name = (user.name or user.get_full_name())[:200]
