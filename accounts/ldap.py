@@ -13,7 +13,7 @@ from django_auth_ldap.backend import LDAPBackend, ldap_error, populate_user
 
 from accounts.adapters import LDAP_NAME_TAKEN, LDAP_UNMAPPED, LDAP_UNREACHABLE
 from accounts.models import GroupSource, User
-from accounts.services import UnmappedGroupsError, resolve_role
+from accounts.services import UnmappedGroupsError, resolve_role, user_set_email_verified
 
 UNREACHABLE_ERRORS = (ldap.SERVER_DOWN, ldap.TIMEOUT, ldap.CONNECT_ERROR, ldap.TIMELIMIT_EXCEEDED)
 
@@ -24,7 +24,8 @@ class AtriumLDAPBackend(LDAPBackend):
             return None
         user = super().authenticate(request, username=username, password=password, **kwargs)
         if user is not None and user.email:
-            _trust_directory_email(user)
+            # The directory vouches for its users' mail attribute: no confirmation email for it.
+            user_set_email_verified(user=user, verified=True)
         return user
 
     def get_or_build_user(self, username: str, ldap_user: Any):
@@ -38,19 +39,6 @@ class AtriumLDAPBackend(LDAPBackend):
                 setattr(request, LDAP_NAME_TAKEN, True)
             raise ldap_user.AuthenticationFailed(f"{username} is not a directory account")
         return user, built
-
-
-def _trust_directory_email(user: User) -> None:
-    """The directory vouches for its users' mail attribute: no verification email for it."""
-    from allauth.account.models import EmailAddress
-
-    address = EmailAddress.objects.filter(user=user, email__iexact=user.email).first()
-    if address is None:
-        has_primary = EmailAddress.objects.filter(user=user, primary=True).exists()
-        EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=not has_primary)
-    elif not address.verified:
-        address.verified = True
-        address.save(update_fields=["verified"])
 
 
 def _directory_id(ldap_user: Any) -> str:

@@ -144,6 +144,40 @@ def groups_from_claims(
     return []
 
 
+def email_verified_elsewhere(*, email: str, user: User | None) -> bool:
+    """Another account than `user` has `email` as a verified address (an address is verified once)."""
+    from allauth.account.models import EmailAddress
+
+    others = EmailAddress.objects.filter(email__iexact=email, verified=True)
+    return (others.exclude(user=user) if user is not None and user.pk else others).exists()
+
+
+def user_set_email_verified(*, user: User, verified: bool) -> None:
+    """Record the admin's word on whether `user.email` belongs to the person (the user page's
+    "address verified"): verified, it needs no confirmation email and SSO may join the account by it
+    (unless it is staff); unticked, the next sign-in sends a confirmation email."""
+    from allauth.account.models import EmailAddress
+
+    if not user.email:
+        return
+    address = EmailAddress.objects.filter(user=user, email__iexact=user.email).first()
+    if address is None:
+        if verified:
+            has_primary = EmailAddress.objects.filter(user=user, primary=True).exists()
+            EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=not has_primary)
+    elif address.verified != verified:
+        address.verified = verified
+        address.save(update_fields=["verified"])
+
+
+def user_email_is_verified(user: User) -> bool:
+    from allauth.account.models import EmailAddress
+
+    return bool(user.pk and user.email) and EmailAddress.objects.filter(
+        user=user, email__iexact=user.email, verified=True
+    ).exists()
+
+
 @transaction.atomic
 def user_end_access(*, user: User) -> int:
     """End every session and revoke every API key of `user` (on deactivation). Returns keys revoked."""

@@ -31,6 +31,8 @@ ENCRYPTION_KEYS = [
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
+# The portal's name in emails ("Hello from Atrium!") and the sites framework (set by `bootstrap`).
+SITE_NAME = env_str("SITE_NAME", "Atrium")
 
 INSTALLED_APPS = [
     "daphne",
