@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
-from django.views.generic import RedirectView
 
+from chat.views import home
 from portal.api import api
 
 admin.site.site_header = "Atrium administration"
@@ -13,6 +13,6 @@ urlpatterns = [
     path("api/", api.urls),
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),  # set_language: POST, CSRF-checked, remembered in a cookie
-    # The chat UI is a later issue; until then the portal's front door is its admin.
-    path("", RedirectView.as_view(url="/admin/", permanent=False), name="home"),
+    # Every signed-in user's landing page (the chat page will replace it); staff find the admin there.
+    path("", home, name="home"),
 ]
