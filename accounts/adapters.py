@@ -70,8 +70,8 @@ class AccountAdapter(DefaultAccountAdapter):
             )
         return user
 
-
     def get_login_stages(self) -> list[str]:
+        """allauth's stages, with Atrium's email-verification stage (below) in place of its own."""
         return [
             "accounts.adapters.EmailVerificationStage" if path == "allauth.account.stages.EmailVerificationStage" else path
             for path in super().get_login_stages()
@@ -115,18 +115,9 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
         provider = sociallogin.account.get_provider(request)
         if not sociallogin.is_existing:
             self._refuse_clashing_account(request, sociallogin, provider)
-        app_settings = provider.app.settings or {}
-        source = app_settings.get("groups_source", "auto")
-        if source not in GROUPS_SOURCES:
-            source = "auto"
-        extra = sociallogin.account.extra_data or {}
-        groups = groups_from_claims(
-            userinfo=extra.get("userinfo"), id_token=extra.get("id_token"),
-            claim=app_settings.get("groups_claim", "groups"), source=source,
-        )
         user = sociallogin.user
         try:
-            role = resolve_role(groups, GroupSource.OIDC, user=user)
+            role = resolve_role(self._idp_groups(sociallogin, provider), GroupSource.OIDC, user=user)
         except UnmappedGroupsError as exc:
             self._refuse(request, str(exc), provider)
         fields = ["openid_id"]
@@ -140,6 +131,19 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
         if user.pk:
             user.save(update_fields=fields)
             self._trust_idp_verified_emails(sociallogin)
+
+    @staticmethod
+    def _idp_groups(sociallogin: SocialLogin, provider: Any) -> list[str]:
+        """The user's groups from the claim and source the app's settings name."""
+        app_settings = provider.app.settings or {}
+        source = app_settings.get("groups_source", "auto")
+        if source not in GROUPS_SOURCES:
+            source = "auto"
+        extra = sociallogin.account.extra_data or {}
+        return groups_from_claims(
+            userinfo=extra.get("userinfo"), id_token=extra.get("id_token"),
+            claim=app_settings.get("groups_claim", "groups"), source=source,
+        )
 
     def _refuse_clashing_account(self, request: HttpRequest, sociallogin: SocialLogin, provider: Any) -> None:
         """A new SSO login whose address an existing account holds, and that may not join it (see
