@@ -1,7 +1,10 @@
 """LDAP / Active Directory sign-in (django-auth-ldap), configured by AUTH_LDAP_* (accounts.conf).
 
 At every LDAP login the user's directory groups (names and DNs) go through the same role mapping
-as OIDC (accounts.services.resolve_role), and User.ldap_id / auth_provider are kept current.
+as OIDC (accounts.services.resolve_role; an existing staff account keeps its role unless an admin
+opted in), and User.ldap_id / auth_provider are kept current. An existing account of the same
+username is signed in to only if it is a directory account (README, "When an SSO or LDAP sign-in
+joins, creates or refuses an account").
 """
 from __future__ import annotations
 
