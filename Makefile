@@ -34,7 +34,7 @@ bench: install
 
 # Atrium's own translations (locale/): the sign-in pages and accounts messages; see README "Languages".
 LANGS := zh_Hans de es fr ja ru pt_BR ar
-MESSAGES_IGNORE := portal/* endpoints/* billing/* chat/* tests/* bench/* staticfiles/* templates/admin/endpoints/* accounts/admin.py accounts/migrations/*
+MESSAGES_IGNORE := portal/* endpoints/* billing/* chat/* tests/* bench/* staticfiles/* templates/admin/endpoints/* templates/chat/* accounts/admin.py accounts/migrations/*
 
 messages: install
 	$(PY) manage.py makemessages $(addprefix -l ,$(LANGS)) --add-location=file $(addprefix --ignore=,$(MESSAGES_IGNORE))

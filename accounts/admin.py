@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django import forms
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.db.models import Count
 
 from accounts.models import IMPLEMENTED_PERMISSIONS, Role, RoleGroup, User
+from accounts.services import email_verified_elsewhere, user_email_is_verified, user_set_email_verified
 
 
 class RoleGroupInline(admin.TabularInline):
@@ -66,8 +69,55 @@ class RoleAdmin(admin.ModelAdmin):
         return super().has_delete_permission(request, obj)
 
 
+EMAIL_VERIFIED_HELP = (
+    "The address belongs to this person (you vouch for it): they sign in without a confirmation email, "
+    "can reset their password by email, and a company SSO sign-in with this address may join this "
+    "account (never a staff one). Unticked, their first sign-in sends a confirmation email to it. "
+    "An account without an address signs in with the password you set."
+)
+
+
+class EmailVerifiedMixin(forms.Form):
+    email_verified = forms.BooleanField(label="Address verified", required=False, help_text=EMAIL_VERIFIED_HELP)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["email_verified"].initial = user_email_is_verified(self.instance)
+
+    def clean(self):
+        cleaned = super().clean()
+        email = cleaned.get("email") or ""
+        if cleaned.get("email_verified"):
+            if not email:
+                self.add_error("email_verified", "There is no address to verify.")
+            elif email_verified_elsewhere(email=email, user=self.instance):
+                self.add_error("email_verified", "Another account has this address verified.")
+        return cleaned
+
+
+def _after_email(fields) -> list[str]:
+    """The fields with "address verified" right after the address (Django's "Personal info")."""
+    out: list[str] = []
+    for field in fields:
+        out.append(field)
+        if field == "email":
+            out.append("email_verified")
+    return out
+
+
+class UserCreateForm(EmailVerifiedMixin, AdminUserCreationForm):
+    pass
+
+
+class UserEditForm(EmailVerifiedMixin, UserChangeForm):
+    pass
+
+
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
+    form = UserEditForm
+    add_form = UserCreateForm
     list_display = ["username", "email", "name", "role", "auth_provider", "is_active", "is_staff", "last_login"]
     list_filter = ["role", "auth_provider", "is_active", "is_staff", "is_superuser"]
     list_select_related = ["role"]
@@ -78,15 +128,26 @@ class UserAdmin(DjangoUserAdmin):
     fieldsets = [
         (None, {"fields": ["username", "password"]}),
         ("Personal info", {"fields": ["name", "first_name", "last_name", "email"]}),
-        ("Atrium", {"fields": ["role", "auth_provider", "openid_id", "ldap_id", "terms_accepted"]}),
+        ("Atrium", {"fields": ["role", "staff_role_follows_groups", "auth_provider", "openid_id", "ldap_id",
+                               "terms_accepted"]}),
         ("Access", {"fields": ["is_active", "is_staff", "is_superuser"]}),
         ("Important dates", {"fields": ["last_login", "date_joined"]}),
     ]
     filter_horizontal = ()
     add_fieldsets = [
         *DjangoUserAdmin.add_fieldsets,
-        ("Atrium", {"fields": ["email", "name", "role"]}),
+        ("Atrium", {"fields": ["email", "email_verified", "name", "role"]}),
     ]
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None:
+            return fieldsets
+        return [(name, {**opts, "fields": _after_email(opts["fields"])}) for name, opts in fieldsets]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        user_set_email_verified(user=obj, verified=form.cleaned_data.get("email_verified", False))
 
 
 # --- sign-in policy, API keys, audit log (issue 5) ---------------------------------------------
@@ -95,7 +156,6 @@ from auditlog.models import LogEntry  # noqa: E402
 from django.contrib import messages  # noqa: E402
 
 from accounts.models import ApiKey, SignInPolicy  # noqa: E402
-from django import forms  # noqa: E402
 from django.contrib.admin.forms import AdminAuthenticationForm  # noqa: E402
 from django.urls import reverse  # noqa: E402
 from django.utils.html import format_html  # noqa: E402

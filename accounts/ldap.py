@@ -1,7 +1,10 @@
 """LDAP / Active Directory sign-in (django-auth-ldap), configured by AUTH_LDAP_* (accounts.conf).
 
 At every LDAP login the user's directory groups (names and DNs) go through the same role mapping
-as OIDC (accounts.services.resolve_role), and User.ldap_id / auth_provider are kept current.
+as OIDC (accounts.services.resolve_role; an existing staff account keeps its role unless an admin
+opted in), and User.ldap_id / auth_provider are kept current. An existing account of the same
+username is signed in to only if it is a directory account (README, "When an SSO or LDAP sign-in
+joins, creates or refuses an account").
 """
 from __future__ import annotations
 
@@ -11,9 +14,9 @@ import ldap
 from django.conf import settings
 from django_auth_ldap.backend import LDAPBackend, ldap_error, populate_user
 
-from accounts.adapters import LDAP_UNMAPPED, LDAP_UNREACHABLE
+from accounts.adapters import LDAP_NAME_TAKEN, LDAP_UNMAPPED, LDAP_UNREACHABLE
 from accounts.models import GroupSource, User
-from accounts.services import UnmappedGroupsError, resolve_role
+from accounts.services import UnmappedGroupsError, resolve_role, user_set_email_verified
 
 UNREACHABLE_ERRORS = (ldap.SERVER_DOWN, ldap.TIMEOUT, ldap.CONNECT_ERROR, ldap.TIMELIMIT_EXCEEDED)
 
@@ -24,28 +27,21 @@ class AtriumLDAPBackend(LDAPBackend):
             return None
         user = super().authenticate(request, username=username, password=password, **kwargs)
         if user is not None and user.email:
-            _trust_directory_email(user)
+            # The directory vouches for its users' mail attribute: no confirmation email for it.
+            user_set_email_verified(user=user, verified=True)
         return user
 
     def get_or_build_user(self, username: str, ldap_user: Any):
         user, built = super().get_or_build_user(username, ldap_user)
-        # A local account with its own password is never taken over by a same-named directory entry.
-        if not built and user.auth_provider == "local" and user.has_usable_password():
-            raise ldap_user.AuthenticationFailed(f"{username} is a local account")
+        # A directory entry signs in to an existing account of the same name only if that account is
+        # a directory account (made by an earlier LDAP sign-in, or an admin set its sign-in method to
+        # ldap): a local, SSO or administrator account is never taken over by a name that matches.
+        if not built and user.auth_provider != "ldap":
+            request = getattr(ldap_user, "_request", None)
+            if request is not None:
+                setattr(request, LDAP_NAME_TAKEN, True)
+            raise ldap_user.AuthenticationFailed(f"{username} is not a directory account")
         return user, built
-
-
-def _trust_directory_email(user: User) -> None:
-    """The directory vouches for its users' mail attribute: no verification email for it."""
-    from allauth.account.models import EmailAddress
-
-    address = EmailAddress.objects.filter(user=user, email__iexact=user.email).first()
-    if address is None:
-        has_primary = EmailAddress.objects.filter(user=user, primary=True).exists()
-        EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=not has_primary)
-    elif not address.verified:
-        address.verified = True
-        address.save(update_fields=["verified"])
 
 
 def _directory_id(ldap_user: Any) -> str:
@@ -57,12 +53,14 @@ def _directory_id(ldap_user: Any) -> str:
 def _apply_role(sender: Any, user: User, ldap_user: Any, **kwargs: Any) -> None:
     groups = set(ldap_user.group_names) | set(ldap_user.group_dns) if _groups_configured() else set()
     try:
-        user.role = resolve_role(groups, GroupSource.LDAP, user=user)
+        role = resolve_role(groups, GroupSource.LDAP, user=user)
     except UnmappedGroupsError as exc:
         request = getattr(ldap_user, "_request", None)
         if request is not None:
             setattr(request, LDAP_UNMAPPED, True)
         raise ldap_user.AuthenticationFailed(str(exc)) from exc
+    if user.groups_may_set_role():  # a staff account keeps its role unless an admin opted in
+        user.role = role
     user.ldap_id = _directory_id(ldap_user)[:500]
     user.auth_provider = "ldap"
     user.name = (user.name or user.get_full_name())[:200]

@@ -196,9 +196,19 @@ class User(AbstractUser):
     openid_id = models.CharField("OpenID subject", max_length=255, blank=True, db_index=True)
     ldap_id = models.CharField("LDAP identifier", max_length=500, blank=True, db_index=True)
     terms_accepted = models.BooleanField(default=False)
+    staff_role_follows_groups = models.BooleanField(
+        "role follows SSO/LDAP groups (staff)", default=False,
+        help_text="Staff accounts keep the role an admin gave them: SSO/LDAP group mapping never changes "
+        "it unless this is ticked. Other accounts always get their role from their groups at each sign-in.",
+    )
 
     def __str__(self) -> str:
         return self.name or self.get_full_name() or self.username
+
+    def groups_may_set_role(self) -> bool:
+        """Whether an SSO/LDAP sign-in's group mapping may set this account's role: always for a new or
+        non-staff account, for an existing staff account only when an admin opted in."""
+        return self.pk is None or not (self.is_staff or self.is_superuser) or self.staff_role_follows_groups
 
     def save(self, *args, **kwargs):
         if self.role_id is None:

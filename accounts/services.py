@@ -1,5 +1,5 @@
-"""Account workflows that span models: SSO/LDAP group → role mapping, ending a deactivated user's
-access, and issuing API keys."""
+"""Account workflows that span models: SSO/LDAP group → role mapping, when an SSO sign-in may join
+an existing account, ending a deactivated user's access, and issuing API keys."""
 from __future__ import annotations
 
 import hashlib
@@ -62,6 +62,50 @@ def resolve_role(groups: Iterable[str], source: str, *, user: User | None = None
     return Role.objects.default()
 
 
+def account_with_email(email: str) -> User | None:
+    """The account that holds `email`, as one of its sign-in addresses or as its User.email."""
+    from allauth.account.models import EmailAddress
+
+    address = (
+        EmailAddress.objects.filter(email__iexact=email).select_related("user").order_by("-verified", "pk").first()
+    )
+    if address is not None:
+        return address.user
+    return User.objects.filter(email__iexact=email).order_by("pk").first()
+
+
+def sso_join_refusal(user: User, email: str, *, idp_verified: bool) -> str | None:
+    """Why an SSO sign-in that brings `email` may not join `user`'s existing account (None: it may).
+
+    It may only when the IdP vouches for the address, Atrium itself verified it for this account (a
+    confirmation email, or an admin's "address verified" on the user page), and the account is not
+    staff: an unverified address may have been typed by anyone, and an administrator account is only
+    ever linked by another administrator (a Social account row in the admin).
+    """
+    from allauth.account.models import EmailAddress
+
+    if user.is_staff or user.is_superuser:
+        return _(
+            "The address %(email)s belongs to an administrator account of Atrium. Administrator accounts "
+            "are never joined to a company sign-in automatically: sign in with that account's password, "
+            "or ask another administrator to link the two."
+        ) % {"email": email}
+    if not idp_verified:
+        return _(
+            "An Atrium account with the address %(email)s already exists, and your company sign-in does "
+            "not confirm that this address is yours, so it is not joined to that account. Ask your "
+            "administrator to link the two."
+        ) % {"email": email}
+    if not EmailAddress.objects.filter(user=user, email__iexact=email, verified=True).exists():
+        return _(
+            "An Atrium account with the address %(email)s already exists, but that address was never "
+            "confirmed, so your company sign-in is not joined to it. If the account is yours, sign in with "
+            "its password and confirm the address from the email Atrium sends, then use the company "
+            "sign-in again; if it is not yours, ask your administrator to remove it."
+        ) % {"email": email}
+    return None
+
+
 def claim_at_path(data: Mapping[str, Any] | None, path: str) -> Any:
     """The value at a dotted claim path, e.g. "realm_access.roles" (None when absent).
 
@@ -98,6 +142,40 @@ def groups_from_claims(
     if isinstance(value, Iterable) and not isinstance(value, Mapping):
         return [str(g) for g in value if g is not None and str(g).strip()]
     return []
+
+
+def email_verified_elsewhere(*, email: str, user: User | None) -> bool:
+    """Another account than `user` has `email` as a verified address (an address is verified once)."""
+    from allauth.account.models import EmailAddress
+
+    others = EmailAddress.objects.filter(email__iexact=email, verified=True)
+    return (others.exclude(user=user) if user is not None and user.pk else others).exists()
+
+
+def user_set_email_verified(*, user: User, verified: bool) -> None:
+    """Record the admin's word on whether `user.email` belongs to the person (the user page's
+    "address verified"): verified, it needs no confirmation email and SSO may join the account by it
+    (unless it is staff); unticked, the next sign-in sends a confirmation email."""
+    from allauth.account.models import EmailAddress
+
+    if not user.email:
+        return
+    address = EmailAddress.objects.filter(user=user, email__iexact=user.email).first()
+    if address is None:
+        if verified:
+            has_primary = EmailAddress.objects.filter(user=user, primary=True).exists()
+            EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=not has_primary)
+    elif address.verified != verified:
+        address.verified = verified
+        address.save(update_fields=["verified"])
+
+
+def user_email_is_verified(user: User) -> bool:
+    from allauth.account.models import EmailAddress
+
+    return bool(user.pk and user.email) and EmailAddress.objects.filter(
+        user=user, email__iexact=user.email, verified=True
+    ).exists()
 
 
 @transaction.atomic

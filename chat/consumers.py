@@ -39,6 +39,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated or not user.is_active:
+            # Accept, then close with 4401: closing before accepting is an HTTP 403, which a browser
+            # only sees as 1006 and cannot tell from a refused Origin (that one stays a 403).
+            await self.accept()
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.user = user

@@ -3,14 +3,13 @@ from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from chat.views import home
 from endpoints import demo
 from portal.api import api
 
 admin.site.site_header = "Atrium administration"
 admin.site.site_title = "Atrium"
 admin.site.index_title = "Portal configuration"
-# No "View site" link while the portal's front door is the admin itself (it would loop back here).
-admin.site.site_url = None
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -21,6 +20,6 @@ urlpatterns = [
     path("demo/v1/models", demo.models, name="demo_models"),
     path("demo/v1/chat/completions", demo.chat_completions, name="demo_chat_completions"),
     path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
-    # The chat UI is a later issue; until then the portal's front door is its admin.
-    path("", RedirectView.as_view(url="/admin/", permanent=False), name="home"),
+    # Every signed-in user's landing page (the chat page will replace it); staff find the admin there.
+    path("", home, name="home"),
 ]

@@ -1,11 +1,23 @@
-"""Shared fixtures: factories for users, roles and endpoints."""
+"""Shared fixtures: factories for users, roles and endpoints; optional components that skip."""
 from __future__ import annotations
 
 import itertools
+from types import ModuleType
 
 import pytest
 
+from tests.optional import require_module
+
 _seq = itertools.count(1)
+
+
+# --- optional components (tests/optional.py): skip locally when missing, fail in CI ----------------
+
+@pytest.fixture(scope="session")
+def python_ldap() -> ModuleType:
+    """python-ldap (the `ldap` extra); it compiles against libldap2-dev and libsasl2-dev."""
+    require_module("django_auth_ldap", "django-auth-ldap is not installed (pip install -e '.[ldap]').")
+    return require_module("ldap", "python-ldap is not installed (it needs libldap2-dev and libsasl2-dev to build).")
 
 
 @pytest.fixture

@@ -208,10 +208,11 @@ def test_the_user_form_offers_roles_not_djangos_groups_and_permissions(admin_cli
     assert 'name="groups"' not in html and 'name="user_permissions"' not in html
 
 
-def test_every_admin_page_has_a_favicon_and_no_view_site_link_back_to_itself(admin_client, client):
+def test_every_admin_page_has_a_favicon_and_view_site_leads_to_the_portal_not_back_to_the_admin(admin_client, client):
     index = admin_client.get(reverse("admin:index")).content.decode()
 
-    assert 'rel="icon"' in index and "View site" not in index
+    assert 'rel="icon"' in index and '<a href="/">View site</a>' in index
+    assert admin_client.get("/").status_code == 200  # the landing page, not a redirect to /admin/
     favicon = client.get("/favicon.ico")
     assert favicon.status_code == 301 and favicon["Location"].endswith("favicon.svg")
 

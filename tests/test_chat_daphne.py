@@ -10,7 +10,7 @@ from django.conf import settings
 
 from billing.models import Transaction
 from chat.models import Message
-from tests.chatsocket import Answer, open_real_socket, session_cookie
+from tests.chatsocket import TIMEOUT, Answer, open_real_socket, session_cookie
 from tests.daphne import Daphne
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("builtin_roles")]
@@ -44,13 +44,14 @@ async def test_a_user_chats_over_a_real_socket_with_daphne(daphnes, chat_endpoin
     assert saved.text == "Served by daphne." and saved.user_id == chatter.pk
 
 
-async def test_daphne_refuses_anonymous_and_foreign_origin_sockets(daphnes, chatter):
+async def test_daphne_closes_signed_out_sockets_with_4401_and_refuses_foreign_origins(daphnes, chatter):
     import websockets.exceptions
 
     cookie = await sync_to_async(session_cookie)(chatter)
-    with pytest.raises(websockets.exceptions.InvalidStatus) as anonymous:
-        await open_real_socket(daphnes[0].ws_url, "sessionid=not-a-session")
-    assert anonymous.value.response.status_code == 403
+    signed_out = await open_real_socket(daphnes[0].ws_url, "sessionid=not-a-session")
+    with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+        await signed_out.receive_text(TIMEOUT)
+    assert closed.value.rcvd.code == 4401  # "sign in again", as README documents
     with pytest.raises(websockets.exceptions.InvalidStatus) as foreign:
         await open_real_socket(daphnes[0].ws_url, cookie, origin="https://evil.example.com")
     assert foreign.value.response.status_code == 403

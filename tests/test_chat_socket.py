@@ -353,9 +353,13 @@ async def test_an_outsider_cannot_join_or_stop_another_users_conversation(
     assert await intruder.nothing_within(0.2)  # and nothing of the answer reached the outsider
 
 
-async def test_unauthenticated_sockets_are_refused(db):
-    connected, code, _ = await open_socket(None)
-    assert not connected and code == 4401
+async def test_signed_out_sockets_are_closed_with_4401(db):
+    connected, _, socket = await open_socket(None)
+
+    closed = await socket.communicator.receive_output(timeout=5)
+
+    assert connected  # accepted, so the browser sees the close code (a refusal would be an HTTP 403)
+    assert closed["type"] == "websocket.close" and closed["code"] == 4401
 
 
 async def test_sockets_from_another_origin_are_refused(chatter_cookie):

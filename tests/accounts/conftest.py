@@ -22,6 +22,8 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import pytest
 
+from tests.optional import require_program
+
 IDP_DIR = Path(__file__).resolve().parent.parent / "idp"
 TESTSERVER = "http://testserver"
 CLIENT_ID = "atrium-test"
@@ -66,13 +68,6 @@ def stop_process(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
-def skip_or_fail(reason: str) -> None:
-    """Locally a missing server skips its tests; in CI (CI=true) it is an error, never a silent skip."""
-    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-        pytest.fail(f"{reason} CI must install it (.ci/run).")
-    pytest.skip(reason)
-
-
 def _wait_for_line(proc: subprocess.Popen, deadline: float) -> dict:
     assert proc.stdout is not None
     while time.monotonic() < deadline:
@@ -89,8 +84,8 @@ def _wait_for_line(proc: subprocess.Popen, deadline: float) -> dict:
 
 @pytest.fixture(scope="session")
 def oidc_idp(tmp_path_factory):
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        skip_or_fail("Node.js/npm are not installed: the OIDC tests need them (README, Accounts).")
+    for program in ("node", "npm"):
+        require_program(program, reason="Node.js/npm are not installed: the OIDC tests need them (README, Accounts).")
     if not (IDP_DIR / "node_modules" / "oidc-provider").is_dir():
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=IDP_DIR, check=True, capture_output=True, timeout=300)
     tmp = tmp_path_factory.mktemp("idp")
@@ -184,8 +179,7 @@ def sso(client, oidc_idp):
 
 
 # --- LDAP ----------------------------------------------------------------------------------------
-SLAPD = shutil.which("slapd") or ("/usr/sbin/slapd" if Path("/usr/sbin/slapd").exists() else None)
-SLAPADD = shutil.which("slapadd") or ("/usr/sbin/slapadd" if Path("/usr/sbin/slapadd").exists() else None)
+SLAPD_MISSING = "slapd is not installed (apt-get install slapd ldap-utils; see README, Accounts)."
 BASE = "dc=corp,dc=example"
 ADMIN_DN = f"cn=admin,{BASE}"
 ADMIN_PW = "directory-admin-pw"
@@ -265,13 +259,10 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def slapd_server():
-    if SLAPD is None or SLAPADD is None:
-        skip_or_fail("slapd is not installed (apt-get install slapd ldap-utils; see README, Accounts).")
-    try:
-        import ldap
-    except ImportError:
-        skip_or_fail("python-ldap is not installed (it needs libldap2-dev and libsasl2-dev to build).")
+def slapd_server(python_ldap):
+    ldap = python_ldap
+    slapd = require_program("slapd", reason=SLAPD_MISSING, also=("/usr/sbin/slapd",))
+    slapadd = require_program("slapadd", reason=SLAPD_MISSING, also=("/usr/sbin/slapadd",))
     tmp = Path(tempfile.mkdtemp(prefix="atrium-slapd-"))
     (tmp / "data").mkdir()
     conf = tmp / "slapd.conf"
@@ -300,10 +291,10 @@ access to attrs=userPassword by self read by anonymous auth by * none
 access to * by * read
 """)
     (tmp / "seed.ldif").write_text(SEED_LDIF)
-    subprocess.run([SLAPADD, "-f", str(conf), "-l", str(tmp / "seed.ldif")], check=True, capture_output=True)
+    subprocess.run([slapadd, "-f", str(conf), "-l", str(tmp / "seed.ldif")], check=True, capture_output=True)
     port = free_port()
     uri = f"ldap://127.0.0.1:{port}"
-    proc = subprocess.Popen([SLAPD, "-f", str(conf), "-h", uri, "-d", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([slapd, "-f", str(conf), "-h", uri, "-d", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         conn = None
         for _ in range(100):
@@ -331,7 +322,7 @@ access to * by * read
 
 
 @pytest.fixture
-def configure_ldap(settings, monkeypatch):
+def configure_ldap(settings, monkeypatch, python_ldap):
     """Point Atrium at a directory through the same AUTH_LDAP_* variables a deployment sets."""
     from accounts.conf import ldap_settings
 

@@ -122,7 +122,36 @@ def test_a_local_account_is_not_taken_over_by_a_directory_entry_of_the_same_name
     response = sign_in(client, "lucy", "lucy-ldap-pw")
 
     assert signed_in(client) is None
-    assert "not correct" in response.content.decode()
+    assert "same name as an Atrium account that does not sign in through the directory" in response.content.decode()
+
+
+def test_a_directory_entry_never_takes_over_an_administrator_or_sso_account_of_the_same_name(
+    client, ldap_dir, roles, make_user
+):
+    admin = make_user("dave", is_staff=True, is_superuser=True)
+    admin.set_unusable_password()  # e.g. an administrator who signs in through SSO only
+    admin.save()
+    sso_user = make_user("lucy", auth_provider="openid")
+    sso_user.set_unusable_password()
+    sso_user.save()
+
+    for name in ("dave", "lucy"):
+        sign_in(client, name, f"{name}-ldap-pw")
+        assert signed_in(client) is None
+    admin.refresh_from_db()
+    assert admin.auth_provider == "local" and admin.role.name == Role.ADMIN
+
+
+def test_an_account_an_admin_made_a_directory_account_signs_in_through_the_directory(client, ldap_dir, roles, make_user):
+    staff = make_user("lucy", is_staff=True, auth_provider="ldap", role=roles["research"])
+    staff.set_unusable_password()
+    staff.save()
+
+    sign_in(client, "lucy", "lucy-ldap-pw")
+
+    staff.refresh_from_db()
+    assert signed_in(client) == staff
+    assert staff.role == roles["research"]  # a staff account keeps its role: no opt-in to group mapping
 
 
 def test_an_unreachable_directory_gives_a_clear_error_and_local_admins_still_sign_in(client, configure_ldap, roles, admin_user):
@@ -137,3 +166,20 @@ def test_an_unreachable_directory_gives_a_clear_error_and_local_admins_still_sig
     assert "company directory (LDAP) cannot be reached" in refused.content.decode()
     assert admin.status_code == 302 and admin["Location"] == "/admin/"
     assert signed_in(client) == admin_user
+
+
+def test_while_the_directory_is_down_a_local_users_wrong_password_says_wrong_password(client, configure_ldap, roles, make_user):
+    """Issue 13, defect 9: not "the company directory cannot be reached"."""
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    configure_ldap(f"ldap://127.0.0.1:{port}")
+    make_user("vera", email="vera@corp.example", password="Her-Own-Pass-42")
+
+    by_name = sign_in(client, "vera", "not-her-password").content.decode()
+    by_email = sign_in(client, "vera@corp.example", "not-her-password").content.decode()
+
+    for page in (by_name, by_email):
+        assert "not correct" in page
+        assert "cannot be reached" not in page
+    assert signed_in(client) is None

@@ -119,9 +119,9 @@ def test_password_reset_by_email(client, verified_user):
     assert signed_in(client) == vera
 
 
-def activate_totp(client) -> str:
+def activate_totp(client, password: str = PASSWORD) -> str:
     # allauth asks for the password again before a security change
-    client.post("/accounts/reauthenticate/", {"password": PASSWORD})
+    client.post("/accounts/reauthenticate/", {"password": password})
     client.get("/accounts/2fa/totp/activate/")
     secret = client.session["mfa.totp.secret"]
     response = client.post("/accounts/2fa/totp/activate/", {"code": current_totp(secret)})

@@ -6,6 +6,8 @@ from decimal import Decimal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
+from allauth.account.models import EmailAddress
+from allauth.socialaccount.models import SocialAccount
 
 from accounts.models import GroupSource, Role, RoleGroup, SignInPolicy, User
 
@@ -94,6 +96,7 @@ def test_an_unmapped_user_is_refused_when_the_admin_requires_a_mapped_group(sso,
 
 def test_sso_links_to_the_local_account_with_the_same_verified_email(sso, oidc_app, roles, make_user):
     erin = make_user("erin", email="erin@corp.example")
+    EmailAddress.objects.create(user=erin, email=erin.email, verified=True, primary=True)
 
     sso.login("erin", "erin-pw")
 
@@ -101,6 +104,66 @@ def test_sso_links_to_the_local_account_with_the_same_verified_email(sso, oidc_a
     assert logged_in_user(sso.client) == erin
     assert erin.openid_id == "sub-erin"
     assert erin.role == roles["engineering"]
+
+
+def test_sso_never_joins_an_account_whose_address_nobody_verified(sso, oidc_app, roles):
+    """An outsider signs up with an employee's address and never confirms it; the employee then
+    signs in through the IdP: she must not land in his account (issue 13, defect 1)."""
+    policy = SignInPolicy.load()
+    policy.allow_signup, policy.signup_email_domains = True, "corp.example"
+    policy.save()
+    sso.client.post("/accounts/signup/", {
+        "email": "erin@corp.example", "username": "vicky",
+        "password1": "Outsider-Pass-42", "password2": "Outsider-Pass-42",
+    })
+    outsider = User.objects.get(username="vicky")
+    sso.client.logout()
+
+    response = sso.login("erin", "erin-pw")
+
+    assert response.status_code == 403
+    assert "never confirmed" in response.content.decode()
+    assert logged_in_user(sso.client) is None
+    outsider.refresh_from_db()
+    assert outsider.openid_id == "" and outsider.role == Role.objects.default()
+    assert not SocialAccount.objects.exists()
+    assert not User.objects.filter(openid_id="sub-erin").exists()
+
+
+def test_sso_never_joins_an_administrator_account_even_with_a_verified_address(sso, oidc_app, roles):
+    """An IdP user with the superuser's address must not become the superuser (issue 13, defect 2)."""
+    boss = User.objects.create_superuser("boss", "erin@corp.example", "Boss-Pass-1234")
+    EmailAddress.objects.create(user=boss, email=boss.email, verified=True, primary=True)
+    RoleGroup.objects.create(role=Role.objects.default(), group_name="engineering-admins")
+
+    response = sso.login("erin", "erin-pw")
+
+    assert response.status_code == 403
+    assert "administrator account" in response.content.decode()
+    assert logged_in_user(sso.client) is None
+    boss.refresh_from_db()
+    assert boss.role.name == Role.ADMIN and boss.auth_provider == "local" and boss.openid_id == ""
+    assert boss.check_password("Boss-Pass-1234")
+    assert not SocialAccount.objects.exists()
+
+
+def test_a_staff_account_an_admin_linked_keeps_its_role_unless_the_admin_opted_in(sso, oidc_app, roles, make_user):
+    staff = make_user("erin-staff", email="erin.staff@corp.example", is_staff=True, role=roles["power"])
+    SocialAccount.objects.create(user=staff, provider="corp", uid="sub-erin")  # linked in the admin
+
+    sso.login("erin", "erin-pw")
+
+    staff.refresh_from_db()
+    assert logged_in_user(sso.client) == staff
+    assert staff.role == roles["power"] and staff.auth_provider == "local"
+
+    staff.staff_role_follows_groups = True
+    staff.save()
+    sso.client.logout()
+    sso.login("erin", "erin-pw")
+
+    staff.refresh_from_db()
+    assert staff.role == roles["engineering"]
 
 
 def test_a_callback_with_a_wrong_state_is_refused(sso, oidc_app, roles):

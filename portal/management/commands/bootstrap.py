@@ -1,10 +1,13 @@
-"""First-start set-up for `make run`: an admin account (login printed once) and demo data."""
+"""First-start set-up for `make run`: the site's name and domain, an admin account (login printed
+once) and demo data."""
 from __future__ import annotations
 
 import secrets
 from decimal import Decimal
+from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.contrib.sites.models import Site
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -16,6 +19,7 @@ from portal.models import PortalSettings
 DEMO_ENDPOINT = "Atrium demo"
 DEMO_SPEC = "demo"
 DEMO_ROLE = "ENGINEERING"
+MADE_UP_ADDRESS = "admin@example.com"
 
 
 class Command(BaseCommand):
@@ -27,18 +31,30 @@ class Command(BaseCommand):
 
     def handle(self, *args, reset_admin_password: bool = False, no_demo: bool = False, **options):
         PortalSettings.load()
+        self._site()
         self._admin(reset_admin_password)
         if not no_demo:
             self._demo()
         self.stdout.write(f"Atrium admin: {settings.SITE_URL}/admin/")
 
+    def _site(self) -> None:
+        """Emails (verification, password reset) name the site: SITE_NAME at SITE_URL's host."""
+        Site.objects.update_or_create(
+            pk=settings.SITE_ID,
+            defaults={"domain": urlsplit(settings.SITE_URL).netloc[:100], "name": settings.SITE_NAME[:50]},
+        )
+
     def _admin(self, reset: bool) -> None:
         admin = User.objects.filter(username="admin").first()
         if admin is None and User.objects.filter(is_superuser=True).exists():
             return  # the company has its own administrators
+        if admin is not None:
+            self._forget_made_up_address(admin)
         password = secrets.token_urlsafe(12)
         if admin is None:
-            admin = User.objects.create_superuser("admin", "admin@example.com", password, name="Administrator")
+            # No email address: none would be real, and an unverified one would stop the sign-in page
+            # and two-factor set-up at "verify your email". An admin adds a real one on the user page.
+            admin = User.objects.create_superuser("admin", "", password, name="Administrator")
         elif reset:
             admin.set_password(password)
             admin.save(update_fields=["password"])
@@ -46,8 +62,20 @@ class Command(BaseCommand):
             return
         self.stdout.write(self.style.SUCCESS(
             f"Admin account — username: admin  password: {password}  (shown once; "
-            "`python manage.py bootstrap --reset-admin-password` prints a new one)"
+            "`python manage.py bootstrap --reset-admin-password` prints a new one)\n"
+            f"Sign in at {settings.SITE_URL}/accounts/login/ and turn on two-factor authentication at "
+            f"{settings.SITE_URL}/accounts/2fa/."
         ))
+
+    @staticmethod
+    def _forget_made_up_address(admin: User) -> None:
+        """Earlier versions gave the admin admin@example.com, never verified: drop it."""
+        from allauth.account.models import EmailAddress
+
+        if admin.email == MADE_UP_ADDRESS:
+            EmailAddress.objects.filter(user=admin, email__iexact=MADE_UP_ADDRESS, verified=False).delete()
+            admin.email = ""
+            admin.save(update_fields=["email"])
 
     @transaction.atomic
     def _demo(self) -> None:
