@@ -200,10 +200,11 @@ def test_an_overdrawn_user_is_refused_even_for_an_empty_prompt(user, endpoint):
 
 
 def test_an_admitted_request_holds_its_estimate_until_its_usage_is_recorded(user, endpoint):
-    check_balance(user=user, endpoint=endpoint, model="m1", prompt_tokens=3000)  # holds 6,000
+    hold = check_balance(user=user, endpoint=endpoint, model="m1", prompt_tokens=3000)  # holds 6,000
     with pytest.raises(InsufficientBalance, match="6,000 are held by your requests still in progress"):
         check_balance(user=user, endpoint=endpoint, model="m1", prompt_tokens=3000)
-    record_usage(user=user, endpoint=endpoint, model="m1", usage=Usage(input_tokens=3000), context="message")
+    record_usage(user=user, endpoint=endpoint, model="m1", usage=Usage(input_tokens=3000), context="message",
+                 release=hold)
     assert selectors.balance_summary(user=user).available == D(4000)  # the hold is released
     check_balance(user=user, endpoint=endpoint, model="m1", prompt_tokens=2000)  # 4,000 left covers 4,000
     assert list(Hold.objects.values_list("credits", flat=True)) == [D(4000)]  # only the new request's hold
@@ -220,12 +221,12 @@ def test_sequential_requests_overdraw_by_at_most_their_own_completion(user, endp
     admitted = 0
     while True:
         try:
-            check_balance(user=user, endpoint=endpoint, model="m1", prompt_tokens=1000)
+            hold = check_balance(user=user, endpoint=endpoint, model="m1", prompt_tokens=1000)
         except InsufficientBalance:
             break
         admitted += 1
         record_usage(user=user, endpoint=endpoint, model="m1", usage=Usage(input_tokens=1000, output_tokens=500),
-                     context="message")
+                     context="message", release=hold)
     assert admitted == 2  # 10,000 → 4,000 → -2,000
     assert credits(user) == D(-2000) and -credits(user) <= 500 * 8
     assert credits(user) == ledger_sum(user)
