@@ -876,10 +876,10 @@ def plan_turn(
     messages, prompt_tokens = build_context(branch, target=target, snap=snap)
     if early_claim is not None and not on_loop and not early_claim.held():
         raise Busy(BUSY_MESSAGE)
-    if not needs_fetch_check:  # else after the model check (prepare_turn)
-        # On the loop this is a no-op (balances off for the role) or needs the database, which
-        # raises SynchronousOnlyOperation before anything is written: prepare_turn then plans again
-        # on a database thread.
+    # Admission needs the database: on the loop it is left to prepare_turn's one trip to a database
+    # thread (which builds the turn too), as it is after a fetched model list's check.
+    admit_later = needs_fetch_check or (on_loop and billing.role_of(user).balance_enabled)
+    if not admit_later:
         hold, answer_limit = _check_balance(user=user, target=target, prompt_tokens=prompt_tokens, snap=snap)
     else:
         hold, answer_limit = None, None
@@ -909,6 +909,7 @@ def plan_turn(
         "prompt_tokens": prompt_tokens,
         "hold": hold,
         "answer_limit": answer_limit,
+        "admit_later": admit_later,
     }
     return plan, target, needs_fetch_check
 
@@ -1101,12 +1102,9 @@ async def prepare_turn(*, user: User, action: TurnAction) -> Turn:
     plan, target, needs_fetch_check, turn = result
     if turn is None:
         try:
-            await check_fetched_model(user=user, target=target)
-            plan["hold"], plan["answer_limit"] = await on_db(_check_balance)(
-                user=plan["user"], target=target, prompt_tokens=plan["prompt_tokens"]
-            )
-            turn = build_turn(plan=plan, target=target)
-            turn.call = await on_db(_prebuilt_call)(turn)
+            if needs_fetch_check:
+                await check_fetched_model(user=user, target=target)
+            turn = await on_db(_admit_and_build)(plan, target, snap)
         except BaseException:
             with contextlib.suppress(Exception):
                 await on_db(_release_hold)(plan["user"], plan.get("hold"))
@@ -1130,8 +1128,8 @@ def _plan_and_build(
     plan, target, needs_fetch_check = plan_turn(
         user=user, action=action, early_claim=early_claim, snap=snap, on_loop=on_loop
     )
-    if needs_fetch_check:
-        return plan, target, True, None
+    if plan["admit_later"]:
+        return plan, target, needs_fetch_check, None
     try:
         turn = build_turn(plan=plan, target=target)
         turn.call = _prebuilt_call(turn)
@@ -1144,6 +1142,22 @@ def _plan_and_build(
             release_conversation(plan["conversation_id"], plan["generation_id"], user.pk)
         raise
     return plan, target, False, turn
+
+
+def _admit_and_build(plan: dict[str, Any], target: Target, snap: configcache.Snapshot | None = None) -> Turn:
+    """The admission prepare_turn left for a database thread, then the turn and its provider call
+    (one trip; an admitted turn that cannot be built gives its hold back). `snap`: the
+    configuration the turn was planned with (its rates: no second look at the cache's version)."""
+    plan["hold"], plan["answer_limit"] = _check_balance(
+        user=plan["user"], target=target, prompt_tokens=plan["prompt_tokens"], snap=snap
+    )
+    try:
+        turn = build_turn(plan=plan, target=target)
+        turn.call = _prebuilt_call(turn)
+    except BaseException:
+        _release_hold(plan["user"], plan["hold"])
+        raise
+    return turn
 
 
 def _prebuilt_call(turn: Turn) -> Call | None:
