@@ -15,6 +15,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from billing.models import Balance, Hold, Transaction
+from billing.pricing import quantize
 
 ZERO = Decimal(0)
 
@@ -28,13 +29,13 @@ def ledger_problems(*, now: dt.datetime | None = None) -> list[str]:
     balances = Balance.objects.select_related("user").order_by("user_id")
     for balance in balances.iterator(chunk_size=2000):
         user = balance.user
-        rows = sums.pop(balance.user_id, ZERO)
+        rows = quantize(sums.pop(balance.user_id, ZERO))
         if balance.credits != rows:
             problems.append(
                 f"Balance of {user} (user {balance.user_id}) is {balance.credits} credits, "
                 f"its transactions sum to {rows} (off by {balance.credits - rows})."
             )
-        holds = held.pop(balance.user_id, ZERO)
+        holds = quantize(held.pop(balance.user_id, ZERO))
         if balance.held != holds:
             problems.append(
                 f"Balance of {user} (user {balance.user_id}) holds {balance.held} credits, "
