@@ -129,9 +129,12 @@ def finish_answer(
                 rows = Message.objects.filter(pk=message_id)
                 if only_in_flight:
                     rows = rows.filter(in_flight__isnull=False)
-                if not rows.update(**fields, in_flight=None) and only_in_flight:
-                    return False
-                Conversation.objects.filter(pk=conversation_id).update(updated_at=fields["updated_at"])
+                if not rows.update(**fields, in_flight=None):
+                    if only_in_flight:
+                        return False
+                    message = None  # deleted meanwhile (its conversation was): billed all the same
+                if not only_in_flight:  # the turn's own end: the conversation moved on now
+                    Conversation.objects.filter(pk=conversation_id).update(updated_at=fields["updated_at"])
             billing.record_usage(
                 user=bill.user,
                 endpoint=bill.endpoint,
