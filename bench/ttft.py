@@ -259,6 +259,8 @@ def main() -> None:
         help="measure Atrium for bench users of these roles, one after another in the same run: "
         + "; ".join(f"{mode}: {text}" for mode, text in BALANCE_MODES.items()),
     )
+    parser.add_argument("--rounds", type=int, default=4,
+                        help="with several --balances, measure them in this many alternating rounds")
     parser.add_argument("--servers", type=int, default=1, help="daphne processes sharing the port (needs REDIS_URL)")
     parser.add_argument("--floor", action="store_true",
                         help="also measure bench/floor.py, a bare streaming proxy on the same stack")
@@ -297,13 +299,20 @@ def main() -> None:
             for concurrency in args.concurrency:
                 print(f"concurrency {concurrency}:")
                 direct, direct_seconds = asyncio.run(run_direct(completions_url, concurrency, args.requests))
-                measured = {}
-                for mode in args.balances:
-                    measured[mode] = asyncio.run(
-                        run_atrium(daphne.ws_url, cookies[mode], endpoint, concurrency, args.requests, pids))
-                    if ERRORS:
-                        print(f"  atrium ({mode}) {len(ERRORS)} answers failed and are not counted, e.g. {ERRORS[0]!r}")
-                        ERRORS.clear()
+                # The modes take turns (--rounds), so a machine whose speed drifts during the run
+                # weighs on each of them alike.
+                measured = {mode: ([], 0.0, 0.0) for mode in args.balances}
+                rounds = max(1, args.rounds if len(args.balances) > 1 else 1)
+                for _ in range(rounds):
+                    for mode in args.balances:
+                        times, seconds, cpu = asyncio.run(run_atrium(
+                            daphne.ws_url, cookies[mode], endpoint, concurrency, max(1, args.requests // rounds), pids))
+                        before = measured[mode]
+                        cpu_total = None if cpu is None or before[2] is None else before[2] + cpu
+                        measured[mode] = (before[0] + times, before[1] + seconds, cpu_total)
+                        if ERRORS:
+                            print(f"  atrium ({mode}) {len(ERRORS)} answers failed and are not counted, e.g. {ERRORS[0]!r}")
+                            ERRORS.clear()
                 if floor is not None:
                     bare, bare_seconds, bare_cpu = asyncio.run(
                         run_atrium(floor.ws_url, "", endpoint, concurrency, args.requests, [floor.process.pid]))
