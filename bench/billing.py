@@ -1,5 +1,6 @@
-"""Billing benchmark: the cost of recording one call's usage, and usage-report queries on a ledger
-of a million transactions. Prints figures; asserts nothing.
+"""Billing benchmark: the cost of a ledger write and of admission beside the floor (one INSERT +
+COMMIT), and usage-report queries on a ledger of a million transactions. Prints figures; asserts
+nothing.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/atrium python bench/billing.py [--rows 1000000] [--calls 2000]
 
@@ -38,7 +39,10 @@ def percentile(samples: list[float], fraction: float) -> float:
 
 
 def bench_record_usage(calls: int) -> None:
-    from accounts.models import Role, User
+    """The ledger write (record_usage → billing.ledger.post, settling the call's hold) and admission
+    (check_balance → billing.holds.admit), each timed alone, beside the floor: one 1-row INSERT +
+    COMMIT on the same connection, in the same run."""
+    from accounts.models import IntervalUnit, Role, User
     from billing.services import check_balance, rates_for, record_usage
     from endpoints.adapters.base import Usage
     from endpoints.models import Endpoint, EndpointModel
@@ -46,7 +50,14 @@ def bench_record_usage(calls: int) -> None:
     role, _ = Role.objects.get_or_create(
         name="BENCH", defaults={"balance_enabled": True, "start_balance": Decimal(10**12)}
     )
+    refilled, _ = Role.objects.get_or_create(
+        name="BENCH-REFILL", defaults={
+            "balance_enabled": True, "start_balance": Decimal(10**12), "auto_refill_enabled": True,
+            "refill_amount": Decimal(1000), "refill_interval_value": 30, "refill_interval_unit": IntervalUnit.DAYS,
+        },
+    )
     user, _ = User.objects.get_or_create(username="bench-recorder", defaults={"role": role})
+    refill_user, _ = User.objects.get_or_create(username="bench-refilled", defaults={"role": refilled})
     endpoint, _ = Endpoint.objects.get_or_create(
         name="bench-endpoint", defaults={"base_url": "http://127.0.0.1:9/v1", "api_key": "sk-bench-0000"}
     )
@@ -56,29 +67,31 @@ def bench_record_usage(calls: int) -> None:
                   "cache_read_rate": Decimal("1.25")},
     )
     usage = Usage.from_openai(prompt_tokens=1200, completion_tokens=350, cached_tokens=800)
-    for _ in range(500):  # warm up: connection, caches, query plans, the balance row's page
-        record_usage(user=user, endpoint=endpoint, model="bench-model", usage=usage, context="message")
+    rates = rates_for(endpoint=endpoint, model="bench-model")  # the chat turn has them cached
 
-    def timed(fn) -> list[float]:
+    def admit(who=user):
+        return check_balance(user=who, endpoint=endpoint, model="bench-model", prompt_tokens=1200,
+                             max_completion_tokens=12800, rates=rates)
+
+    def record(hold=None, who=user) -> None:
+        record_usage(user=who, endpoint=endpoint, model="bench-model", usage=usage, context="message",
+                     rates=rates, release=hold)
+
+    for _ in range(500):  # warm up: connection, caches, query plans, the balance row's page
+        record(admit())
+        record(admit(refill_user), who=refill_user)
+
+    def timed(fn, before=None, after=None) -> list[float]:
+        """`fn` timed alone; `before` (untimed) prepares its argument, `after` cleans up."""
         samples = []
         for _ in range(calls):
+            argument = before() if before is not None else None
             started = time.perf_counter()
-            fn()
+            result = fn(argument) if before is not None else fn()
             samples.append((time.perf_counter() - started) * 1000)
+            if after is not None:
+                after(result)
         return samples
-
-    def record() -> None:
-        record_usage(user=user, endpoint=endpoint, model="bench-model", usage=usage, context="message")
-
-    rates = rates_for(endpoint=endpoint, model="bench-model")
-
-    def record_with_cached_rates() -> None:
-        # the chat turn's path: rates come from its in-process configuration cache
-        record_usage(user=user, endpoint=endpoint, model="bench-model", usage=usage, context="message", rates=rates)
-
-    def check_and_record() -> None:
-        check_balance(user=user, endpoint=endpoint, model="bench-model", prompt_tokens=1200)
-        record()
 
     with connection.cursor() as cursor:
         cursor.execute("CREATE TABLE IF NOT EXISTS bench_floor_durable (x int)")
@@ -88,20 +101,22 @@ def bench_record_usage(calls: int) -> None:
             cursor.execute("INSERT INTO bench_floor_durable VALUES (1)")
 
     results = [
-        ("record_usage (3 rows)", timed(record)),
-        ("record_usage, rates cached (chat)", timed(record_with_cached_rates)),
-        ("check_balance + record_usage", timed(check_and_record)),
         ("floor: 1-row INSERT + COMMIT", timed(commit_floor)),
+        ("ledger write (3 rows + its hold)", timed(record, before=admit)),
+        ("admission", timed(admit, after=record)),
+        ("admission, role with auto-refill", timed(lambda: admit(refill_user), after=lambda h: record(h, refill_user))),
+        ("admission + ledger write", timed(lambda: record(admit()))),
+        ("floor: 1-row INSERT + COMMIT (again)", timed(commit_floor)),
     ]
     with connection.cursor() as cursor:
         cursor.execute("SET synchronous_commit = off")  # this session only: the database work, no disk flush
-    results.append(("record_usage, no commit flush", timed(record)))
+    results.append(("ledger write, no commit flush", timed(record, before=admit)))
     with connection.cursor() as cursor:
         cursor.execute("SET synchronous_commit = on")
         cursor.execute("DROP TABLE bench_floor_durable")
     for label, samples in results:
-        print(f"{label:<32} calls={calls}  p50={percentile(samples, .5):.2f} ms  "
-              f"p99={percentile(samples, .99):.2f} ms  mean={statistics.fmean(samples):.2f} ms")
+        print(f"{label:<38} calls={calls}  p50={percentile(samples, .5):.3f} ms  "
+              f"p99={percentile(samples, .99):.3f} ms  mean={statistics.fmean(samples):.3f} ms")
 
 
 def seed(rows: int) -> None:

@@ -1,6 +1,6 @@
 """Time to first token added by Atrium over calling the upstream directly.
 
-    python bench/ttft.py [--requests 400] [--concurrency 1 50] [--words 12] [--chunk-ms 0] [--balance] [--servers 1] [--floor]
+    python bench/ttft.py [--requests 400] [--concurrency 1 50] [--words 12] [--chunk-ms 0] [--balances off on refill] [--servers 1] [--floor]
 
 Starts the loopback upstream test server (tests/upstream.py, OpenAI Chat Completions wire format)
 and a real daphne running Atrium, both in their own processes, then measures at each concurrency:
@@ -94,32 +94,48 @@ def setup_django() -> None:
     call_command("migrate", verbosity=0, interactive=False)
 
 
-def make_fixtures(upstream_url: str, *, balance: bool = False) -> tuple[str, str]:
+# --balances: which bench users to measure, each a role of its own
+BALANCE_MODES = {
+    "off": "no balance (the role's balances are off)",
+    "on": "balances on (admission, hold and bill on every answer)",
+    "refill": "balances on with monthly auto-refill (not due: admission checks it)",
+}
+
+
+def make_fixtures(upstream_url: str, modes: list[str]) -> tuple[dict[str, str], str]:
+    """The bench endpoint and one signed-in user per balance mode: (cookies by mode, endpoint name)."""
     from decimal import Decimal
 
-    from accounts.models import Role, User
+    from accounts.models import IntervalUnit, Role, User
     from billing.services import adjust_balance, ensure_balance
     from endpoints.models import Endpoint, EndpointModel
     from tests.chatsocket import session_cookie
 
-    user, _ = User.objects.get_or_create(username="bench-user", defaults={"email": "bench@example.com"})
-    if balance:  # a role with balances on: every answer is checked, held and billed against it
-        role, _ = Role.objects.update_or_create(
-            name="BENCH-BALANCE", defaults=dict(balance_enabled=True, start_balance=Decimal(10) ** 12)
+    roles = {
+        "off": None,
+        "on": dict(balance_enabled=True, start_balance=Decimal(10) ** 12, auto_refill_enabled=False),
+        "refill": dict(balance_enabled=True, start_balance=Decimal(10) ** 12, auto_refill_enabled=True,
+                       refill_amount=Decimal(1000), refill_interval_value=1, refill_interval_unit=IntervalUnit.MONTHS),
+    }
+    cookies = {}
+    for mode in modes:
+        user, _ = User.objects.get_or_create(username=f"bench-{mode}", defaults={"email": f"bench-{mode}@example.com"})
+        policy = roles[mode]
+        user.role = (
+            Role.objects.update_or_create(name=f"BENCH-{mode.upper()}", defaults=policy)[0] if policy
+            else Role.objects.default()
         )
-        user.role = role
-    else:
-        user.role = Role.objects.default()
-    user.save()
-    balance = ensure_balance(user=user)
-    if balance and balance.credits < Decimal(10) ** 9:  # earlier runs spent it: top it up, in the ledger
-        adjust_balance(user=user, credits=Decimal(10) ** 12 - balance.credits, reason="TTFT benchmark top-up", by=None)
+        user.save()
+        balance = ensure_balance(user=user)
+        if balance.credits < Decimal(10) ** 9:  # earlier runs spent it: top it up, in the ledger
+            adjust_balance(user=user, credits=Decimal(10) ** 12 - balance.credits, reason="TTFT benchmark top-up", by=None)
+        cookies[mode] = session_cookie(user)
     endpoint, _ = Endpoint.objects.update_or_create(
         name="Bench upstream",
         defaults=dict(base_url=upstream_url + "/v1", api_key="sk-bench-key-123456", kind="custom"),
     )
     EndpointModel.objects.get_or_create(endpoint=endpoint, name="bench-model")
-    return session_cookie(user), endpoint.name
+    return cookies, endpoint.name
 
 
 async def direct_ttft(client, url: str) -> float:
@@ -227,7 +243,7 @@ def summary(name: str, values: list[float], seconds: float, cpu: float | None = 
     served = ""
     if cpu is not None and values:  # the serving daphne processes' CPU time per answer, and their load
         served = f"  server CPU {cpu / len(values) * 1000:5.1f} ms/answer ({cpu / seconds * 100:3.0f}% of a core)"
-    print(f"  {name:<8} n={len(values):<5} p50={p50:7.2f} ms  p99={p99:7.2f} ms  "
+    print(f"  {name:<13} n={len(values):<5} p50={p50:7.2f} ms  p99={p99:7.2f} ms  "
           f"mean={statistics.mean(values) * 1000:7.2f} ms  answers/s={len(values) / seconds:7.1f}{served}")
     return p50, p99
 
@@ -239,9 +255,12 @@ def main() -> None:
     parser.add_argument("--words", type=int, default=12, help="words in each answer (one chunk each)")
     parser.add_argument("--chunk-ms", type=float, default=0.0, help="pause of the upstream after each chunk")
     parser.add_argument(
-        "--balance", action="store_true",
-        help="give the bench user a role with balances enabled (the balance check and hold on every answer)",
+        "--balances", nargs="+", choices=list(BALANCE_MODES), default=["off"],
+        help="measure Atrium for bench users of these roles, one after another in the same run: "
+        + "; ".join(f"{mode}: {text}" for mode, text in BALANCE_MODES.items()),
     )
+    parser.add_argument("--rounds", type=int, default=4,
+                        help="with several --balances, measure them in this many alternating rounds")
     parser.add_argument("--servers", type=int, default=1, help="daphne processes sharing the port (needs REDIS_URL)")
     parser.add_argument("--floor", action="store_true",
                         help="also measure bench/floor.py, a bare streaming proxy on the same stack")
@@ -259,7 +278,7 @@ def main() -> None:
     try:
         upstream_url = upstream.stdout.readline().decode().strip()
         completions_url = upstream_url + "/v1/chat/completions"
-        cookie, endpoint = make_fixtures(upstream_url, balance=args.balance)
+        cookies, endpoint = make_fixtures(upstream_url, args.balances)
         database = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
         layer = "redis" if settings.REDIS_URL else "in-memory"
         if args.servers > 1 and not settings.REDIS_URL:
@@ -275,27 +294,45 @@ def main() -> None:
                 floor_env = server_env(LOG_LEVEL="WARNING", FLOOR_UPSTREAM_URL=completions_url)
                 floor = servers.enter_context(Daphne(floor_env, name="bench-floor", app="bench.floor:application"))
             print(f"Atrium TTFT benchmark: database={database}, channel layer={layer}, cpus={os.cpu_count()}, "
-                  f"servers={args.servers}, balance={'on' if args.balance else 'off'}, "
+                  f"servers={args.servers}, balances={' '.join(args.balances)}, "
                   f"answer={args.words} chunks, {args.chunk_ms:g} ms apart")
             for concurrency in args.concurrency:
                 print(f"concurrency {concurrency}:")
                 direct, direct_seconds = asyncio.run(run_direct(completions_url, concurrency, args.requests))
-                atrium, atrium_seconds, atrium_cpu = asyncio.run(
-                    run_atrium(daphne.ws_url, cookie, endpoint, concurrency, args.requests, pids))
+                # The modes take turns (--rounds), so a machine whose speed drifts during the run
+                # weighs on each of them alike.
+                measured = {mode: ([], 0.0, 0.0) for mode in args.balances}
+                rounds = max(1, args.rounds if len(args.balances) > 1 else 1)
+                for _ in range(rounds):
+                    for mode in args.balances:
+                        times, seconds, cpu = asyncio.run(run_atrium(
+                            daphne.ws_url, cookies[mode], endpoint, concurrency, max(1, args.requests // rounds), pids))
+                        before = measured[mode]
+                        cpu_total = None if cpu is None or before[2] is None else before[2] + cpu
+                        measured[mode] = (before[0] + times, before[1] + seconds, cpu_total)
+                        if ERRORS:
+                            print(f"  atrium ({mode}) {len(ERRORS)} answers failed and are not counted, e.g. {ERRORS[0]!r}")
+                            ERRORS.clear()
                 if floor is not None:
                     bare, bare_seconds, bare_cpu = asyncio.run(
                         run_atrium(floor.ws_url, "", endpoint, concurrency, args.requests, [floor.process.pid]))
                 d50, d99 = summary("direct", direct, direct_seconds)
-                a50, a99 = summary("atrium", atrium, atrium_seconds, atrium_cpu)
+                added = {}
+                for mode, (atrium, atrium_seconds, atrium_cpu) in measured.items():
+                    a50, a99 = summary(f"atrium/{mode}", atrium, atrium_seconds, atrium_cpu)
+                    added[mode] = (a50 - d50, a99 - d99)
                 if floor is not None:
                     f50, f99 = summary("floor", bare, bare_seconds, bare_cpu)
-                if ERRORS:
-                    print(f"  atrium   {len(ERRORS)} answers failed and are not counted, e.g. {ERRORS[0]!r}")
-                    ERRORS.clear()
-                print(f"  added    p50={a50 - d50:7.2f} ms  p99={a99 - d99:7.2f} ms   (target: p50 <= 3 ms, p99 <= 15 ms)")
+                for mode, (p50, p99) in added.items():
+                    print(f"  added/{mode:<6} p50={p50:7.2f} ms  p99={p99:7.2f} ms   (target: p50 <= 3 ms, p99 <= 15 ms)")
+                if "off" in added:
+                    for mode in (m for m in added if m != "off"):
+                        print(f"  {mode} - off   p50={added[mode][0] - added['off'][0]:7.2f} ms  "
+                              f"p99={added[mode][1] - added['off'][1]:7.2f} ms   (admission; target: p50 <= ~1 ms)")
                 if floor is not None:
+                    a50 = d50 + next(iter(added.values()))[0]
                     print(f"  floor    p50={f50 - d50:7.2f} ms  p99={f99 - d99:7.2f} ms   added by the bare stack; "
-                          f"Atrium's own share p50={a50 - f50:7.2f} ms")
+                          f"Atrium's own share p50={a50 - f50:7.2f} ms ({next(iter(added))})")
     finally:
         upstream.stdin.close()
         upstream.wait(timeout=10)

@@ -1,6 +1,6 @@
 """The balance ledger. Credits: 1 USD = 1,000,000 credits, so a rate in USD per 1M tokens is credits
 per token. Amounts are Decimal, never float. Transactions are append-only; a Balance always equals
-the sum of its user's transactions (services in billing.services move both in one DB transaction)."""
+the sum of its user's transactions (billing.ledger.post moves both in one DB transaction)."""
 from __future__ import annotations
 
 from django.conf import settings
@@ -19,9 +19,10 @@ class Balance(models.Model):
     last_refill_at = models.DateTimeField(
         null=True, blank=True, help_text="When auto-refill last ran (the next is due one interval later)."
     )
-    released_holds = models.PositiveIntegerField(
+    held = models.DecimalField(
         default=0, editable=False,
-        help_text="Holds released by recorded calls since the last balance check (see Hold).",
+        help_text="Credits set aside by this user's calls still running: the sum of their holds (see Hold).",
+        **CREDITS,
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -31,10 +32,10 @@ class Balance(models.Model):
 
     def save(self, *args, **kwargs):
         update_fields = kwargs.get("update_fields")
-        if not self._state.adding and (update_fields is None or "credits" in update_fields):
+        if not self._state.adding and (update_fields is None or {"credits", "held"} & set(update_fields)):
             raise ValidationError(
-                "A balance's credits move only through billing.services (a usage, refill or adjustment "
-                "transaction); saving the row could undo a concurrent update."
+                "A balance's credits move only through billing.ledger.post (a usage, refill or adjustment "
+                "transaction) and its holds through billing.holds; saving the row could undo a concurrent update."
             )
         super().save(*args, **kwargs)
 
@@ -129,14 +130,16 @@ class Transaction(models.Model):
 
 
 class Hold(models.Model):
-    """Credits set aside by a request that passed the balance check and is still talking to the
-    provider. Not part of the ledger (the Balance still equals the sum of transactions): holds only
-    lower what the next check sees as available, so concurrent requests cannot all spend the same
-    credits. `record_usage` releases a hold by counting it on the Balance row it updates anyway
-    (`released_holds`); the next check, holding that row's lock, deletes that many of the oldest
-    holds. A hold whose request never reported back expires."""
+    """Credits set aside by one call (an answer, a title) that passed admission and is still talking
+    to the provider. Not part of the ledger (the Balance still equals the sum of transactions):
+    holds only lower what the next admission sees as available (`Balance.held` is their sum), so
+    concurrent calls cannot spend the same credits twice. A hold belongs to its `call`: it is
+    released by that call's posting (`billing.ledger.post(release=call)`) or by `billing.holds.release`,
+    never by another call. A live call renews it (`billing.holds.renew`); it expires only when its
+    call died without reporting back (the next admission of the user drops it)."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    call = models.UUIDField(unique=True, help_text="The call this hold belongs to (released by it alone).")
     model = models.CharField(max_length=200, blank=True)
     credits = models.DecimalField(**CREDITS)
     created_at = models.DateTimeField()
@@ -146,4 +149,4 @@ class Hold(models.Model):
         indexes = [models.Index(fields=["user", "expires_at"], name="hold_user_active")]
 
     def __str__(self) -> str:
-        return f"hold {self.credits} credits for {self.user_id} until {self.expires_at:%Y-%m-%d %H:%M:%S}"
+        return f"hold {self.credits} credits of call {self.call} until {self.expires_at:%Y-%m-%d %H:%M:%S}"

@@ -101,9 +101,9 @@ def balance_summary(*, user: "User", now: dt.datetime | None = None) -> BalanceS
     now = now or timezone.now()
     balance: Balance = ensure_balance(user=user)
     role = role_of(user)
-    # holds of requests in flight: the oldest `released_holds` belong to calls already recorded
-    holds = Hold.objects.filter(user=user).order_by("created_at", "pk").values_list("credits", "expires_at")
-    held = sum((amount for amount, expires in list(holds)[balance.released_holds:] if expires > now), ZERO)
+    # holds of calls still running (those of calls that died go at the next admission)
+    dead = Hold.objects.filter(user=user, expires_at__lte=now).values_list("credits", flat=True)
+    held = balance.held - sum(dead, ZERO)
     currency = display_currency()
     refill_at = next_refill_at(balance, role)
     return BalanceSummary(

@@ -20,32 +20,42 @@ chat.tasks) finishes every message that is
 by keeping the text written so far, marking it `interrupted` with an error the user reads, storing
 and billing an estimate (the turn's prompt tokens counted when it was prepared, and the tokenizer's
 count of what this turn wrote: for a continued answer only the text after what it already had) as
-an `abort` transaction marked estimated, and releasing the turn's balance hold.
+an `abort` transaction marked estimated, and releasing the turn's balance hold (by its call id,
+kept in the record).
 
-Each message is finished in one database transaction: its row locked, the in-flight record cleared
-by a conditional update, the ledger rows written. Concurrent or repeated runs therefore finish and
-bill a message once; a run that fails (Redis or database away) changes nothing and the next one
-tries again.
+An answer whose turn ended but whose bill failed (the ledger raised) is found the same way: the
+turn stored it with its in-flight record kept and the bill it could not post in the record
+(`bill`), which recovery posts as it was, not an estimate.
+
+Both ends of an answer — the turn's own and recovery's — go through `finish_answer`: one database
+transaction that stores the answer, clears the in-flight record by a conditional update and posts
+the bill. Concurrent or repeated runs therefore finish and bill a message once; a run that fails
+(Redis or database away) changes nothing and the next one tries again.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from billing import services as billing
-from billing.models import Balance, Context
+from billing.models import Context
 from billing.tokens import estimated_usage
-from chat.models import Message
+from chat.models import Conversation, Message
+from endpoints.adapters.base import Usage
 
 if TYPE_CHECKING:
+    from accounts.models import User
+    from billing.pricing import Rates
     from chat.services import Turn
+    from endpoints.models import Endpoint
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +69,7 @@ def in_flight_record(turn: "Turn") -> dict[str, Any]:
     (text, reasoning, tool calls), in characters."""
     return {
         "prompt_tokens": turn.prompt_tokens,
+        "hold": str(turn.hold) if turn.hold is not None else None,
         "started_at": timezone.now().isoformat(),
         "prefix": {
             "text": len(turn.prefix_text),
@@ -74,6 +85,77 @@ def _reasoning(parts: list[dict[str, Any]]) -> str:
 
 def _tool_calls(parts: list[dict[str, Any]]) -> str:
     return "".join((p.get("name") or "") + (p.get("arguments") or "") for p in parts if p.get("type") == "tool_call")
+
+
+@dataclass(frozen=True)
+class Bill:
+    """What an ended answer is billed: the usage, how it was obtained, and the hold it settles."""
+
+    user: "User"
+    endpoint: "Endpoint | None"
+    model: str
+    usage: Usage
+    context: str
+    estimated: bool | frozenset[str]  # True: all counts; else the token types estimated
+    hold: uuid.UUID | None
+    rates: "Rates | None" = None
+
+    def record(self) -> dict[str, Any]:
+        """The bill as the in-flight record keeps it when it could not be posted."""
+        estimated = self.estimated if isinstance(self.estimated, bool) else sorted(self.estimated)
+        return {"usage": dataclasses.asdict(self.usage), "context": self.context, "estimated": estimated}
+
+
+def finish_answer(
+    *,
+    message_id: uuid.UUID | None,
+    conversation_id: uuid.UUID | None,
+    fields: dict[str, Any],
+    bill: Bill,
+    record: dict[str, Any] | None,
+    only_in_flight: bool = False,
+) -> bool:
+    """Store an ended answer (`fields`, its in-flight record cleared) and post its bill, in one
+    database transaction. `message_id` None: the answer's rows were never saved (the bill is posted
+    alone). `only_in_flight`: finish it only if it is still in flight (recovery; False when not).
+
+    When posting the bill raises, the answer is stored all the same but keeps its in-flight
+    record, with the bill in it: recovery posts it later (the turn's claim is gone by then); only
+    a log line remains of the failure. Returns whether the bill was posted."""
+    message = Message(pk=message_id, conversation_id=conversation_id) if message_id is not None else None
+    try:
+        with transaction.atomic():
+            if message_id is not None:
+                rows = Message.objects.filter(pk=message_id)
+                if only_in_flight:
+                    rows = rows.filter(in_flight__isnull=False)
+                if not rows.update(**fields, in_flight=None):
+                    if only_in_flight:
+                        return False
+                    message = None  # deleted meanwhile (its conversation was): billed all the same
+                if not only_in_flight:  # the turn's own end: the conversation moved on now
+                    Conversation.objects.filter(pk=conversation_id).update(updated_at=fields["updated_at"])
+            billing.record_usage(
+                user=bill.user,
+                endpoint=bill.endpoint,
+                model=bill.model,
+                usage=bill.usage,
+                context=bill.context,
+                message=message,
+                estimated=bill.estimated,
+                rates=bill.rates,
+                release=bill.hold,
+                now=fields.get("updated_at"),
+            )
+        return True
+    except Exception:
+        log.exception(
+            "billing answer %s (%s) failed; the answer is stored and recovery bills it", message_id, bill.usage
+        )
+        if message_id is not None:
+            kept = {**(record or {}), "bill": bill.record()}
+            Message.objects.filter(pk=message_id).update(**fields, in_flight=kept)
+        return False
 
 
 def written_by_turn(message: Message, record: dict[str, Any]) -> str:
@@ -117,6 +199,27 @@ def recover_interrupted_answers(
         after = (rows[-1][1], rows[-1][0])
 
 
+def _bill_of(message: Message, record: dict[str, Any]) -> Bill:
+    """The bill of an answer found in flight: the one its turn could not post, else an estimate."""
+    hold = record.get("hold")
+    kept = record.get("bill")
+    if isinstance(kept, dict):
+        usage = Usage(**{k: int(v) for k, v in (kept.get("usage") or {}).items() if k in Usage.__dataclass_fields__})
+        context, estimated = str(kept.get("context") or Context.ABORT), kept.get("estimated")
+        estimated = frozenset(estimated) if isinstance(estimated, list) else bool(estimated)
+    else:
+        usage = estimated_usage(
+            prompt_tokens=int(record.get("prompt_tokens") or 0),
+            received_text=written_by_turn(message, record),
+            model=message.model,
+        )
+        context, estimated = Context.ABORT, True
+    return Bill(
+        user=message.user, endpoint=message.endpoint, model=message.model, usage=usage, context=context,
+        estimated=estimated, hold=uuid.UUID(hold) if hold else None,
+    )
+
+
 def _recover(pk: uuid.UUID, *, cutoff: dt.datetime, now: dt.datetime) -> bool:
     """Finish one answer if it is still in flight, stale and unclaimed; False when it is not."""
     from chat.services import current_generation
@@ -133,13 +236,10 @@ def _recover(pk: uuid.UUID, *, cutoff: dt.datetime, now: dt.datetime) -> bool:
         if current_generation(message.conversation_id) is not None:
             return False  # an answer is being written in this conversation right now: not ours to end
         record = message.in_flight if isinstance(message.in_flight, dict) else {}
-        usage = estimated_usage(
-            prompt_tokens=int(record.get("prompt_tokens") or 0),
-            received_text=written_by_turn(message, record),
-            model=message.model,
-        )
-        finished = Message.objects.filter(pk=pk, in_flight__isnull=False).update(
-            in_flight=None,
+        bill = _bill_of(message, record)
+        usage = bill.usage
+        ended = "bill" in record  # the turn ended and stored the answer; only its bill is missing
+        fields = {"updated_at": now} if ended else dict(
             unfinished=True,
             finish_reason=INTERRUPTED,
             error=INTERRUPTED_ERROR,
@@ -151,28 +251,11 @@ def _recover(pk: uuid.UUID, *, cutoff: dt.datetime, now: dt.datetime) -> bool:
             reasoning_tokens=message.reasoning_tokens or 0,
             updated_at=now,
         )
-        if not finished:
+        if not finish_answer(
+            message_id=message.pk, conversation_id=message.conversation_id, fields=fields, bill=bill,
+            record=record, only_in_flight=True,
+        ):
             return False
-        # The turn's hold: released by recording its usage, unless it has expired already (then a
-        # release would free the hold of another request of the user that is still running).
-        started_at = parse_datetime(str(record.get("started_at") or "")) or message.created_at
-        hold_alive = started_at + dt.timedelta(seconds=settings.BILLING_HOLD_SECONDS) > now
-        billing.record_usage(
-            user=message.user,
-            endpoint=message.endpoint,
-            model=message.model,
-            usage=usage,
-            context=Context.ABORT,
-            message=message,
-            estimated=True,
-            now=now,
-            release_hold=hold_alive,
-        )
-        # Apply the release now rather than at the user's next balance check (which may never come):
-        # the hold row goes, with any expired ones.
-        balance = Balance.objects.select_for_update().filter(user_id=message.user_id).first()
-        if balance is not None:
-            billing.release_holds(balance=balance, now=now)
     log.info(
         "finished interrupted answer %s of conversation %s: %s prompt + %s output tokens billed (estimated)",
         pk, message.conversation_id, usage.prompt_total, usage.output_tokens,

@@ -11,12 +11,14 @@ A turn is two steps:
    and when the stream ends — finished, failed, stopped or abandoned — stores the final text, finish
    reason, error and token usage and hands the usage to billing. Its last event is `Done`.
 
-Billing is called from `_check_balance` and `_bill_usage` only.
+Billing is called from `_check_balance` (admission) and `_finish_turn` (through
+`chat.recovery.finish_answer`, which recovery uses too) only.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import threading
 import time
@@ -38,7 +40,7 @@ from chat import configcache, store
 from billing.pricing import Rates
 from billing.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY, count_tokens, estimated_usage
 from chat.models import Conversation, Message, Role as MessageRole
-from chat.recovery import in_flight_record
+from chat.recovery import Bill, finish_answer, in_flight_record
 from endpoints import services as endpoint_services
 from endpoints.adapters.base import (
     Call,
@@ -252,6 +254,8 @@ class Turn:
     call: Call | None = None
     # a new conversation's claim, written before its id is shown and its rows saved (see EarlyClaim)
     pending_claim: EarlyClaim | None = None
+    # the call id of the turn's balance hold (None: the role has no balance); released by its bill
+    hold: uuid.UUID | None = None
     _rows: Rows | None = None
 
     def rows(self) -> Rows:
@@ -733,19 +737,38 @@ def _rates(endpoint: Endpoint, model: str, snap: configcache.Snapshot) -> Rates:
     return Rates.resolve(_model_row(endpoint, model, snap), _portal(snap))
 
 
-def _check_balance(*, user: User, target: Target, prompt_tokens: int, snap: configcache.Snapshot | None = None) -> None:
+def _check_balance(
+    *, user: User, target: Target, prompt_tokens: int, snap: configcache.Snapshot | None = None
+) -> tuple[uuid.UUID | None, int | None]:
+    """The turn's admission (billing.check_balance). Returns the call id its hold is under (None:
+    the role has no balance) and, when the request sets no max_tokens and a hold was placed, the
+    answer limit to send: the answer budget the context already keeps free, which the hold covers
+    (so a running answer never spends more than it holds; see check_balance's rule)."""
+    snap = snap or configcache.snapshot()
+    max_tokens = target.params.get("max_tokens")
+    asked = max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else None
+    budget = asked or _reserved_for_answer(target, context_window(target, snap))
     try:
-        max_tokens = target.params.get("max_tokens")
-        billing.check_balance(
+        hold = billing.check_balance(
             user=user,
             endpoint=target.endpoint,
             model=target.model,
             prompt_tokens=prompt_tokens,
-            max_completion_tokens=max_tokens if isinstance(max_tokens, int) else None,
-            rates=_rates(target.endpoint, target.model, snap or configcache.snapshot()),
+            max_completion_tokens=budget,
+            rates=_rates(target.endpoint, target.model, snap),
         )
     except billing.InsufficientBalance as exc:
         raise NoBalance(str(exc)) from exc
+    return hold, (budget if hold is not None and asked is None else None)
+
+
+def _release_hold(user: User, hold: uuid.UUID | None) -> None:
+    """A turn admitted but never started gives its hold back."""
+    if hold is not None:
+        try:
+            billing.holds.release(user=user, call=hold)
+        except Exception:  # the hold expires with nobody renewing it
+            log.exception("releasing the hold %s of an unstarted turn failed", hold)
 
 
 @dataclass(frozen=True, slots=True)
@@ -853,19 +876,25 @@ def plan_turn(
     messages, prompt_tokens = build_context(branch, target=target, snap=snap)
     if early_claim is not None and not on_loop and not early_claim.held():
         raise Busy(BUSY_MESSAGE)
-    if not needs_fetch_check:  # else after the model check (prepare_turn)
-        # On the loop this is a no-op (balances off for the role) or needs the database, which
-        # raises SynchronousOnlyOperation before anything is written: prepare_turn then plans again
-        # on a database thread.
-        _check_balance(user=user, target=target, prompt_tokens=prompt_tokens, snap=snap)
-    if continued is not None and continued.parent_id:
-        answered = Message.objects.filter(user=user, pk=continued.parent_id).first()
-    if early_claim is not None:
-        conversation_id, generation_id = early_claim.conversation_id, early_claim.generation_id
+    # Admission needs the database: on the loop it is left to prepare_turn's one trip to a database
+    # thread (which builds the turn too), as it is after a fetched model list's check.
+    admit_later = needs_fetch_check or (on_loop and billing.role_of(user).balance_enabled)
+    if not admit_later:
+        hold, answer_limit = _check_balance(user=user, target=target, prompt_tokens=prompt_tokens, snap=snap)
     else:
-        conversation_id = conversation.pk if conversation is not None else uuid.uuid4()
-        generation_id = uuid.uuid4().hex
-        claim_conversation(conversation_id, generation_id, user.pk)
+        hold, answer_limit = None, None
+    try:
+        if continued is not None and continued.parent_id:
+            answered = Message.objects.filter(user=user, pk=continued.parent_id).first()
+        if early_claim is not None:
+            conversation_id, generation_id = early_claim.conversation_id, early_claim.generation_id
+        else:
+            conversation_id = conversation.pk if conversation is not None else uuid.uuid4()
+            generation_id = uuid.uuid4().hex
+            claim_conversation(conversation_id, generation_id, user.pk)
+    except BaseException:
+        _release_hold(user, hold)
+        raise
     plan = {
         "conversation_id": conversation_id,
         "generation_id": generation_id,
@@ -878,6 +907,9 @@ def plan_turn(
         "continued": continued,
         "messages": messages,
         "prompt_tokens": prompt_tokens,
+        "hold": hold,
+        "answer_limit": answer_limit,
+        "admit_later": admit_later,
     }
     return plan, target, needs_fetch_check
 
@@ -967,7 +999,7 @@ def build_turn(*, plan: dict[str, Any], target: Target) -> Turn:
         model=target.model,
         messages=plan["messages"],
         system=target.system_prompt,
-        params=dict(target.params),
+        params=dict(target.params, max_tokens=plan["answer_limit"]) if plan.get("answer_limit") else dict(target.params),
         conversation_id=str(conversation_id),
         parent_message_id=str(answered_parent_id) if answered_parent_id else "",
         message_id=str(answered_id) if answered_id is not None else "",
@@ -986,6 +1018,7 @@ def build_turn(*, plan: dict[str, Any], target: Target) -> Turn:
         generation_id=plan["generation_id"],
         prefix_text=prefix_text,
         prefix_parts=prefix_parts,
+        hold=plan.get("hold"),
     )
 
 
@@ -1069,11 +1102,12 @@ async def prepare_turn(*, user: User, action: TurnAction) -> Turn:
     plan, target, needs_fetch_check, turn = result
     if turn is None:
         try:
-            await check_fetched_model(user=user, target=target)
-            await on_db(_check_balance)(user=plan["user"], target=target, prompt_tokens=plan["prompt_tokens"])
-            turn = build_turn(plan=plan, target=target)
-            turn.call = await on_db(_prebuilt_call)(turn)
+            if needs_fetch_check:
+                await check_fetched_model(user=user, target=target)
+            turn = await on_db(_admit_and_build)(plan, target, snap)
         except BaseException:
+            with contextlib.suppress(Exception):
+                await on_db(_release_hold)(plan["user"], plan.get("hold"))
             if early_claim is not None:
                 await early_claim.arelease_if_held()
             else:
@@ -1094,18 +1128,36 @@ def _plan_and_build(
     plan, target, needs_fetch_check = plan_turn(
         user=user, action=action, early_claim=early_claim, snap=snap, on_loop=on_loop
     )
-    if needs_fetch_check:
-        return plan, target, True, None
+    if plan["admit_later"]:
+        return plan, target, needs_fetch_check, None
     try:
         turn = build_turn(plan=plan, target=target)
         turn.call = _prebuilt_call(turn)
     except BaseException:
+        if not on_loop:
+            _release_hold(plan["user"], plan["hold"])
         # Only the claim plan_turn took itself: an early claim is released by prepare_turn (and on
         # the loop the caller plans again on a thread, with the same claim).
         if early_claim is None and not on_loop:
             release_conversation(plan["conversation_id"], plan["generation_id"], user.pk)
         raise
     return plan, target, False, turn
+
+
+def _admit_and_build(plan: dict[str, Any], target: Target, snap: configcache.Snapshot | None = None) -> Turn:
+    """The admission prepare_turn left for a database thread, then the turn and its provider call
+    (one trip; an admitted turn that cannot be built gives its hold back). `snap`: the
+    configuration the turn was planned with (its rates: no second look at the cache's version)."""
+    plan["hold"], plan["answer_limit"] = _check_balance(
+        user=plan["user"], target=target, prompt_tokens=plan["prompt_tokens"], snap=snap
+    )
+    try:
+        turn = build_turn(plan=plan, target=target)
+        turn.call = _prebuilt_call(turn)
+    except BaseException:
+        _release_hold(plan["user"], plan["hold"])
+        raise
+    return turn
 
 
 def _prebuilt_call(turn: Turn) -> Call | None:
@@ -1184,18 +1236,23 @@ def _estimate_usage(turn: Turn, answer: _Answer) -> Usage:
     )
 
 
-def _bill_usage(turn: Turn, usage: Usage, *, context: str, estimated: bool, saved: bool = True, rates: Rates) -> None:
-    billing.record_usage(
-        user=turn.user,
-        endpoint=turn.endpoint,
-        model=turn.model,
-        usage=usage,
-        context=context,
-        conversation=turn.conversation if saved else None,
-        message=turn.assistant_message if saved else None,
-        estimated=estimated,
-        rates=rates,
-    )
+def _usage_to_bill(
+    turn: Turn, answer: _Answer, reported: Usage | None, *, interrupted: bool, stopped: bool, request_sent: bool
+) -> tuple[Usage, bool | frozenset[str]]:
+    """What to bill, and which of it is estimated (True: all; else the token types; SPEC §4): every count the provider
+    reported, as reported; only what it did not report is estimated. An interrupted answer (cut,
+    failed, stopped) bills at least the tokenizer's count of the text delivered: the provider's
+    last report may predate most of it (Anthropic's message_start says output_tokens 1). A refused
+    request (401, 404, 429, connection refused) with no output and no usage costs nothing."""
+    if reported is None:
+        if answer.has_output or (stopped and request_sent):
+            return _estimate_usage(turn, answer), True
+        return Usage(), False
+    if answer.has_output and (interrupted or reported.output_tokens == 0):
+        delivered = count_tokens(answer.generated_for_estimate(), turn.model)
+        if delivered > reported.output_tokens:
+            return dataclasses.replace(reported, output_tokens=delivered), frozenset({"completion"})
+    return reported, False
 
 
 def _finish_turn(
@@ -1210,29 +1267,20 @@ def _finish_turn(
     saved: bool = True,
     snap: configcache.Snapshot | None = None,
 ) -> Done:
-    """Store the final answer and bill it, in one database transaction. `snap`: the configuration
-    as the event loop sees it now (there its version costs no round trip; see chat.configcache)."""
+    """Store the final answer and bill it (chat.recovery.finish_answer, as recovery does). `snap`:
+    the configuration as the event loop sees it now (there its version costs no round trip; see
+    chat.configcache)."""
     clean = not stopped and error is None and finish_reason not in ("", "length")
     unfinished = not clean
+    interrupted = stopped or error is not None or finish_reason == ""
     if stopped:
         finish_reason = "stopped"
     elif error is not None:
         finish_reason = "error"
     error_text = error.message if error is not None else ""
-
-    # What to bill: what the provider reported; otherwise an estimate when the provider did work
-    # (it answered something, or it was stopped after receiving the prompt). A refused request
-    # (401, 404, 429, connection refused) with no output and no usage costs nothing. Billing is
-    # called exactly once per turn, even with nothing to bill: it releases the balance hold.
-    usage, estimated = Usage(), False
-    if reported is not None:
-        usage = reported
-        if reported.output_tokens == 0 and answer.has_output:
-            # The stream broke before the provider reported the output: estimate that part.
-            output = count_tokens(answer.generated_for_estimate(), turn.model)
-            usage, estimated = usage + Usage(output_tokens=output), output > 0
-    elif answer.has_output or (stopped and request_sent):
-        usage, estimated = _estimate_usage(turn, answer), True
+    usage, estimated = _usage_to_bill(
+        turn, answer, reported, interrupted=interrupted, stopped=stopped, request_sent=request_sent
+    )
     message = turn.assistant_message
     fields = dict(
         text=answer.full_text,
@@ -1240,7 +1288,6 @@ def _finish_turn(
         finish_reason=finish_reason[:40],
         error=error_text,
         unfinished=unfinished,
-        in_flight=None,  # ended here: nothing for chat.recovery to finish
         prompt_tokens=_add(message.prompt_tokens, usage.prompt_total, turn.op),
         completion_tokens=_add(message.completion_tokens, usage.output_tokens, turn.op),
         cache_read_tokens=_add(message.cache_read_tokens, usage.cache_read_tokens, turn.op),
@@ -1250,17 +1297,21 @@ def _finish_turn(
     )
     context = "message" if clean or finish_reason == "length" else "abort"
     try:
-        rates = _rates(turn.endpoint, turn.model, snap or configcache.snapshot())  # (before the transaction)
-        with transaction.atomic():
-            if saved:
-                Message.objects.filter(pk=message.pk).update(**fields)
-                Conversation.objects.filter(pk=turn.conversation.pk).update(updated_at=timezone.now())
-            _bill_usage(turn, usage, context=context, estimated=estimated, saved=saved, rates=rates)
-    except Exception:
-        # Never lose the answer because the ledger failed; the log says which message is unbilled.
-        log.exception("billing answer %s (%s) failed; the answer is saved unbilled", message.pk, usage)
-        if saved:
-            Message.objects.filter(pk=message.pk).update(**fields)
+        try:
+            rates = _rates(turn.endpoint, turn.model, snap or configcache.snapshot())
+        except Exception:  # the configuration store is away: billing looks the rates up itself
+            rates = None
+        bill = Bill(
+            user=turn.user, endpoint=turn.endpoint, model=turn.model, usage=usage, context=context,
+            estimated=estimated, hold=turn.hold, rates=rates,
+        )
+        finish_answer(
+            message_id=message.pk if saved else None,
+            conversation_id=turn.conversation_id,
+            fields=fields,
+            bill=bill,
+            record=message.in_flight,
+        )
     finally:
         release_conversation(turn.conversation_id, turn.generation_id, turn.user.pk)
     return Done(
@@ -1269,7 +1320,7 @@ def _finish_turn(
         unfinished=unfinished,
         error=error_text,
         usage=usage,
-        estimated=estimated,
+        estimated=bool(estimated),
         text=answer.full_text,
     )
 
@@ -1330,6 +1381,11 @@ def _in_background(coro: Any) -> None:
 async def _touch_claim(conversation_id: uuid.UUID) -> None:
     with contextlib.suppress(Exception):  # Redis briefly away: the next refresh tries again
         await store.touch(lock_key(conversation_id), LOCK_TTL)
+
+
+async def _renew_hold(hold: uuid.UUID) -> None:
+    with contextlib.suppress(Exception):  # database briefly away: the next refresh tries again
+        await on_db(billing.holds.renew)(call=hold)
 
 
 def _wants_title(turn: Turn, timing: str) -> bool:
@@ -1429,9 +1485,15 @@ async def stream_turn(
     # The claim is refreshed every LOCK_REFRESH_SECONDS (timer callbacks: no task waits meanwhile).
     loop = asyncio.get_running_loop()
 
+    hold_renewed = time.monotonic()
+
     def refresh_claim() -> None:
-        nonlocal claim_timer
+        nonlocal claim_timer, hold_renewed
         _in_background(_touch_claim(turn.conversation_id))
+        # A long answer renews its balance hold (it expires only when its call died).
+        if turn.hold is not None and time.monotonic() - hold_renewed > settings.BILLING_HOLD_SECONDS / 3:
+            hold_renewed = time.monotonic()
+            _in_background(_renew_hold(turn.hold))
         claim_timer = loop.call_later(LOCK_REFRESH_SECONDS, refresh_claim)
 
     claim_timer = loop.call_later(LOCK_REFRESH_SECONDS, refresh_claim)
@@ -1490,7 +1552,7 @@ async def stream_turn(
             if event is _END:
                 break
             if isinstance(event, UsageReport):
-                state["usage"] = event.usage if state["usage"] is None else state["usage"] + event.usage
+                state["usage"] = event.usage  # the usage so far: a later report replaces an earlier one
             elif isinstance(event, Finish):
                 state["finish"] = event.reason
             elif isinstance(event, StreamError):

@@ -14,6 +14,7 @@ The prompt is `titlePrompt` (or the built-in one) with `{convo}` filled from `ti
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -24,7 +25,7 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
 from billing import services as billing
-from billing.tokens import count_chat_tokens, estimated_usage
+from billing.tokens import count_chat_tokens, count_tokens, estimated_usage
 from chat.services import on_db
 from chat.models import Conversation, Message, Role as MessageRole
 from endpoints import http
@@ -166,29 +167,38 @@ async def _ask(exchange: _Exchange, attempt: _Attempt) -> tuple[str, str | None]
     request = title_request(exchange, attempt)
     prompt_tokens = count_chat_tokens(request.messages, system=request.system, model=attempt.model)
     try:
-        await on_db(billing.check_balance)(
-            user=user, endpoint=attempt.endpoint, model=attempt.model, prompt_tokens=prompt_tokens
+        # The title's answer is bounded by its max_tokens: the hold covers all of it.
+        hold = await on_db(billing.check_balance)(
+            user=user, endpoint=attempt.endpoint, model=attempt.model, prompt_tokens=prompt_tokens,
+            max_completion_tokens=TITLE_MAX_TOKENS,
         )
     except billing.InsufficientBalance as exc:
         return "", str(exc)
     text, arguments, usage, error = [], [], None, None
-    async for event in endpoint_services.stream_chat(endpoint=attempt.endpoint, request=request, user=user):
-        if isinstance(event, TextDelta):
-            text.append(event.text)
-        elif isinstance(event, ToolCallDelta):
-            arguments.append(event.arguments)
-        elif isinstance(event, UsageReport):
-            usage = event.usage
-        elif isinstance(event, StreamError):
-            error = event.message
-    received = "".join(text) + "".join(arguments)
-    estimated = usage is None and bool(received)
-    if usage is None:
-        usage = estimated_usage(prompt_tokens=prompt_tokens, received_text=received, model=attempt.model) if received else Usage()
-    await on_db(billing.record_usage)(
-        user=user, endpoint=attempt.endpoint, model=attempt.model, usage=usage, context="title",
-        conversation=conversation, estimated=estimated,
-    )
+    try:
+        async for event in endpoint_services.stream_chat(endpoint=attempt.endpoint, request=request, user=user):
+            if isinstance(event, TextDelta):
+                text.append(event.text)
+            elif isinstance(event, ToolCallDelta):
+                arguments.append(event.arguments)
+            elif isinstance(event, UsageReport):
+                usage = event.usage  # the usage so far
+            elif isinstance(event, StreamError):
+                error = event.message
+    finally:
+        received = "".join(text) + "".join(arguments)
+        estimated = usage is None and bool(received)
+        if usage is None:
+            usage = estimated_usage(prompt_tokens=prompt_tokens, received_text=received, model=attempt.model) if received else Usage()
+        elif error is not None and received:
+            # interrupted: at least what was delivered (the last report may predate most of it)
+            delivered = count_tokens(received, attempt.model)
+            if delivered > usage.output_tokens:
+                usage, estimated = dataclasses.replace(usage, output_tokens=delivered), {"completion"}
+        await on_db(billing.record_usage)(
+            user=user, endpoint=attempt.endpoint, model=attempt.model, usage=usage, context="title",
+            conversation=conversation, estimated=estimated, release=hold,
+        )
     title = clean_title(_title_from_tool("".join(arguments)) or "".join(text))
     if not title and error is None:
         error = "the model returned no title"

@@ -1,7 +1,9 @@
 """The two entry points the chat turn, titles and the OpenAI-compatible gateway call.
 
 `stream_chat` never raises for upstream or configuration problems: whatever text, reasoning and
-tool-call deltas arrived are yielded, then at most one UsageReport, then exactly one final event —
+tool-call deltas arrived are yielded, with UsageReports (each the usage reported so far, replacing
+any earlier one: Anthropic reports the prompt's counts as the answer starts, all of them at the
+end), then exactly one final event —
 `Finish(reason)` on success or `StreamError(message, status, retry_after, kind)` on failure.
 Closing the iterator early (a user pressing stop) closes the upstream connection.
 

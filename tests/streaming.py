@@ -58,9 +58,9 @@ def tool_calls_of(events: list[Event]) -> dict[int, dict[str, str]]:
 
 
 def usage_of(events: list[Event]):
+    """The usage reported last (each report is the usage so far)."""
     reports = [e for e in events if isinstance(e, UsageReport)]
-    assert len(reports) <= 1, "at most one usage report per answer"
-    return reports[0].usage if reports else None
+    return reports[-1].usage if reports else None
 
 
 def final(events: list[Event]) -> Finish | StreamError:

@@ -44,7 +44,7 @@ def test_saving_a_balance_row_directly_is_refused(alice):
 
     balance = Balance.objects.get(user=alice)
     balance.credits = D(10**9)
-    with pytest.raises(ValidationError, match="only through billing.services"):
+    with pytest.raises(ValidationError, match="only through billing.ledger.post"):
         balance.save()
 
 

@@ -9,6 +9,7 @@ import pytest
 from django.db import connection, connections
 from django.db.models import Sum
 
+from billing.ledger_check import ledger_problems
 from billing.models import Balance, Hold, Transaction
 from billing.services import InsufficientBalance, check_balance, record_usage
 from endpoints.adapters.base import Usage
@@ -42,8 +43,8 @@ def run_calls(user, endpoint) -> dict[str, int]:
 
     def one_call() -> None:
         try:
-            check_balance(user=user, endpoint=endpoint, model="m", prompt_tokens=PROMPT,
-                          max_completion_tokens=COMPLETION)
+            hold = check_balance(user=user, endpoint=endpoint, model="m", prompt_tokens=PROMPT,
+                                 max_completion_tokens=COMPLETION)
         except InsufficientBalance:
             with lock:
                 outcome["refused"] += 1
@@ -51,7 +52,7 @@ def run_calls(user, endpoint) -> dict[str, int]:
         with lock:
             outcome["upstream"] += 1  # the provider call would happen here
         record_usage(user=user, endpoint=endpoint, model="m", context="message",
-                     usage=Usage(input_tokens=PROMPT, output_tokens=COMPLETION))
+                     usage=Usage(input_tokens=PROMPT, output_tokens=COMPLETION), release=hold)
 
     def worker() -> None:
         try:
@@ -95,7 +96,8 @@ def test_200_concurrent_calls_lose_no_update(make_role, make_user, endpoint):
     assert outcome == {"upstream": CALLS, "refused": 0}
     assert rows == 1 + 2 * CALLS  # start balance + prompt and completion of every call
     assert balance == total == start - CALLS * CALL_COST == Decimal(1000)
-    assert Hold.objects.count() == Balance.objects.get(user=user).released_holds  # every hold released
+    assert Hold.objects.count() == 0 and Balance.objects.get(user=user).held == 0  # every hold released
+    assert ledger_problems() == []
 
 
 def test_when_the_balance_covers_only_some_calls_the_rest_are_refused_before_the_upstream(
@@ -111,4 +113,5 @@ def test_when_the_balance_covers_only_some_calls_the_rest_are_refused_before_the
     assert rows == 1 + 2 * outcome["upstream"]
     assert balance == total == start - outcome["upstream"] * CALL_COST
     assert balance >= -ONE_COMPLETION  # overdrawn by at most one call's completion
-    assert Hold.objects.count() == Balance.objects.get(user=user).released_holds  # every hold released
+    assert Hold.objects.count() == 0 and Balance.objects.get(user=user).held == 0  # every hold released
+    assert ledger_problems() == []

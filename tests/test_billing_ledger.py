@@ -200,10 +200,11 @@ def test_an_overdrawn_user_is_refused_even_for_an_empty_prompt(user, endpoint):
 
 
 def test_an_admitted_request_holds_its_estimate_until_its_usage_is_recorded(user, endpoint):
-    check_balance(user=user, endpoint=endpoint, model="m1", prompt_tokens=3000)  # holds 6,000
+    hold = check_balance(user=user, endpoint=endpoint, model="m1", prompt_tokens=3000)  # holds 6,000
     with pytest.raises(InsufficientBalance, match="6,000 are held by your requests still in progress"):
         check_balance(user=user, endpoint=endpoint, model="m1", prompt_tokens=3000)
-    record_usage(user=user, endpoint=endpoint, model="m1", usage=Usage(input_tokens=3000), context="message")
+    record_usage(user=user, endpoint=endpoint, model="m1", usage=Usage(input_tokens=3000), context="message",
+                 release=hold)
     assert selectors.balance_summary(user=user).available == D(4000)  # the hold is released
     check_balance(user=user, endpoint=endpoint, model="m1", prompt_tokens=2000)  # 4,000 left covers 4,000
     assert list(Hold.objects.values_list("credits", flat=True)) == [D(4000)]  # only the new request's hold
@@ -220,12 +221,12 @@ def test_sequential_requests_overdraw_by_at_most_their_own_completion(user, endp
     admitted = 0
     while True:
         try:
-            check_balance(user=user, endpoint=endpoint, model="m1", prompt_tokens=1000)
+            hold = check_balance(user=user, endpoint=endpoint, model="m1", prompt_tokens=1000)
         except InsufficientBalance:
             break
         admitted += 1
         record_usage(user=user, endpoint=endpoint, model="m1", usage=Usage(input_tokens=1000, output_tokens=500),
-                     context="message")
+                     context="message", release=hold)
     assert admitted == 2  # 10,000 → 4,000 → -2,000
     assert credits(user) == D(-2000) and -credits(user) <= 500 * 8
     assert credits(user) == ledger_sum(user)
@@ -398,3 +399,54 @@ def test_the_usage_history_pages_through_the_users_ledger(user, endpoint, make_u
     assert [e.token_type for e in page] == ["prompt", "prompt"] and page[0].amount == "-$0.000002"
     rest = selectors.usage_history(user=user, limit=10, before_id=page[-1].id)
     assert [e.context for e in rest] == ["message", "start"]
+
+
+# --- holds belong to their call --------------------------------------------------------------------
+
+def test_a_posting_releases_only_the_hold_of_its_own_call(user, endpoint):
+    first = check_balance(user=user, endpoint=endpoint, model="m1", prompt_tokens=1000)  # holds 2,000
+    second = check_balance(user=user, endpoint=endpoint, model="m1", prompt_tokens=500)  # holds 1,000
+    record_usage(user=user, endpoint=endpoint, model="m1", usage=Usage(input_tokens=500), context="message",
+                 release=second)
+    assert list(Hold.objects.values_list("call", "credits")) == [(first, D(2000))]
+    assert Balance.objects.get(user=user).held == D(2000)
+    record_usage(user=user, endpoint=endpoint, model="m1", usage=Usage(input_tokens=500), context="message",
+                 release=second)  # released already: nothing more
+    assert Balance.objects.get(user=user).held == D(2000)
+
+
+def test_a_running_call_renews_its_hold_and_only_a_dead_calls_hold_expires(user, endpoint, settings):
+    from billing import holds
+
+    call = check_balance(user=user, endpoint=endpoint, model="m1", prompt_tokens=2500, now=T0)  # holds 5,000
+    lifetime = dt.timedelta(seconds=settings.BILLING_HOLD_SECONDS)
+    holds.renew(call=call, now=T0 + lifetime / 2)
+    with pytest.raises(InsufficientBalance):  # still held: 5,000 of 10,000 left, 6,000 asked
+        check_balance(user=user, endpoint=endpoint, model="m1", prompt_tokens=3000, now=T0 + lifetime)
+    dead = T0 + lifetime * 2  # nobody renewed it since: its call died
+    check_balance(user=user, endpoint=endpoint, model="m1", prompt_tokens=3000, now=dead)
+    assert Hold.objects.filter(call=call).count() == 0
+
+
+# --- manage.py check_ledger ------------------------------------------------------------------------
+
+def test_check_ledger_passes_on_sound_books_and_names_what_is_wrong_otherwise(user, endpoint, settings):
+    from django.core.management import CommandError, call_command
+
+    from billing import holds
+
+    call = check_balance(user=user, endpoint=endpoint, model="m1", prompt_tokens=1000)
+    call_command("check_ledger")  # a running call's hold is sound
+
+    Balance.objects.filter(user=user).update(credits=D(123))  # a balance moved outside the ledger
+    holds.renew(call=call, now=T0)  # a hold whose call died long ago
+    with pytest.raises(CommandError) as failed:
+        call_command("check_ledger")
+    assert failed.value.returncode == 1
+    assert "The ledger has 2 problem(s)" in str(failed.value)
+    from billing.ledger_check import ledger_problems
+
+    problems = ledger_problems()
+    assert f"Balance of alice (user {user.pk}) is 123.000000 credits, its transactions sum to 10000.000000" in problems[0]
+    assert f"Hold of call {call} (user {user.pk}, 2000.000000 credits) expired" in problems[1]
+    assert "its call died and the hold was never released" in problems[1]

@@ -7,6 +7,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from billing.models import Transaction
+from billing.tokens import count_tokens
 from chat.models import Message
 from endpoints.adapters.base import Usage
 
@@ -121,6 +122,8 @@ async def test_a_stream_cut_mid_way_keeps_the_text_and_bills_an_estimate(protoco
     if protocol == "anthropic":
         # Anthropic reports the prompt at message_start, and output so far: billed as reported.
         assert ("prompt", 30, "abort", False) in rows
+        # its output so far (1 at message_start) is less than what was delivered: that is billed
+        assert ("completion", count_tokens("alpha beta "), "abort", True) in rows
     else:
         # No usage arrived: the prompt and the received text are estimated with the tokenizer.
         assert {t for t, *_ in rows} == {"prompt", "completion"} and all(est for *_, est in rows)
@@ -143,16 +146,16 @@ async def test_an_error_event_inside_a_200_stream_keeps_the_text(protocol, chat_
 async def test_a_failed_responses_stream_bills_the_usage_it_reported(chat_socket, chat_endpoint, upstream):
     endpoint = await sync_to_async(chat_endpoint)("Codex", provider="openai_responses")
     upstream.reply(text="some text here", error_after=2, responses_failure="response.failed",
-                   error_message="The model failed", usage=Usage(input_tokens=4, output_tokens=2))
+                   error_message="The model failed", usage=Usage(input_tokens=4, output_tokens=5))
 
     answer, error, message, rows = await _ask(chat_socket, endpoint)
 
     assert message.text == "some text "
-    assert rows == {("prompt", 4, "abort", False), ("completion", 2, "abort", False)}
+    assert rows == {("prompt", 4, "abort", False), ("completion", 5, "abort", False)}
     assert answer.usage["usage"] == {
-        "prompt_tokens": 4, "completion_tokens": 2, "cache_read_tokens": 0, "cache_write_tokens": 0, "reasoning_tokens": 0,
+        "prompt_tokens": 4, "completion_tokens": 5, "cache_read_tokens": 0, "cache_write_tokens": 0, "reasoning_tokens": 0,
     }
-    assert (message.prompt_tokens, message.completion_tokens) == (4, 2)
+    assert (message.prompt_tokens, message.completion_tokens) == (4, 5)
 
 
 @pytest.mark.parametrize("protocol", STREAM_PROTOCOLS)

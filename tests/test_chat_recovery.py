@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from billing import selectors
 from billing.models import Balance, Hold, Transaction
-from billing.services import check_balance, ensure_balance
+from billing.services import adjust_balance, check_balance, ensure_balance
 from billing.tokens import count_tokens
 from chat.models import Message
 from chat.recovery import INTERRUPTED, INTERRUPTED_ERROR, recover_interrupted_answers
@@ -53,7 +53,9 @@ def metered(chatter):
     role = chatter.role
     role.balance_enabled, role.start_balance = True, START
     role.save()
-    ensure_balance(user=chatter)
+    balance = ensure_balance(user=chatter)
+    if balance.credits != START:  # opened earlier under the role's former start balance
+        adjust_balance(user=chatter, credits=START - balance.credits, reason="test top-up", by=None)
     return chatter
 
 

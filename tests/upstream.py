@@ -27,6 +27,8 @@ Script replies per test:
 
 `Upstream(tls=context)` speaks HTTPS with the context's certificate (tests/certs.py makes one).
 
+A streamed answer stops at the request's max_tokens (max_completion_tokens, max_output_tokens) when
+its usage says it is longer: one piece of text per token, finish reason "length".
 Queued replies answer the next completion requests in order (a reply with `model=` only answers
 requests for that model); with the queue empty, `upstream.default` answers. Every request is
 recorded in `upstream.requests` (method, path, query, lower-cased headers, JSON body).
@@ -393,6 +395,7 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in script.headers.items():
             self.send_header(name, value)
         self.end_headers()
+        script = _within_max_tokens(script, body)
         writer = _EventWriter(self, script)
         try:
             _STREAMS[protocol](writer, script, body)
@@ -403,6 +406,18 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
+
+
+def _within_max_tokens(script: Script, body: dict[str, Any]) -> Script:
+    """As a real provider does, a streamed answer stops at the request's output limit (here one
+    piece of the text per token), reporting that many output tokens and finish reason "length"."""
+    limits = [body.get(name) for name in ("max_tokens", "max_completion_tokens", "max_output_tokens")]
+    limit = next((value for value in limits if isinstance(value, int)), None)
+    if limit is None or script.usage is None or script.usage.output_tokens <= limit:
+        return script
+    pieces = (script.pieces if script.pieces is not None else _split(script.text))[:limit]
+    return replace(script, pieces=pieces, text="".join(pieces), usage=replace(script.usage, output_tokens=limit),
+                   finish="length")
 
 
 class _EventWriter:

@@ -16,7 +16,7 @@ from typing import Any
 from httpx_sse import ServerSentEvent
 
 from endpoints.adapters.adapter import Adapter, Shape, StreamState
-from endpoints.adapters.base import Call, Event, ReasoningDelta, TextDelta, ToolCallDelta, Usage
+from endpoints.adapters.base import Call, Event, ReasoningDelta, TextDelta, ToolCallDelta, Usage, UsageReport
 from endpoints.adapters.openai_chat import reasoning_settings
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -190,7 +190,9 @@ class AnthropicAdapter(Adapter):
             raw = dict((payload.get("message") or {}).get("usage") or {})
             state.extra["usage"] = raw
             state.usage = usage_from_anthropic(raw)
-            return []
+            # Reported now, not only at the end: a call stopped mid-answer never reaches the end,
+            # and its prompt counts (cache reads and writes included) must be billed as reported.
+            return [UsageReport(state.usage)]
         if kind == "content_block_start":
             index = int(payload.get("index") or 0)
             block = payload.get("content_block") or {}

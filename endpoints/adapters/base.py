@@ -114,6 +114,8 @@ class ToolCallDelta:
 
 @dataclass(frozen=True)
 class UsageReport:
+    """The usage reported so far; a later report replaces an earlier one."""
+
     usage: Usage
 
 
