@@ -40,7 +40,7 @@ def percentile(samples: list[float], fraction: float) -> float:
 def bench_record_usage(calls: int) -> None:
     from accounts.models import Role, User
     from billing.services import check_balance, rates_for, record_usage
-    from endpoints.adapters.base import Usage
+    from endpoints.adapters.types import Usage
     from endpoints.models import Endpoint, EndpointModel
 
     role, _ = Role.objects.get_or_create(

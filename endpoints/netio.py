@@ -15,7 +15,7 @@ yielding, a write hands the bytes to the transport and only waits when the trans
 back-pressure, a timeout is one timer, and "did the server close or send something unasked" is
 a look at that state. TLS is asyncio's own (`loop.start_tls`, as httpcore asks for it after the
 TCP connect or a proxy's CONNECT). Errors map onto httpcore's exceptions, with the OS error as
-their cause (`endpoints.adapters.adapter` words a failed connect from it).
+their cause (`endpoints.adapters.base` words a failed connect from it).
 
 httpcore also takes two locks per request on asyncio (the connection's, then HTTP/1.1's state
 lock) and one at the end of each response; they are anyio locks, and an anyio lock yields to the

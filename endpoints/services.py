@@ -23,7 +23,7 @@ from django.core.cache import cache
 
 from endpoints import http
 from endpoints.adapters import adapter_for
-from endpoints.adapters.base import Call, ChatRequest, Event, StreamError
+from endpoints.adapters.types import Call, ChatRequest, Event, StreamError
 from endpoints.models import Endpoint
 from endpoints.shaping import ConfigError, build_call, build_models_request, check_outbound
 

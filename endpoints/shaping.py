@@ -32,8 +32,8 @@ from django.utils import timezone
 
 from endpoints import config
 from endpoints.adapters import adapter_for
-from endpoints.adapters.adapter import REASONING_PARAMS, Adapter, Shape
-from endpoints.adapters.base import Call, ChatRequest
+from endpoints.adapters.base import REASONING_PARAMS, Adapter, Shape
+from endpoints.adapters.types import Call, ChatRequest
 from endpoints.http import Pin
 from endpoints.models import AuthKind, Endpoint, Kind, UserProviderKey
 

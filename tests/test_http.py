@@ -182,7 +182,7 @@ def test_a_provider_over_https_answers_and_its_connection_is_kept(tls_upstream):
 async def test_a_certificate_the_portal_does_not_trust_is_a_clear_connect_error(make_endpoint, tls_upstream, monkeypatch):
     from asgiref.sync import sync_to_async
 
-    from endpoints.adapters.base import StreamError
+    from endpoints.adapters.types import StreamError
     from endpoints.services import stream_chat
     from tests.streaming import chat_request
 

@@ -21,7 +21,7 @@ from asgiref.sync import async_to_sync
 
 from endpoints import http
 from endpoints.adapters import adapter_for
-from endpoints.adapters.base import Call, Event, Finish, StreamError
+from endpoints.adapters.types import Call, Event, Finish, StreamError
 from endpoints.http import Pin
 from endpoints.models import Protocol, UserProviderKey
 from endpoints.shaping import ConfigError, check_outbound

@@ -2,7 +2,7 @@
 `provider` field names the adapter that talks to it."""
 from __future__ import annotations
 
-from endpoints.adapters.adapter import Adapter
+from endpoints.adapters.base import Adapter
 from endpoints.adapters.anthropic import AnthropicAdapter
 from endpoints.adapters.openai_chat import OpenAIChatAdapter
 from endpoints.adapters.openai_responses import OpenAIResponsesAdapter

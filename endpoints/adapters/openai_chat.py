@@ -12,8 +12,8 @@ from typing import Any
 
 from httpx_sse import ServerSentEvent
 
-from endpoints.adapters.adapter import REASONING_PARAMS, Adapter, Shape, StreamState
-from endpoints.adapters.base import Call, Event, ReasoningDelta, TextDelta, ToolCallDelta, Usage
+from endpoints.adapters.base import REASONING_PARAMS, Adapter, Shape, StreamState
+from endpoints.adapters.types import Call, Event, ReasoningDelta, TextDelta, ToolCallDelta, Usage
 
 
 def usage_from_openai(raw: dict[str, Any]) -> Usage:
