@@ -3,7 +3,7 @@
     daphne bench.floor:application        (bench/ttft.py --floor starts it)
 
 A websocket that, for each `send` frame, streams an answer from the configured upstream through
-Atrium's own provider path (`endpoints.http`'s pooled httpx client on `endpoints.netio`, the
+Atrium's own provider path (`endpoints.http`'s pooled httpx client, the
 OpenAI Chat Completions adapter and its SSE parsing) and forwards the text as `delta` frames
 through channels and daphne — the first at once, then merged at most every
 `chat.live.LOCAL_SECONDS`, as Atrium sends them — then a `done` frame. Nothing else: no sign-in,

@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 from contextlib import aclosing
-from dataclasses import replace
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 import httpx
@@ -25,7 +24,7 @@ from endpoints import http
 from endpoints.adapters import adapter_for
 from endpoints.adapters.types import Call, ChatRequest, Event, StreamError
 from endpoints.models import Endpoint
-from endpoints.shaping import ConfigError, build_call, build_models_request, check_outbound
+from endpoints.shaping import ConfigError, build_call, build_models_request
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +40,6 @@ async def stream_chat(
     try:
         if call is None:
             call = await sync_to_async(build_call, thread_sensitive=True)(endpoint=endpoint, request=request, user=user)
-        if call.outbound_check:
-            call = replace(call, pin=await check_outbound(call.url, endpoint.name))
     except ConfigError as exc:
         yield StreamError(str(exc), kind="config")
         return
@@ -66,7 +63,6 @@ async def list_models(*, endpoint: Endpoint, user: Any) -> list[str]:
         return listed  # models.fetch is off, or the protocol has no model list (Anthropic)
     try:
         models_request = await sync_to_async(build_models_request, thread_sensitive=True)(endpoint=endpoint, user=user)
-        pin = await check_outbound(models_request.url, endpoint.name) if models_request.outbound_check else None
     except ConfigError as exc:
         log.info("model list of %s not fetched: %s", endpoint.name, exc)
         return listed
@@ -76,11 +72,11 @@ async def list_models(*, endpoint: Endpoint, user: Any) -> list[str]:
         return list(cached)
     try:
         response = await http.request(
-            "GET", models_request.url, pin=pin, headers=models_request.headers,
+            "GET", models_request.url, vet=models_request.outbound_check, headers=models_request.headers,
             timeout=http.timeout(read=min(30.0, settings.UPSTREAM_READ_TIMEOUT)),
         )
     except httpx.HTTPError as exc:
-        log.warning("model list of %s unavailable (%s); using the listed models", endpoint.name, type(exc).__name__)
+        log.warning("model list of %s unavailable (%s: %s); using the listed models", endpoint.name, type(exc).__name__, exc)
         return listed
     if response.status_code != 200:
         log.warning("model list of %s unavailable (HTTP %s); using the listed models", endpoint.name, response.status_code)

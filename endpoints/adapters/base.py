@@ -19,6 +19,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Awaitable, Callable, ClassVar
+from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
@@ -155,8 +156,7 @@ class Adapter(ABC):
                 kind="timeout",
             )
         except httpx.ConnectError as exc:
-            reason = _connect_reason(exc)
-            failure = StreamError(f"Could not connect to {call.endpoint_name} ({reason}).", kind="connect")
+            failure = _connect_failure(exc, call)
         except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
             if state.extra.get("started"):
                 failure = StreamError(
@@ -184,13 +184,9 @@ class Adapter(ABC):
     async def _exchange(
         self, call: Call, state: StreamState, on_sent: Callable[[], Awaitable[None]] | None
     ) -> AsyncIterator[Event]:
-        if call.outbound_check and call.pin is None:  # a user-provided URL goes only to its vetted addresses
-            raise UpstreamFailure(StreamError(
-                f"{call.endpoint_name} is not usable: its base URL was not checked before the request.", kind="config"
-            ))
         content = json.dumps(call.body, default=_json_default).encode()
         async with http.stream(
-            "POST", call.url, pin=call.pin, on_sent=on_sent, headers=call.headers, content=content,
+            "POST", call.url, vet=call.outbound_check, on_sent=on_sent, headers=call.headers, content=content,
             timeout=http.timeout(),
         ) as response:
             if response.status_code >= 400:
@@ -298,6 +294,16 @@ def retry_after_seconds(headers: httpx.Headers) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(when.timestamp() - time.time(), 0.0)
+
+
+def _connect_failure(exc: httpx.ConnectError, call: Call) -> StreamError:
+    if isinstance(exc.__cause__, http.RefusedAddress):  # (the vetting of a user-provided URL)
+        return StreamError(
+            f"Your base URL for {call.endpoint_name} points to a local or private network address "
+            f"({urlsplit(call.url).hostname}), which this portal does not allow for user-provided URLs.",
+            kind="config",
+        )
+    return StreamError(f"Could not connect to {call.endpoint_name} ({_connect_reason(exc)}).", kind="connect")
 
 
 def _connect_reason(exc: BaseException) -> str:

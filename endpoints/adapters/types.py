@@ -6,10 +6,7 @@ into one provider's wire format and back.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Union
-
-if TYPE_CHECKING:
-    from endpoints.http import Pin
+from typing import Any, Union
 
 
 @dataclass(frozen=True)
@@ -151,6 +148,5 @@ class Call:
     body: dict[str, Any]
     stream: bool = True
     reasoning_key: str | None = None  # Chat Completions: delta key with reasoning text (None: either)
-    outbound_check: bool = False  # the URL is user-provided: check it reaches only public addresses
-    pin: Pin | None = None  # with outbound_check: the addresses check_outbound vetted; the only ones connected to
+    outbound_check: bool = False  # the URL is user-provided: its addresses are vetted when a connection opens
     secrets: tuple[str, ...] = ()  # values scrubbed from any message built from the provider's answer
