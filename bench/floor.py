@@ -59,7 +59,7 @@ class FloorConsumer(AsyncWebsocketConsumer):
         shape = Shape(request=request, base_url=upstream)
         call = Call(
             endpoint_name="Bench upstream", model=request.model, url=upstream,
-            headers={**ADAPTER.base_headers(stream=True), **ADAPTER.auth_headers(api_key="sk-bench-key-123456")},
+            headers={**ADAPTER.base_headers(stream=True), **ADAPTER.auth_headers(api_key="sk-bench-key-123456", auth_kind="api_key")},
             body=ADAPTER.finalize(ADAPTER.body(shape), shape, dropped=[]),
         )
         task = asyncio.get_running_loop().create_task(self.answer(call))

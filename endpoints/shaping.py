@@ -6,8 +6,9 @@ Order of the rules, each as LibreChat applies them:
   credentials   `${ENV}` in apiKey/baseURL resolved now; `user_provided` key/URL from the user's
                 stored key ("add your key" when missing); a user URL's form is checked here, its
                 addresses when the connection opens (`endpoints.http.VettingBackend`)
-  URL           baseURL + the protocol's path, or baseURL alone with directEndpoint; Azure puts the
-                deployment in the path; query_params (Azure `api-version`, …) in the query string
+  URL           the adapter's: baseURL + the protocol's path, or baseURL alone with directEndpoint
+                (Azure's adapter puts the deployment in the path); query_params (Azure
+                `api-version`, …) in the query string
   headers       the protocol's auth header (Bearer, Azure `api-key`, Anthropic `x-api-key`), then the
                 endpoint's headers with `${ENV}`, `{{LIBRECHAT_USER_*}}` and `{{LIBRECHAT_BODY_*}}`
                 filled in; a configured header (e.g. Authorization) wins over the apiKey one.
@@ -30,7 +31,7 @@ from endpoints import config
 from endpoints.adapters import adapter_for
 from endpoints.adapters.base import REASONING_PARAMS, Adapter, Shape
 from endpoints.adapters.types import Call, ChatRequest
-from endpoints.models import AuthKind, Endpoint, Kind, UserProviderKey
+from endpoints.models import AuthKind, Endpoint, UserProviderKey
 
 
 class ConfigError(Exception):
@@ -233,37 +234,26 @@ def _query_params(endpoint: Endpoint, target: Target) -> tuple[dict[str, str], l
 
 
 def _auth(adapter: Adapter, endpoint: Endpoint, target: Target) -> dict[str, str]:
-    return adapter.auth_headers(
-        api_key=target.api_key,
-        azure=endpoint.kind == Kind.AZURE_OPENAI,
-        bearer=endpoint.auth_kind == AuthKind.ACCESS_TOKEN,
-    )
+    return adapter.auth_headers(api_key=target.api_key, auth_kind=endpoint.auth_kind)
 
 
 # --- the call --------------------------------------------------------------------------------------
-
-def _deployment(endpoint: Endpoint, model: str) -> str:
-    row = endpoint.models.filter(name=model).values_list("deployment_name", flat=True).first()
-    return row or model
-
 
 def build_call(*, endpoint: Endpoint, request: ChatRequest, user: Any) -> Call:
     """Everything the upstream receives for one chat request. Raises ConfigError."""
     adapter = adapter_for(endpoint.provider)
     target = target_for(endpoint, user)
     custom = endpoint.custom_params or {}
-    azure = endpoint.kind == Kind.AZURE_OPENAI
     shape = Shape(
         request=request,
         user_id=str(user.pk) if user is not None and getattr(user, "pk", None) else "",
         reasoning_format=custom.get("reasoningFormat"),
-        azure=azure,
         base_url=target.base_url,
+        direct=endpoint.direct_endpoint,
+        endpoint=endpoint,
     )
 
-    url = adapter.url(
-        shape, direct=endpoint.direct_endpoint, deployment=_deployment(endpoint, request.model) if azure else ""
-    )
+    url = adapter.url(shape)
     query, query_secrets = _query_params(endpoint, target)
     url = _with_query(url, query)
 
@@ -298,6 +288,7 @@ def build_call(*, endpoint: Endpoint, request: ChatRequest, user: Any) -> Call:
         reasoning_key=custom.get("reasoningKey"),
         outbound_check=target.user_base_url,
         secrets=tuple(sorted({s for s in secrets if s}, key=len, reverse=True)),
+        credential=target.api_key,
     )
 
 

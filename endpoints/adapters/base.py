@@ -1,9 +1,14 @@
 """The one base class every wire-protocol adapter extends (healthchecks' `Transport` shape).
 
 A subclass says how its protocol lays out a request (URL, auth headers, body) and how to read one
-SSE event or one JSON body; this class does everything they share: the POST through the pooled
-client, HTTP errors, timeouts, cut connections, malformed chunks, and the rule that text and usage
-received before a failure are still delivered, with the error as the last event.
+event of its stream or one JSON body; this class does everything they share: the POST through the
+pooled client, HTTP errors, timeouts, cut connections, malformed chunks, and the rule that text and
+usage received before a failure are still delivered, with the error as the last event.
+
+Two hooks are there for protocols unlike OpenAI's and Anthropic's: `sign` adds headers computed
+from the exact request when it is sent (AWS SigV4 for a native Bedrock adapter), and `streamed` /
+`frames` read a stream that is not SSE (Bedrock's binary event stream, Gemini's JSON array). A new
+protocol is a module with a subclass and a line in `endpoints.adapters.ADAPTERS`.
 """
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ from contextlib import aclosing
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Awaitable, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, AsyncGenerator, AsyncIterator, Awaitable, Callable, ClassVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -36,6 +41,9 @@ from endpoints.adapters.types import (
     UsageReport,
 )
 from portal.logging import redact
+
+if TYPE_CHECKING:
+    from endpoints.models import Endpoint
 
 log = logging.getLogger(__name__)
 
@@ -64,31 +72,31 @@ class StreamState:
 
 @dataclass
 class Shape:
-    """What shaping hands an adapter to build a request body."""
+    """What shaping hands an adapter to lay out a request."""
 
     request: ChatRequest
     user_id: str = ""
     reasoning_format: str | None = None  # reasoning_effort | reasoning_object | disabled | None
-    azure: bool = False
     base_url: str = ""  # resolved
+    direct: bool = False  # directEndpoint: base_url is the full URL
+    # the endpoint, for settings of one protocol only (Azure's deployment names); None when a
+    # request is laid out without one (bench/floor.py)
+    endpoint: Endpoint | None = None
 
 
 class Adapter(ABC):
-    protocol: ClassVar[str]
+    protocol: ClassVar[str]  # the registry key, stored in Endpoint.provider
+    label: ClassVar[str]  # how the admin names it
     path: ClassVar[str]  # appended to baseURL unless directEndpoint
     models_path: ClassVar[str | None] = "/models"
 
     # --- request layout --------------------------------------------------------------------
-    def url(self, shape: Shape, *, direct: bool, deployment: str = "") -> str:
-        return shape.base_url if direct else shape.base_url.rstrip("/") + self.path
+    def url(self, shape: Shape) -> str:
+        return shape.base_url if shape.direct else shape.base_url.rstrip("/") + self.path
 
-    def auth_headers(self, *, api_key: str, azure: bool = False, bearer: bool = False) -> dict[str, str]:
-        """Headers carrying the key (`bearer`: auth kind access_token)."""
-        if not api_key:
-            return {}
-        if azure:
-            return {"api-key": api_key}
-        return {"Authorization": f"Bearer {api_key}"}
+    def auth_headers(self, *, api_key: str, auth_kind: str) -> dict[str, str]:
+        """Headers carrying the key; `auth_kind` is the endpoint's (api_key, access_token, none)."""
+        return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
     def base_headers(self, *, stream: bool) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
@@ -104,10 +112,25 @@ class Adapter(ABC):
         """Last touches after addParams/dropParams (what the protocol always needs)."""
         return body
 
+    def sign(self, call: Call, content: bytes) -> dict[str, str]:
+        """Headers that sign this exact request (URL, headers, body), computed as it is sent, so a
+        signature's timestamp is fresh; `call.credential` holds the key. None by default."""
+        return {}
+
     # --- answer reading --------------------------------------------------------------------
+    def streamed(self, response: httpx.Response) -> bool:
+        """Whether a 2xx answer to a streamed request is the protocol's stream (read with
+        `frames`), not a whole JSON body (read with `read_full`)."""
+        return "text/event-stream" in response.headers.get("content-type", "")
+
+    def frames(self, response: httpx.Response) -> AsyncGenerator[Any, None]:
+        """The stream's events, each handed to `read_event`: SSE events by default."""
+        return EventSource(response).aiter_sse()
+
     @abstractmethod
     def read_event(self, sse: ServerSentEvent, state: StreamState, call: Call) -> list[Event]:
-        """Events from one SSE event; sets `state.done` on the protocol's terminal event."""
+        """Events from one event of the stream (an SSE event unless `frames` says otherwise);
+        sets `state.done` on the protocol's terminal event."""
 
     @abstractmethod
     def read_full(self, payload: Any, state: StreamState, call: Call) -> list[Event]:
@@ -185,8 +208,10 @@ class Adapter(ABC):
         self, call: Call, state: StreamState, on_sent: Callable[[], Awaitable[None]] | None
     ) -> AsyncIterator[Event]:
         content = json.dumps(call.body, default=_json_default).encode()
+        signature = self.sign(call, content)
         async with http.stream(
-            "POST", call.url, vet=call.outbound_check, on_sent=on_sent, headers=call.headers, content=content,
+            "POST", call.url, vet=call.outbound_check, on_sent=on_sent,
+            headers={**call.headers, **signature} if signature else call.headers, content=content,
             timeout=http.timeout(),
         ) as response:
             if response.status_code >= 400:
@@ -194,7 +219,7 @@ class Adapter(ABC):
                 raise UpstreamFailure(self.http_error(call, response, raw))
             state.extra["started"] = True
             content_type = response.headers.get("content-type", "")
-            if not call.stream or "text/event-stream" not in content_type:
+            if not call.stream or not self.streamed(response):
                 # a non-streamed answer (or a server that ignored `stream: true`)
                 raw = await response.aread()
                 try:
@@ -208,7 +233,7 @@ class Adapter(ABC):
                     yield event
                 state.done = True
                 return
-            async with aclosing(EventSource(response).aiter_sse()) as stream:
+            async with aclosing(self.frames(response)) as stream:
                 async for sse in stream:
                     for event in self.read_event(sse, state, call):
                         yield event
@@ -261,7 +286,7 @@ class Adapter(ABC):
         return StreamError(f"{name} refused the request (HTTP {status}){said}", status=status, kind="upstream")
 
 
-async def _drain(stream: AsyncIterator[ServerSentEvent]) -> None:
+async def _drain(stream: AsyncIterator[Any]) -> None:
     """Read what follows the protocol's terminal event (normally just the end of the chunked body),
     so the connection goes back to the pool: a response closed before its end closes its
     connection, and every answer would then pay for a new TCP (and TLS) connection. A server that

@@ -65,6 +65,7 @@ def convert_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 class OpenAIResponsesAdapter(Adapter):
     protocol = "openai_responses"
+    label = "OpenAI Responses (/responses)"
     path = "/responses"
 
     def body(self, shape: Shape) -> dict[str, Any]:

@@ -133,9 +133,9 @@ Event = Union[TextDelta, ReasoningDelta, ToolCallDelta, UsageReport, Finish, Str
 
 
 # --- the adapter interface ------------------------------------------------------------------------
-# One subclass per wire protocol (openai_chat.py, anthropic.py, openai_responses.py), registered in
+# One subclass per wire protocol (openai_chat.py, azure_openai.py, anthropic.py, openai_responses.py), registered in
 # `endpoints.adapters.ADAPTERS`. `endpoints.shaping` builds a `Call` with the adapter's help; the
-# adapter sends it and turns the answer into events (`endpoints.adapters.transport.run`).
+# adapter sends it and turns the answer into events (`endpoints.adapters.base.Adapter.run`).
 
 @dataclass
 class Call:
@@ -150,3 +150,4 @@ class Call:
     reasoning_key: str | None = None  # Chat Completions: delta key with reasoning text (None: either)
     outbound_check: bool = False  # the URL is user-provided: its addresses are vetted when a connection opens
     secrets: tuple[str, ...] = ()  # values scrubbed from any message built from the provider's answer
+    credential: str = field(default="", repr=False)  # the resolved key, for an adapter's `sign`
