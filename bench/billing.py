@@ -44,7 +44,7 @@ def bench_record_usage(calls: int) -> None:
     COMMIT on the same connection, in the same run."""
     from accounts.models import IntervalUnit, Role, User
     from billing.services import check_balance, rates_for, record_usage
-    from endpoints.adapters.base import Usage
+    from endpoints.adapters.types import Usage
     from endpoints.models import Endpoint, EndpointModel
 
     role, _ = Role.objects.get_or_create(

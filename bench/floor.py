@@ -3,7 +3,7 @@
     daphne bench.floor:application        (bench/ttft.py --floor starts it)
 
 A websocket that, for each `send` frame, streams an answer from the configured upstream through
-Atrium's own provider path (`endpoints.http`'s pooled httpx client on `endpoints.netio`, the
+Atrium's own provider path (`endpoints.http`'s pooled httpx client, the
 OpenAI Chat Completions adapter and its SSE parsing) and forwards the text as `delta` frames
 through channels and daphne — the first at once, then merged at most every
 `chat.live.LOCAL_SECONDS`, as Atrium sends them — then a `done` frame. Nothing else: no sign-in,
@@ -34,8 +34,8 @@ from django.urls import path  # noqa: E402
 
 from chat.consumers import ChatConsumer  # noqa: E402
 from chat.live import LOCAL_SECONDS  # noqa: E402
-from endpoints.adapters.adapter import Shape  # noqa: E402
-from endpoints.adapters.base import Call, ChatMessage, ChatRequest, StreamError, TextDelta  # noqa: E402
+from endpoints.adapters.base import Shape  # noqa: E402
+from endpoints.adapters.types import Call, ChatMessage, ChatRequest, StreamError, TextDelta  # noqa: E402
 from endpoints.adapters.openai_chat import OpenAIChatAdapter  # noqa: E402
 
 ADAPTER = OpenAIChatAdapter()
@@ -59,7 +59,7 @@ class FloorConsumer(AsyncWebsocketConsumer):
         shape = Shape(request=request, base_url=upstream)
         call = Call(
             endpoint_name="Bench upstream", model=request.model, url=upstream,
-            headers={**ADAPTER.base_headers(stream=True), **ADAPTER.auth_headers(api_key="sk-bench-key-123456")},
+            headers={**ADAPTER.base_headers(stream=True), **ADAPTER.auth_headers(api_key="sk-bench-key-123456", auth_kind="api_key")},
             body=ADAPTER.finalize(ADAPTER.body(shape), shape, dropped=[]),
         )
         task = asyncio.get_running_loop().create_task(self.answer(call))

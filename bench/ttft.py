@@ -55,7 +55,7 @@ sys.path.insert(0, str(ROOT))
 UPSTREAM_PROGRAM = """
 import os, sys, time
 from tests.upstream import Upstream
-from endpoints.adapters.base import Usage
+from endpoints.adapters.types import Usage
 words = int(os.environ.get("BENCH_WORDS", "12"))
 text = " ".join(("Hello there, this is the first token and then some more.".split() * (words // 12 + 1))[:words])
 server = Upstream()

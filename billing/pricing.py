@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from billing.models import TokenType
 
 if TYPE_CHECKING:
-    from endpoints.adapters.base import Usage
+    from endpoints.adapters.types import Usage
     from endpoints.models import EndpointModel
     from portal.models import PortalSettings
 

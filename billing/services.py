@@ -29,7 +29,7 @@ from portal.models import PortalSettings
 if TYPE_CHECKING:
     from accounts.models import User
     from chat.models import Conversation, Message
-    from endpoints.adapters.base import Usage
+    from endpoints.adapters.types import Usage
     from endpoints.models import Endpoint
 
 USAGE_CONTEXTS = {Context.MESSAGE, Context.TITLE, Context.ABORT, Context.GATEWAY}

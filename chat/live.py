@@ -43,7 +43,7 @@ from channels.layers import get_channel_layer
 from chat import configcache, store
 from chat.background import LoopTask, raise_if_cancelling
 from chat.services import PROCESS_ID, Claim, Done, ProviderRequest, StopSignal, Turn, stream_turn
-from endpoints.adapters.base import Finish, ReasoningDelta, StreamError, TextDelta, ToolCallDelta, UsageReport
+from endpoints.adapters.types import Finish, ReasoningDelta, StreamError, TextDelta, ToolCallDelta, UsageReport
 
 log = logging.getLogger(__name__)
 

@@ -49,7 +49,7 @@ from billing import services as billing
 from billing.models import Context
 from billing.tokens import estimated_usage
 from chat.models import Conversation, Message
-from endpoints.adapters.base import Usage
+from endpoints.adapters.types import Usage
 
 if TYPE_CHECKING:
     from accounts.models import User

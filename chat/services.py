@@ -42,7 +42,7 @@ from billing.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY, count_tokens, e
 from chat.models import Conversation, Message, Role as MessageRole
 from chat.recovery import Bill, finish_answer, in_flight_record
 from endpoints import services as endpoint_services
-from endpoints.adapters.base import (
+from endpoints.adapters.types import (
     Call,
     ChatMessage,
     ChatRequest,

@@ -30,7 +30,7 @@ from chat.services import on_db
 from chat.models import Conversation, Message, Role as MessageRole
 from endpoints import http
 from endpoints import services as endpoint_services
-from endpoints.adapters.base import (
+from endpoints.adapters.types import (
     ChatMessage,
     ChatRequest,
     StreamError,

@@ -60,7 +60,7 @@ PROVIDERS: tuple[Provider, ...] = (
              api_key_env="PERPLEXITY_API_KEY", notes="Built-in web search; limited tool calling."),
     Provider("cerebras", "Cerebras", CHAT, "https://api.cerebras.ai/v1", A, ("llama-3.3-70b",),
              api_key_env="CEREBRAS_API_KEY"),
-    Provider("azure-openai", "Azure OpenAI", CHAT, "https://YOUR_RESOURCE.openai.azure.com/openai/deployments", A,
+    Provider("azure-openai", "Azure OpenAI", Protocol.AZURE_OPENAI, "https://YOUR_RESOURCE.openai.azure.com/openai/deployments", A,
              ("gpt-4o",), kind=Kind.AZURE_OPENAI, api_key_env="AZURE_OPENAI_API_KEY",
              notes="api-key header; the deployment goes in the path; set api-version in query params."),
     Provider("github-copilot", "GitHub Copilot", CHAT, "https://api.githubcopilot.com", T, ("gpt-4o",),

@@ -29,6 +29,7 @@ from endpoints.models import (
     DEFAULT_BASE_URLS,
     Endpoint,
     EndpointModel,
+    KIND_PROTOCOLS,
     Kind,
     ModelSpec,
     Protocol,
@@ -520,6 +521,7 @@ class _Importer:
                 self.skip(f"{where}.{key}", ENDPOINT_SKIP_REASONS.get(key, "not a key of LibreChat's endpoint object that Atrium imports"), where)
         if overrides:
             values.update(overrides)
+        values["provider"] = KIND_PROTOCOLS.get(kind, values["provider"])  # (as Endpoint.save sets it)
 
         models_given = "models" in entry
         listed: list[str] = []

@@ -11,6 +11,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from endpoints import config
+from endpoints.adapters import AnthropicAdapter, AzureOpenAIAdapter, OpenAIChatAdapter, OpenAIResponsesAdapter, protocol_choices
 from portal import crypto
 from portal.fields import EncryptedTextField
 from portal.models import RATE_FIELD
@@ -25,10 +26,18 @@ class Kind(models.TextChoices):
     CUSTOM = "custom", "Custom"
 
 
-class Protocol(models.TextChoices):
-    OPENAI_CHAT = "openai_chat", "OpenAI Chat Completions (/chat/completions)"
-    ANTHROPIC = "anthropic", "Anthropic Messages (/v1/messages)"
-    OPENAI_RESPONSES = "openai_responses", "OpenAI Responses (/responses)"
+class Protocol:
+    """Names in code for the registered wire protocols (`Endpoint.provider` values). The list, with
+    its labels, is the registry's: `endpoints.adapters.ADAPTERS`."""
+
+    OPENAI_CHAT = OpenAIChatAdapter.protocol
+    ANTHROPIC = AnthropicAdapter.protocol
+    OPENAI_RESPONSES = OpenAIResponsesAdapter.protocol
+    AZURE_OPENAI = AzureOpenAIAdapter.protocol
+
+
+# kinds whose protocol is fixed: saving such an endpoint sets it
+KIND_PROTOCOLS = {Kind.ANTHROPIC: Protocol.ANTHROPIC, Kind.AZURE_OPENAI: Protocol.AZURE_OPENAI}
 
 
 class AuthKind(models.TextChoices):
@@ -78,10 +87,11 @@ class Endpoint(models.Model):
     provider = models.CharField(
         "wire protocol",
         max_length=20,
-        choices=Protocol.choices,
+        choices=protocol_choices,
         default=Protocol.OPENAI_CHAT,
         help_text="provider: which client talks to it. Anthropic uses the native /v1/messages "
-        "client with this endpoint's baseURL, apiKey, headers, addParams, dropParams.",
+        "client with this endpoint's baseURL, apiKey, headers, addParams, dropParams. Endpoints of "
+        "kind anthropic and azureOpenAI always use their own.",
     )
     auth_kind = models.CharField(max_length=20, choices=AuthKind.choices, default=AuthKind.API_KEY)
     api_key = EncryptedTextField(
@@ -260,9 +270,13 @@ class Endpoint(models.Model):
             raise ValidationError(errors)
 
     def save(self, *args, **kwargs):
-        if self.kind == Kind.ANTHROPIC:
-            self.provider = Protocol.ANTHROPIC
+        self.provider = KIND_PROTOCOLS.get(self.kind, self.provider)
         super().save(*args, **kwargs)
+
+    def deployment_for(self, model: str) -> str:
+        """The deployment serving `model` (Azure: EndpointModel.deployment_name), else the model's name."""
+        row = self.models.filter(name=model).values_list("deployment_name", flat=True).first()
+        return row or model
 
 
 class CapabilityFields(models.Model):

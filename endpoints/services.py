@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 from contextlib import aclosing
-from dataclasses import replace
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 import httpx
@@ -26,9 +25,9 @@ from django.db import DatabaseError
 
 from endpoints import http
 from endpoints.adapters import adapter_for
-from endpoints.adapters.base import Call, ChatRequest, Event, StreamError
+from endpoints.adapters.types import Call, ChatRequest, Event, StreamError
 from endpoints.models import Endpoint, UpstreamFailure
-from endpoints.shaping import ConfigError, build_call, build_models_request, check_outbound
+from endpoints.shaping import ConfigError, build_call, build_models_request
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +43,6 @@ async def stream_chat(
     try:
         if call is None:
             call = await sync_to_async(build_call, thread_sensitive=True)(endpoint=endpoint, request=request, user=user)
-        if call.outbound_check:
-            call = replace(call, pin=await check_outbound(call.url, endpoint.name))
     except ConfigError as exc:
         yield StreamError(str(exc), kind="config")
         return
@@ -99,7 +96,6 @@ async def fetch_models(*, endpoint: Endpoint, user: Any, use_cache: bool = True)
         raise ModelListUnavailable("this wire protocol has no model list")
     try:
         models_request = await sync_to_async(build_models_request, thread_sensitive=True)(endpoint=endpoint, user=user)
-        pin = await check_outbound(models_request.url, endpoint.name) if models_request.outbound_check else None
     except ConfigError as exc:
         raise ModelListUnavailable(str(exc)) from exc
     key = _cache_key(endpoint, user if models_request.per_user else None, models_request.url)
@@ -108,11 +104,13 @@ async def fetch_models(*, endpoint: Endpoint, user: Any, use_cache: bool = True)
         return list(cached)
     try:
         response = await http.request(
-            "GET", models_request.url, pin=pin, headers=models_request.headers,
+            "GET", models_request.url, vet=models_request.outbound_check, headers=models_request.headers,
             timeout=http.timeout(read=min(30.0, settings.UPSTREAM_READ_TIMEOUT)),
         )
     except httpx.HTTPError as exc:
-        raise ModelListUnavailable(f"{type(exc).__name__}: the server could not be reached") from exc
+        # the reason in parentheses: e.g. the vetting of a user-provided address says why it refused
+        reason = f" ({exc})" if str(exc) else ""
+        raise ModelListUnavailable(f"{type(exc).__name__}: the server could not be reached{reason}") from exc
     if response.status_code != 200:
         raise ModelListUnavailable(f"HTTP {response.status_code}")
     try:

@@ -4,10 +4,11 @@ in a worker thread.
 
 Order of the rules, each as LibreChat applies them:
   credentials   `${ENV}` in apiKey/baseURL resolved now; `user_provided` key/URL from the user's
-                stored key ("add your key" when missing); user URLs checked against private networks
-                and pinned to the vetted addresses (`check_outbound`)
-  URL           baseURL + the protocol's path, or baseURL alone with directEndpoint; Azure puts the
-                deployment in the path; query_params (Azure `api-version`, …) in the query string
+                stored key ("add your key" when missing); a user URL's form is checked here, its
+                addresses when the connection opens (`endpoints.http.VettingBackend`)
+  URL           the adapter's: baseURL + the protocol's path, or baseURL alone with directEndpoint
+                (Azure's adapter puts the deployment in the path); query_params (Azure
+                `api-version`, …) in the query string
   headers       the protocol's auth header (Bearer, Azure `api-key`, Anthropic `x-api-key`), then the
                 endpoint's headers with `${ENV}`, `{{LIBRECHAT_USER_*}}` and `{{LIBRECHAT_BODY_*}}`
                 filled in; a configured header (e.g. Authorization) wins over the apiKey one.
@@ -18,24 +19,19 @@ Order of the rules, each as LibreChat applies them:
 """
 from __future__ import annotations
 
-import asyncio
-import ipaddress
-import socket
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 from django.apps import apps
-from django.conf import settings
 from django.utils import timezone
 
 from endpoints import config
 from endpoints.adapters import adapter_for
-from endpoints.adapters.adapter import REASONING_PARAMS, Adapter, Shape
-from endpoints.adapters.base import Call, ChatRequest
-from endpoints.http import Pin
-from endpoints.models import AuthKind, Endpoint, Kind, UserProviderKey
+from endpoints.adapters.base import REASONING_PARAMS, Adapter, Shape
+from endpoints.adapters.types import Call, ChatRequest
+from endpoints.models import AuthKind, Endpoint, UserProviderKey
 
 
 class ConfigError(Exception):
@@ -91,7 +87,7 @@ def target_for(endpoint: Endpoint, user: Any) -> Target:
         base_url = (stored.base_url or "").strip()
         if not base_url:
             raise ConfigError(f"Add your base URL for {endpoint.name} (Settings → Provider keys) to use this endpoint.")
-        check_url_form(base_url, endpoint.name)  # the address check needs DNS: `check_outbound`, async
+        check_url_form(base_url, endpoint.name)  # (its addresses are vetted when the connection opens)
     else:
         base_url = _resolve(endpoint.effective_base_url, "base URL", endpoint).strip()
         if not base_url:
@@ -108,10 +104,6 @@ def _not_http_url(endpoint_name: str) -> ConfigError:
     return ConfigError(f"Your base URL for {endpoint_name} must be an http(s) URL, e.g. https://api.example.com/v1.")
 
 
-def _unresolvable(endpoint_name: str, host: str) -> ConfigError:
-    return ConfigError(f"The host of your base URL for {endpoint_name} ({host}) cannot be resolved.")
-
-
 def check_url_form(url: str, endpoint_name: str) -> None:
     parts = urlsplit(url)
     try:
@@ -120,41 +112,10 @@ def check_url_form(url: str, endpoint_name: str) -> None:
         hostname = None
     if parts.scheme not in ("http", "https") or not hostname:
         raise _not_http_url(endpoint_name)
-
-
-async def check_outbound(url: str, endpoint_name: str) -> Pin:
-    """SPEC §5: a user-provided URL must not reach loopback, private, link-local (cloud metadata)
-    or otherwise non-public addresses, unless ALLOW_PRIVATE_USER_BASE_URLS. Resolves the host once,
-    on the event loop (no worker thread held while DNS answers), and returns the vetted addresses:
-    the request must be sent with this pin (`endpoints.http.stream(…, pin=)`), which connects to
-    them without resolving the name again (no DNS rebinding between the check and the connect).
-    With ALLOW_PRIVATE_USER_BASE_URLS nothing is refused, but the request is pinned all the same."""
-    check_url_form(url, endpoint_name)
     try:
-        host, port = Pin.key_of(httpx.URL(url))  # the name exactly as the client would connect to it
+        httpx.URL(url)  # a URL httpx cannot send (e.g. a host name that is not valid IDNA)
     except (httpx.InvalidURL, UnicodeError):
         raise _not_http_url(endpoint_name) from None
-    shown = urlsplit(url).hostname or host
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError):
-        raise _unresolvable(endpoint_name, shown) from None
-    addresses: list[str] = []
-    for info in infos:
-        text = str(info[4][0])
-        address = ipaddress.ip_address(text.split("%")[0])
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-            address = address.ipv4_mapped
-        if not settings.ALLOW_PRIVATE_USER_BASE_URLS and (not address.is_global or address.is_multicast):
-            raise ConfigError(
-                f"Your base URL for {endpoint_name} points to a local or private network address ({shown}), "
-                "which this portal does not allow for user-provided URLs."
-            )
-        if text not in addresses:
-            addresses.append(text)
-    if not addresses:
-        raise _unresolvable(endpoint_name, shown)
-    return Pin(host=host, port=port, addresses=tuple(addresses))
 
 
 # --- headers ---------------------------------------------------------------------------------------
@@ -273,37 +234,26 @@ def _query_params(endpoint: Endpoint, target: Target) -> tuple[dict[str, str], l
 
 
 def _auth(adapter: Adapter, endpoint: Endpoint, target: Target) -> dict[str, str]:
-    return adapter.auth_headers(
-        api_key=target.api_key,
-        azure=endpoint.kind == Kind.AZURE_OPENAI,
-        bearer=endpoint.auth_kind == AuthKind.ACCESS_TOKEN,
-    )
+    return adapter.auth_headers(api_key=target.api_key, auth_kind=endpoint.auth_kind)
 
 
 # --- the call --------------------------------------------------------------------------------------
-
-def _deployment(endpoint: Endpoint, model: str) -> str:
-    row = endpoint.models.filter(name=model).values_list("deployment_name", flat=True).first()
-    return row or model
-
 
 def build_call(*, endpoint: Endpoint, request: ChatRequest, user: Any) -> Call:
     """Everything the upstream receives for one chat request. Raises ConfigError."""
     adapter = adapter_for(endpoint.provider)
     target = target_for(endpoint, user)
     custom = endpoint.custom_params or {}
-    azure = endpoint.kind == Kind.AZURE_OPENAI
     shape = Shape(
         request=request,
         user_id=str(user.pk) if user is not None and getattr(user, "pk", None) else "",
         reasoning_format=custom.get("reasoningFormat"),
-        azure=azure,
         base_url=target.base_url,
+        direct=endpoint.direct_endpoint,
+        endpoint=endpoint,
     )
 
-    url = adapter.url(
-        shape, direct=endpoint.direct_endpoint, deployment=_deployment(endpoint, request.model) if azure else ""
-    )
+    url = adapter.url(shape)
     query, query_secrets = _query_params(endpoint, target)
     url = _with_query(url, query)
 
@@ -338,6 +288,7 @@ def build_call(*, endpoint: Endpoint, request: ChatRequest, user: Any) -> Call:
         reasoning_key=custom.get("reasoningKey"),
         outbound_check=target.user_base_url,
         secrets=tuple(sorted({s for s in secrets if s}, key=len, reverse=True)),
+        credential=target.api_key,
     )
 
 
@@ -347,7 +298,7 @@ class ModelsRequest:
     headers: dict[str, str]
     secrets: tuple[str, ...]
     per_user: bool  # the answer may differ per user (cache per user)
-    outbound_check: bool  # a user-provided URL: check_outbound before calling, send with its pin
+    outbound_check: bool  # a user-provided URL: sent through the vetting client (`http.request(vet=True)`)
 
 
 def build_models_request(*, endpoint: Endpoint, user: Any) -> ModelsRequest:

@@ -5,7 +5,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 
-from endpoints.adapters.base import (
+from endpoints.adapters.types import (
     ChatMessage,
     ChatRequest,
     Event,

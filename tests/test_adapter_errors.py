@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from endpoints.adapters.base import StreamError, Usage
+from endpoints.adapters.types import StreamError, Usage
 from endpoints.models import Protocol
 from tests.streaming import final, run_chat, text_of, usage_of
 

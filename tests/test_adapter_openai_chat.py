@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from endpoints.adapters.base import Finish, TextDelta, Usage
+from endpoints.adapters.types import Finish, TextDelta, Usage
 from tests.streaming import final, reasoning_of, run_chat, text_of, tool_calls_of, usage_of
 
 

@@ -52,7 +52,7 @@ def tour(admin_user, make_user, make_role, make_endpoint):
     """A portal with the things an admin looks at: endpoints with many models, usage, roles."""
     from billing.services import record_usage
     from chat.models import Conversation, Message
-    from endpoints.adapters.base import Usage
+    from endpoints.adapters.types import Usage
     from endpoints.models import ModelSpec, UpstreamFailure
 
     rates = {"prompt_rate": Decimal("2.5"), "completion_rate": Decimal("10"), "context_tokens": 128000,

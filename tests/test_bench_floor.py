@@ -7,7 +7,7 @@ import json
 import pytest
 from channels.testing import WebsocketCommunicator
 
-from endpoints.adapters.base import Usage
+from endpoints.adapters.types import Usage
 
 # The floor uses no database, but channels' websocket consumer closes stale connections of the
 # shared database thread on disconnect (channels.db.aclose_old_connections).

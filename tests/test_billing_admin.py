@@ -12,7 +12,7 @@ import pytest
 
 from billing.models import Balance, Transaction
 from billing.services import record_usage
-from endpoints.adapters.base import Usage
+from endpoints.adapters.types import Usage
 
 D = Decimal
 DAY0 = dt.datetime(2026, 3, 1, 10, 0, tzinfo=dt.timezone.utc)

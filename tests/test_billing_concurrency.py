@@ -12,7 +12,7 @@ from django.db.models import Sum
 from billing.ledger_check import ledger_problems
 from billing.models import Balance, Hold, Transaction
 from billing.services import InsufficientBalance, check_balance, record_usage
-from endpoints.adapters.base import Usage
+from endpoints.adapters.types import Usage
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

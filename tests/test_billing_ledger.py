@@ -22,7 +22,7 @@ from billing.services import (
     refill_due_balances,
     refill_if_due,
 )
-from endpoints.adapters.base import Usage
+from endpoints.adapters.types import Usage
 
 D = Decimal
 T0 = dt.datetime(2026, 1, 31, 12, 0, tzinfo=dt.timezone.utc)

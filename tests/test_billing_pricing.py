@@ -7,7 +7,7 @@ import pytest
 
 from billing.pricing import Currency, Rates, format_credits, price, prompt_cost, quantize, total
 from billing.tokens import count_chat_tokens, count_tokens, estimated_usage
-from endpoints.adapters.base import ChatMessage, Usage
+from endpoints.adapters.types import ChatMessage, Usage
 
 D = Decimal
 GPT = Rates.of(prompt=D("2.5"), completion=D("10"), cache_read=D("1.25"))

@@ -19,7 +19,7 @@ from billing.models import Balance, Hold, Transaction
 from billing.services import adjust_balance, ensure_balance
 from billing.tokens import count_tokens
 from chat.services import Done, NoBalance, Operation, StopSignal, TurnAction, prepare_turn, stream_turn
-from endpoints.adapters.base import TextDelta, Usage
+from endpoints.adapters.types import TextDelta, Usage
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("builtin_roles")]
 postgresql_only = pytest.mark.skipif(

@@ -9,7 +9,7 @@ from asgiref.sync import sync_to_async
 from billing.models import Transaction
 from billing.tokens import count_tokens
 from chat.models import Message
-from endpoints.adapters.base import Usage
+from endpoints.adapters.types import Usage
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("builtin_roles")]
 

@@ -10,7 +10,7 @@ from asgiref.sync import sync_to_async
 
 from billing.models import Transaction
 from chat.models import Conversation, Message
-from endpoints.adapters.base import Usage
+from endpoints.adapters.types import Usage
 from tests.chatsocket import open_socket
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("builtin_roles")]

@@ -310,9 +310,10 @@ async def test_a_stop_before_the_answer_started_ends_it_at_once(chat_endpoint, u
 
 async def test_launch_puts_the_provider_request_on_the_wire_in_the_next_turn_of_the_loop(chat_endpoint, upstream, chatter):
     """On a loaded loop each turn a new answer waits costs its first token 1–2 ms: the provider
-    request's task starts next to the answer's (not from it, a turn later), and nothing on the way
-    to the wire yields (warm connection: httpcore's locks, netio)."""
+    request's task starts next to the answer's (not from it, a turn later): launching adds one turn
+    to the ones httpx itself takes to put a request on a warm connection."""
     from chat import live
+    from endpoints import http
 
     endpoint = await db(chat_endpoint)
     asked = {"endpoint": endpoint.name, "model": "test-model"}
@@ -330,12 +331,25 @@ async def test_launch_puts_the_provider_request_on_the_wire_in_the_next_turn_of_
         if ticking:
             asyncio.get_running_loop().call_soon(tick)
 
+    async def httpx_turns() -> int:  # a request on the warm connection, straight through httpx
+        sent: list[int] = []
+
+        async def on_sent() -> None:
+            sent.append(turns)
+
+        started = turns
+        async with http.stream("POST", f"{upstream.base_url}/chat/completions", on_sent=on_sent,
+                               json={"model": "m", "messages": [{"role": "user", "content": "direct"}]}) as response:
+            await response.aread()
+        return sent[0] - started
+
     asyncio.get_running_loop().call_soon(tick)
     for text in ("warm up", "counted"):  # (the first answer opens the pooled connection)
         turn = await prepare_turn(user=chatter, action=TurnAction(op=Operation.SEND, text=text, **asked))
         launched_at = turns
         live.launch(Counted(turn, request_id=None))
         await live.wait_for_generations()
+    direct = await httpx_turns()
     ticking = False
-    assert sent_at[-1] - launched_at == 1
-    assert [r.json["messages"][-1]["content"] for r in upstream.completions()] == ["warm up", "counted"]
+    assert sent_at[-1] - launched_at == 1 + direct
+    assert [r.json["messages"][-1]["content"] for r in upstream.completions()] == ["warm up", "counted", "direct"]

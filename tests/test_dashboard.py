@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from billing.services import adjust_balance, record_usage
-from endpoints.adapters.base import Usage
+from endpoints.adapters.types import Usage
 from endpoints.models import UpstreamFailure
 from tests.test_billing_admin import DAY0, seeded  # noqa: F401  (the seeded ledger fixture)
 

@@ -1,50 +1,47 @@
-"""User-provided base URLs are pinned (SPEC §5, DNS rebinding): `check_outbound` resolves the host
-once and vets every address, and the request then connects to exactly those addresses, with the
-original host name in the Host header, without resolving the name again.
+"""User-provided base URLs are vetted when their connection opens (SPEC §5): the vetting network
+backend of `endpoints.http` resolves the host, refuses it when an address is loopback, private,
+link-local or otherwise not public (unless ALLOW_PRIVATE_USER_BASE_URLS), and connects to the
+address it vetted, with the original host name in the Host header, TLS SNI and certificate check.
 
-A resolver that answers differently the second time is out of reach here, so the two halves are
-shown with what is real on loopback: the check with names whose resolution this machine decides
-('localhost' → loopback), and the connect with a host name that resolves nowhere (`.invalid`,
-RFC 6761) — a request to it can only reach the loopback upstream through its pin.
+The name is resolved once, by the call that connects, so a resolver answering a public address to
+a check and 127.0.0.1 to the connect (DNS rebinding) has no second answer to give. A resolver that
+answers differently the second time is out of reach here; what is real on loopback is shown:
+names whose resolution this machine decides ('localhost' → loopback) and a host name that resolves
+nowhere (`.invalid`, RFC 6761).
 """
 from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pytest
 from asgiref.sync import async_to_sync
 
 from endpoints import http
 from endpoints.adapters import adapter_for
-from endpoints.adapters.base import Call, Event, Finish, StreamError
-from endpoints.http import Pin
+from endpoints.adapters.types import Call, Event, Finish, StreamError
 from endpoints.models import Protocol, UserProviderKey
-from endpoints.shaping import ConfigError, check_outbound
 from tests.certs import certificate
 from tests.streaming import final, run_chat, text_of
 
 NOWHERE = "upstream.invalid"  # never resolves (RFC 6761)
+PRIVATE = "Your base URL for Mine points to a local or private network address"
 
 
 def port_of(url: str) -> int:
     return int(url.rsplit(":", 1)[1].split("/")[0])
 
 
-def check(url: str) -> Pin:
-    return asyncio.run(check_outbound(url, "Mine"))
-
-
-def chat_call(url: str, *, pin: Pin | None = None, outbound_check: bool = True) -> Call:
+def chat_call(url: str, *, outbound_check: bool = True) -> Call:
     return Call(
         endpoint_name="Mine", model="m", url=url, headers={"Content-Type": "application/json", "Accept": "text/event-stream"},
         body={"model": "m", "messages": [{"role": "user", "content": "Hi"}], "stream": True,
               "stream_options": {"include_usage": True}},
-        outbound_check=outbound_check, pin=pin,
+        outbound_check=outbound_check,
     )
 
 
@@ -59,141 +56,159 @@ def send(*calls: Call) -> list[list[Event]]:
     return asyncio.run(run())
 
 
-# --- the check resolves once and returns what it vetted ------------------------------------------
+# --- the vetting: what a user-provided URL may reach ---------------------------------------------
 
-@pytest.mark.parametrize("url", ["http://localhost:8080/v1", "https://LOCALHOST/v1", "http://127.0.0.1:8080/v1",
-                                 "http://[::ffff:127.0.0.1]/v1", "http://169.254.169.254/latest"])
-def test_the_check_refuses_names_and_addresses_on_this_machine(settings, url):
+@pytest.mark.parametrize("host", ["localhost", "LOCALHOST", "127.0.0.1", "[::ffff:127.0.0.1]", "[::1]"])
+def test_a_user_provided_url_on_this_machine_is_refused_before_connecting(settings, upstream, host):
     settings.ALLOW_PRIVATE_USER_BASE_URLS = False
+    url = f"http://{host}:{port_of(upstream.url)}/v1/chat/completions"
 
-    with pytest.raises(ConfigError) as refused:
-        check(url)
-
-    assert str(refused.value).startswith("Your base URL for Mine points to a local or private network address")
-
-
-@pytest.mark.parametrize("url, pin", [
-    ("https://93.184.216.34/v1", Pin("93.184.216.34", 443, ("93.184.216.34",))),
-    ("http://93.184.216.34/v1", Pin("93.184.216.34", 80, ("93.184.216.34",))),
-    ("http://[2606:4700:4700::1111]:8080/v1", Pin("2606:4700:4700::1111", 8080, ("2606:4700:4700::1111",))),
-])
-def test_a_public_address_is_returned_as_the_pin(settings, url, pin):
-    settings.ALLOW_PRIVATE_USER_BASE_URLS = False
-
-    assert check(url) == pin  # nothing is connected to
-
-
-@pytest.mark.parametrize("allow_private", [False, True])
-def test_a_host_that_does_not_resolve_is_refused(settings, allow_private):
-    settings.ALLOW_PRIVATE_USER_BASE_URLS = allow_private
-
-    with pytest.raises(ConfigError) as refused:
-        check(f"https://{NOWHERE}/v1")
-
-    assert str(refused.value) == f"The host of your base URL for Mine ({NOWHERE}) cannot be resolved."
-
-
-def test_with_private_urls_allowed_the_check_still_pins_what_it_resolved(settings):
-    settings.ALLOW_PRIVATE_USER_BASE_URLS = True
-    resolved = list(dict.fromkeys(info[4][0] for info in socket.getaddrinfo("localhost", 8080, type=socket.SOCK_STREAM)))
-
-    assert check("http://LocalHost:8080/v1") == Pin("localhost", 8080, tuple(resolved))
-
-
-# --- a pinned request connects to its pin only ---------------------------------------------------
-
-def test_a_pinned_request_reaches_the_pinned_address_with_the_original_host_name(upstream):
-    port = port_of(upstream.url)
-    url = f"http://{NOWHERE}:{port}/v1/chat/completions"
-
-    unpinned, pinned = send(chat_call(url, outbound_check=False), chat_call(url, pin=Pin(NOWHERE, port, ("127.0.0.1",))))
-
-    assert final(unpinned) == StreamError("Could not connect to Mine (host name not found).", kind="connect")
-    assert text_of(pinned) == "Hello from the upstream." and isinstance(final(pinned), Finish)
-    assert len(upstream.requests) == 1
-    assert upstream.last.headers["host"] == f"{NOWHERE}:{port}"
-    assert upstream.last.path == "/v1/chat/completions"
-
-
-def test_the_pinned_addresses_are_tried_in_order(upstream):
-    port = port_of(upstream.url)
-    pin = Pin(NOWHERE, port, ("127.0.0.2", "127.0.0.1"))  # nothing listens on 127.0.0.2: refused, then the next
-
-    [events] = send(chat_call(f"http://{NOWHERE}:{port}/v1/chat/completions", pin=pin))
-
-    assert text_of(events) == "Hello from the upstream."
-    assert upstream.last.headers["host"] == f"{NOWHERE}:{port}"
-
-
-@pytest.mark.parametrize("pin_for", ["another host", "another port"])
-def test_a_pin_for_another_host_or_port_connects_nowhere(upstream, pin_for):
-    port = port_of(upstream.url)
-    pin = Pin("other.invalid", port, ("127.0.0.1",)) if pin_for == "another host" else Pin(NOWHERE, port + 1, ("127.0.0.1",))
-
-    [events] = send(chat_call(f"http://{NOWHERE}:{port}/v1/chat/completions", pin=pin))
-
-    assert final(events) == StreamError("Could not connect to Mine (network error).", kind="connect")
-    assert upstream.connections == 0
-
-
-def test_a_user_provided_url_without_its_pin_is_not_sent(upstream):
-    [events] = send(chat_call(upstream.base_url + "/chat/completions", pin=None))
+    [events] = send(chat_call(url))
 
     assert final(events) == StreamError(
-        "Mine is not usable: its base URL was not checked before the request.", kind="config"
+        f"{PRIVATE} ({host.strip('[]').lower()}), which this portal does not allow for user-provided URLs.", kind="config"
     )
     assert upstream.connections == 0
 
 
-def test_pinned_connection_failures_read_as_before(upstream, settings):
+def test_the_same_url_configured_by_an_admin_is_not_vetted(settings, upstream):
+    settings.ALLOW_PRIVATE_USER_BASE_URLS = False
+
+    [events] = send(chat_call(f"http://localhost:{port_of(upstream.url)}/v1/chat/completions", outbound_check=False))
+
+    assert text_of(events) == "Hello from the upstream."
+
+
+@pytest.mark.parametrize("address", ["93.184.216.34", "2606:4700:4700::1111", "8.8.8.8"])
+def test_public_addresses_pass_the_vetting(address):
+    assert http.is_public(address)
+
+
+@pytest.mark.parametrize("address", [
+    "127.0.0.1", "::1", "10.0.0.5", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
+    "::ffff:127.0.0.1", "::ffff:10.0.0.5", "fe80::1%eth0", "fd00::1", "224.0.0.1", "ff02::1",
+])
+def test_loopback_private_link_local_and_multicast_addresses_do_not(address):
+    assert not http.is_public(address)
+
+
+def test_the_metadata_address_of_cloud_providers_is_refused_without_a_connection_attempt(settings):
+    settings.ALLOW_PRIVATE_USER_BASE_URLS = False
+    settings.UPSTREAM_CONNECT_TIMEOUT = 5  # (a connect attempt to 169.254.169.254 would hang until then)
+
+    [events] = send(chat_call("http://169.254.169.254/latest/chat/completions"))
+
+    assert final(events).message.startswith(f"{PRIVATE} (169.254.169.254)")
+
+
+@pytest.mark.parametrize("allow_private", [False, True])
+def test_a_host_that_does_not_resolve_is_a_connect_error(settings, allow_private):
+    settings.ALLOW_PRIVATE_USER_BASE_URLS = allow_private
+
+    [events] = send(chat_call(f"https://{NOWHERE}/v1/chat/completions"))
+
+    assert final(events) == StreamError("Could not connect to Mine (host name not found).", kind="connect")
+
+
+# --- a vetted request reaches the address it vetted, under the original name -------------------
+
+def test_with_private_urls_allowed_a_vetted_request_keeps_the_original_host_name(settings, upstream):
+    settings.ALLOW_PRIVATE_USER_BASE_URLS = True
+    port = port_of(upstream.url)
+
+    [events] = send(chat_call(f"http://LocalHost:{port}/v1/chat/completions"))
+
+    assert text_of(events) == "Hello from the upstream." and isinstance(final(events), Finish)
+    assert upstream.last.headers["host"] == f"localhost:{port}"
+    assert upstream.last.path == "/v1/chat/completions"
+
+
+def test_vetted_connection_failures_read_as_before(upstream, settings):
+    settings.ALLOW_PRIVATE_USER_BASE_URLS = True
     settings.UPSTREAM_CONNECT_TIMEOUT = 0.3
     refused, unreachable = port_of(upstream.refused_url()), port_of(upstream.unreachable_url())
 
     refused_events, unreachable_events = send(
-        chat_call(f"http://{NOWHERE}:{refused}/v1/chat/completions", pin=Pin(NOWHERE, refused, ("127.0.0.1",))),
-        chat_call(f"http://{NOWHERE}:{unreachable}/v1/chat/completions", pin=Pin(NOWHERE, unreachable, ("127.0.0.1",))),
+        chat_call(f"http://localhost:{refused}/v1/chat/completions"),
+        chat_call(f"http://localhost:{unreachable}/v1/chat/completions"),
     )
 
     assert final(refused_events) == StreamError("Could not connect to Mine (connection refused).", kind="connect")
     assert final(unreachable_events) == StreamError("Connecting to Mine timed out after 0.3 seconds.", kind="timeout")
 
 
-def test_pinned_connections_are_pooled_and_never_shared_with_admin_endpoints(upstream):
+def test_vetted_connections_are_pooled_and_never_shared_with_admin_endpoints(upstream, settings):
+    settings.ALLOW_PRIVATE_USER_BASE_URLS = True
     upstream.models(["a"])
     upstream.models(["b"])
     upstream.models(["c"])
     port = port_of(upstream.url)
-    pin = Pin(NOWHERE, port, ("127.0.0.1",))
 
     async def run() -> list[int]:
         try:
             return [
-                (await http.request("GET", f"http://{NOWHERE}:{port}/v1/models", pin=pin)).status_code,
-                (await http.request("GET", f"http://{NOWHERE}:{port}/v1/models", pin=pin)).status_code,
-                (await http.request("GET", upstream.base_url + "/models")).status_code,
+                (await http.request("GET", f"http://127.0.0.1:{port}/v1/models", vet=True)).status_code,
+                (await http.request("GET", f"http://127.0.0.1:{port}/v1/models", vet=True)).status_code,
+                (await http.request("GET", f"http://127.0.0.1:{port}/v1/models")).status_code,
             ]
         finally:
             await http.aclose()
 
     assert asyncio.run(run()) == [200, 200, 200]
-    assert [r.headers["host"] for r in upstream.requests] == [f"{NOWHERE}:{port}"] * 2 + [f"127.0.0.1:{port}"]
-    assert upstream.connections == 2  # one kept alive for the pinned host, one for the admin URL
+    assert upstream.connections == 2  # one kept alive for the user's URL, one for the admin's
 
 
-def test_an_environment_proxy_still_carries_pinned_requests(upstream, monkeypatch):
+def test_an_admin_connection_to_a_private_address_is_not_lent_to_a_user_provided_url(upstream, settings):
+    """An admin's endpoint may live on the company network; a user typing its address must not
+    ride on the admin's pooled connection to it."""
+    settings.ALLOW_PRIVATE_USER_BASE_URLS = False
+    upstream.models(["admin"])
+    url = f"http://127.0.0.1:{port_of(upstream.url)}/v1/models"
+
+    async def run() -> tuple[int, type[BaseException] | None]:
+        try:
+            admin = (await http.request("GET", url)).status_code
+            try:
+                await http.request("GET", url, vet=True)
+            except httpx.ConnectError as exc:
+                return admin, type(exc.__cause__)
+            return admin, None
+        finally:
+            await http.aclose()
+
+    assert asyncio.run(run()) == (200, http.RefusedAddress)
+    assert len(upstream.requests) == 1
+
+
+def test_an_environment_proxy_still_carries_user_provided_urls(upstream, monkeypatch, settings):
     """HTTP(S)_PROXY applies to user-provided URLs as to the others: the proxy (here the upstream)
-    gets the request and resolves the name itself; only direct connections can be pinned."""
+    gets the request and resolves the name itself; only direct connections are vetted."""
+    settings.ALLOW_PRIVATE_USER_BASE_URLS = False
     for name in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("http_proxy", upstream.url)
     monkeypatch.setenv("HTTP_PROXY", upstream.url)
     elsewhere = port_of(upstream.refused_url())
 
-    [events] = send(chat_call(f"http://{NOWHERE}:{elsewhere}/v1/chat/completions",
-                              pin=Pin(NOWHERE, elsewhere, ("127.0.0.1",))))
+    [events] = send(chat_call(f"http://{NOWHERE}:{elsewhere}/v1/chat/completions"))
 
     assert text_of(events) == "Hello from the upstream."
     assert upstream.last.headers["host"] == f"{NOWHERE}:{elsewhere}"
+
+
+def test_no_proxy_sends_a_user_provided_url_direct_and_vetted(upstream, monkeypatch, settings):
+    settings.ALLOW_PRIVATE_USER_BASE_URLS = False
+    for name in ("all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("http_proxy", upstream.url)
+    monkeypatch.setenv("HTTP_PROXY", upstream.url)
+    monkeypatch.setenv("no_proxy", "localhost")
+    monkeypatch.setenv("NO_PROXY", "localhost")
+
+    [events] = send(chat_call(f"http://localhost:{port_of(upstream.url)}/v1/chat/completions"))
+
+    assert final(events).message.startswith(f"{PRIVATE} (localhost)")
+    assert upstream.connections == 0
 
 
 # --- https: SNI and certificate verification keep the host name -----------------------------------
@@ -254,28 +269,28 @@ def tls_models(tmp_path, monkeypatch):
         server.stop()
 
 
-def test_a_pinned_https_request_sends_and_verifies_the_original_host_name(tls_models):
-    server = tls_models(NOWHERE)
-    pin = Pin(NOWHERE, server.port, ("127.0.0.1",))
+def test_a_vetted_https_request_sends_and_verifies_the_original_host_name(tls_models, settings):
+    settings.ALLOW_PRIVATE_USER_BASE_URLS = True
+    server = tls_models("localhost")
 
     async def run():
         try:
-            return await http.request("GET", f"https://{NOWHERE}:{server.port}/v1/models", pin=pin)
+            return await http.request("GET", f"https://localhost:{server.port}/v1/models", vet=True)
         finally:
             await http.aclose()
 
     response = asyncio.run(run())
 
     assert response.status_code == 200 and response.json()["data"] == [{"id": "over-tls"}]
-    assert server.server_names == [NOWHERE]
-    assert server.hosts == [f"{NOWHERE}:{server.port}"]
+    assert server.server_names == ["localhost"]
+    assert server.hosts == [f"localhost:{server.port}"]
 
 
-def test_a_pinned_https_request_refuses_a_certificate_for_another_name(tls_models):
+def test_a_vetted_https_request_refuses_a_certificate_for_another_name(tls_models, settings):
+    settings.ALLOW_PRIVATE_USER_BASE_URLS = True
     server = tls_models("someone-else.invalid")
-    url = f"https://{NOWHERE}:{server.port}/v1/chat/completions"
 
-    [events] = send(chat_call(url, pin=Pin(NOWHERE, server.port, ("127.0.0.1",))))
+    [events] = send(chat_call(f"https://localhost:{server.port}/v1/chat/completions"))
 
     assert final(events) == StreamError("Could not connect to Mine (TLS handshake failed).", kind="connect")
     assert server.hosts == []
@@ -284,7 +299,7 @@ def test_a_pinned_https_request_refuses_a_certificate_for_another_name(tls_model
 # --- end to end: the chat and the model list of a user-provided URL ------------------------------
 
 @pytest.mark.django_db
-def test_a_user_provided_url_is_called_through_its_pin(make_endpoint, make_user, upstream, settings):
+def test_a_user_provided_url_is_called_through_the_vetting_client(make_endpoint, make_user, upstream, settings):
     settings.ALLOW_PRIVATE_USER_BASE_URLS = True  # the only host on reach here is loopback
     from endpoints.services import list_models
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from endpoints.adapters.base import ChatMessage, StreamError
+from endpoints.adapters.types import ChatMessage, StreamError
 from endpoints.models import AuthKind, EndpointModel, Kind, Protocol, UserProviderKey
 from tests.streaming import final, run_chat, text_of
 

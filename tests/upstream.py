@@ -48,7 +48,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterator
 from urllib.parse import parse_qsl, urlsplit
 
-from endpoints.adapters.base import Usage
+from endpoints.adapters.types import Usage
 
 DEFAULT_USAGE = Usage(input_tokens=10, output_tokens=5)
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from httpx_sse import ServerSentEvent
 
-from endpoints.adapters.adapter import Adapter, Shape, StreamState
-from endpoints.adapters.base import Call, Event, ReasoningDelta, TextDelta, ToolCallDelta, Usage, UsageReport
+from endpoints.adapters.base import Adapter, Shape, StreamState
+from endpoints.adapters.types import Call, Event, ReasoningDelta, TextDelta, ToolCallDelta, Usage, UsageReport
 from endpoints.adapters.openai_chat import reasoning_settings
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -97,11 +97,12 @@ def _text(content: str | list[dict[str, Any]]) -> str:
 
 class AnthropicAdapter(Adapter):
     protocol = "anthropic"
+    label = "Anthropic Messages (/v1/messages)"
     path = "/v1/messages"
     models_path = None
 
-    def url(self, shape: Shape, *, direct: bool, deployment: str = "") -> str:
-        if direct:
+    def url(self, shape: Shape) -> str:
+        if shape.direct:
             return shape.base_url
         root = shape.base_url.rstrip("/")
         if is_vertex(root):
@@ -110,10 +111,10 @@ class AnthropicAdapter(Adapter):
             return f"{root}/{shape.request.model}:{verb}"
         return root + ("/messages" if root.endswith("/v1") else self.path)
 
-    def auth_headers(self, *, api_key: str, azure: bool = False, bearer: bool = False) -> dict[str, str]:
+    def auth_headers(self, *, api_key: str, auth_kind: str) -> dict[str, str]:
         headers = {"anthropic-version": ANTHROPIC_VERSION}
-        if api_key:
-            headers.update({"Authorization": f"Bearer {api_key}"} if bearer else {"x-api-key": api_key})
+        if api_key:  # an access token (Vertex AI's GCP token) is a Bearer token; a key goes in x-api-key
+            headers.update({"Authorization": f"Bearer {api_key}"} if auth_kind == "access_token" else {"x-api-key": api_key})
         return headers
 
     def body(self, shape: Shape) -> dict[str, Any]:

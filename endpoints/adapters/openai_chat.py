@@ -1,5 +1,5 @@
-"""OpenAI Chat Completions (`/chat/completions`): OpenAI, Azure OpenAI and every OpenAI-compatible
-provider (OpenRouter, Groq, Mistral, DeepSeek, Ollama, vLLM, …).
+"""OpenAI Chat Completions (`/chat/completions`): OpenAI and every OpenAI-compatible provider
+(OpenRouter, Groq, Mistral, DeepSeek, Ollama, vLLM, …); Azure OpenAI in `azure_openai.py`.
 
 Stream: `data: {chunk}` SSE events ending with `data: [DONE]`; text in `choices[0].delta.content`,
 reasoning in `delta.reasoning` or `delta.reasoning_content`, tool calls as indexed
@@ -12,8 +12,8 @@ from typing import Any
 
 from httpx_sse import ServerSentEvent
 
-from endpoints.adapters.adapter import REASONING_PARAMS, Adapter, Shape, StreamState
-from endpoints.adapters.base import Call, Event, ReasoningDelta, TextDelta, ToolCallDelta, Usage
+from endpoints.adapters.base import REASONING_PARAMS, Adapter, Shape, StreamState
+from endpoints.adapters.types import Call, Event, ReasoningDelta, TextDelta, ToolCallDelta, Usage
 
 
 def usage_from_openai(raw: dict[str, Any]) -> Usage:
@@ -40,13 +40,8 @@ def reasoning_settings(params: dict[str, Any]) -> tuple[str | None, str | None]:
 
 class OpenAIChatAdapter(Adapter):
     protocol = "openai_chat"
+    label = "OpenAI Chat Completions (/chat/completions)"
     path = "/chat/completions"
-
-    def url(self, shape: Shape, *, direct: bool, deployment: str = "") -> str:
-        if shape.azure and not direct:
-            # Azure: {base}/{deployment}/chat/completions, base = https://<resource>.openai.azure.com/openai/deployments
-            return f"{shape.base_url.rstrip('/')}/{deployment or shape.request.model}{self.path}"
-        return super().url(shape, direct=direct)
 
     def body(self, shape: Shape) -> dict[str, Any]:
         request = shape.request

@@ -14,8 +14,8 @@ from typing import Any
 
 from httpx_sse import ServerSentEvent
 
-from endpoints.adapters.adapter import Adapter, Shape, StreamState
-from endpoints.adapters.base import Call, Event, ReasoningDelta, TextDelta, ToolCallDelta, Usage
+from endpoints.adapters.base import Adapter, Shape, StreamState
+from endpoints.adapters.types import Call, Event, ReasoningDelta, TextDelta, ToolCallDelta, Usage
 from endpoints.adapters.openai_chat import reasoning_settings
 
 # Request parameters the Responses API accepts besides those built here; others are stripped.
@@ -65,6 +65,7 @@ def convert_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 class OpenAIResponsesAdapter(Adapter):
     protocol = "openai_responses"
+    label = "OpenAI Responses (/responses)"
     path = "/responses"
 
     def body(self, shape: Shape) -> dict[str, Any]:
