@@ -119,7 +119,7 @@ def recover_interrupted_answers(
 
 def _recover(pk: uuid.UUID, *, cutoff: dt.datetime, now: dt.datetime) -> bool:
     """Finish one answer if it is still in flight, stale and unclaimed; False when it is not."""
-    from chat.services import current_generation
+    from chat.claims import current_generation
 
     with transaction.atomic():
         # Locked: a concurrent run waits here, then finds it finished (skip_locked: passes it by).

@@ -25,7 +25,9 @@ from channels.layers import get_channel_layer
 
 from billing import services as billing
 from billing.tokens import count_chat_tokens, estimated_usage
-from chat.services import on_db
+from chat.background import is_server_loop
+from chat.db import on_db
+from chat.groups import group_name
 from chat.models import Conversation, Message, Role as MessageRole
 from endpoints import http
 from endpoints import services as endpoint_services
@@ -203,8 +205,6 @@ def _save_title(conversation_id: uuid.UUID, title: str) -> None:
 async def title_conversation(conversation_id: uuid.UUID | str, timing: str = TitleTiming.FINAL) -> str | None:
     """Generate, store and push the title of a conversation; None when titles are off or all
     attempts failed (logged)."""
-    from chat import live
-
     try:
         exchange = await on_db(_load)(uuid.UUID(str(conversation_id)), timing)
         if exchange is None:
@@ -214,7 +214,7 @@ async def title_conversation(conversation_id: uuid.UUID | str, timing: str = Tit
             if title:
                 await on_db(_save_title)(exchange.conversation.pk, title)
                 await get_channel_layer().group_send(
-                    live.group_name(exchange.conversation.pk),
+                    group_name(exchange.conversation.pk),
                     {"type": "chat.frame", "frame": {
                         "type": "title", "conversation_id": str(exchange.conversation.pk), "title": title,
                     }},
@@ -226,7 +226,7 @@ async def title_conversation(conversation_id: uuid.UUID | str, timing: str = Tit
             )
         return None
     finally:
-        if not live.is_server_loop():
+        if not is_server_loop():
             # A loop of its own (a Celery worker): close its HTTP client with it.
             await http.aclose()
 

@@ -174,7 +174,7 @@ async def _close_db_thread_connections():
     from asgiref.sync import sync_to_async
     from django.db import connections
 
-    from chat.services import close_db_connections
+    from chat.db import close_db_connections
 
     await sync_to_async(connections.close_all)()
     await sync_to_async(close_db_connections, thread_sensitive=False)()
@@ -190,7 +190,7 @@ def _chat_db_threads_closed(django_db_setup, django_db_blocker):
     from asgiref.sync import sync_to_async
     from django.db import connections
 
-    from chat.services import close_db_connections
+    from chat.db import close_db_connections
 
     close_db_connections()  # the chat's database threads
     # An async test's `sync_to_async(fn)` (thread-sensitive, no sync caller above it) runs on
