@@ -892,7 +892,7 @@ async def stream_turn(
     `request`: the turn's provider request, already started (ProviderRequest, which also takes the
     `on_sent` hook: work done there overlaps the provider's time to answer); without it the
     request starts here."""
-    from chat.titles import schedule_title_soon
+    from chat.tasks import schedule_title_soon
 
     answer = _Answer(turn.prefix_text, turn.prefix_parts)
     message_id = turn.assistant_message_id

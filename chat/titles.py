@@ -20,7 +20,6 @@ import re
 import uuid
 from dataclasses import dataclass
 
-from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
 from billing import services as billing
@@ -229,30 +228,3 @@ async def title_conversation(conversation_id: uuid.UUID | str, timing: str = Tit
         if not is_server_loop():
             # A loop of its own (a Celery worker): close its HTTP client with it.
             await http.aclose()
-
-
-def schedule_title(conversation_id: uuid.UUID, timing: str) -> None:
-    """Enqueue the title task once the current database transaction commits."""
-    from django.db import transaction
-
-    from chat.tasks import generate_title
-
-    transaction.on_commit(lambda: generate_title.delay(str(conversation_id), str(timing)))
-
-
-async def schedule_title_soon(conversation_id: uuid.UUID, timing: str) -> None:
-    """From async code: enqueue without holding up the caller. With eager Celery (the embedded
-    default) the task runs right where it is enqueued, so that happens in a worker thread, never on
-    the event loop; its coroutine then runs back on this loop (asgiref), next to the answers."""
-    await sync_to_async(_schedule_in_thread, thread_sensitive=False)(conversation_id, timing)
-
-
-def _schedule_in_thread(conversation_id: uuid.UUID, timing: str) -> None:
-    from django.db import close_old_connections
-
-    try:
-        schedule_title(conversation_id, timing)
-    except Exception:
-        log.exception("enqueueing the title of conversation %s failed", conversation_id)
-    finally:
-        close_old_connections()
