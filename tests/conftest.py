@@ -8,6 +8,13 @@ import pytest
 _seq = itertools.count(1)
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Every test hashes with a fast hasher: the default one is slow on purpose, and tests that
+    create users or sign in would spend most of their time in it."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def make_user(db):
     from accounts.models import User
