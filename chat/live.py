@@ -289,7 +289,6 @@ class Generation:
         # frames directly anyway. Until then the loop does only what the provider request needs.
         assert self.run is not None
         slow = asyncio.get_running_loop().call_later(FIRST_OUT_WAIT, self.first_token_out)
-        _registry.generations[self.conversation_id] = self
         try:
             async for event in self.run:
                 if isinstance(event, (TextDelta, ReasoningDelta, ToolCallDelta)):
@@ -340,6 +339,7 @@ def launch(generation: Generation) -> Generation:
     # The provider request's task first (TurnRun starts it), then the answer's: both start in the
     # loop's next turn, the request ahead (see ProviderRequest).
     generation.run = TurnRun(generation.turn, on_sent=generation.request_sent)
+    _registry.generations[generation.conversation_id] = generation  # (joins from now on replay it)
     _registry.spawn(generation.answer(), name=f"generation-{generation.id}")
     return generation
 

@@ -244,6 +244,83 @@ class _ConversationMissing(Exception):
     streaming, its rows follow the first token) — `prepare_turn` tells Busy from NotFound."""
 
 
+@dataclass(frozen=True)
+class _Anchors:
+    """Where a turn hangs in the conversation's tree."""
+
+    conversation: Conversation | None = None
+    parent: Message | None = None  # what the new user message hangs under
+    answered: Message | None = None  # regenerate: the user message whose answer is redone
+    continued: Message | None = None
+
+    def branch(self, text: str) -> list[Any]:
+        """The branch the answer continues; a new user message is appended in memory."""
+        if self.continued is not None:
+            return self.continued.branch()
+        if self.answered is not None:
+            return self.answered.branch()
+        branch = self.parent.branch() if self.parent is not None else []
+        return [*branch, Draft(role=MessageRole.USER, text=text)]
+
+
+def _checked_text(action: TurnAction) -> str:
+    text = (action.text or "").strip()
+    if action.op in (Operation.SEND, Operation.EDIT) and not text:
+        raise InvalidRequest("The message is empty.")
+    if len(text) > MAX_TEXT_CHARS:
+        raise InvalidRequest(f"The message is too long ({len(text):,} characters; at most {MAX_TEXT_CHARS:,}).")
+    return text
+
+
+def _anchors(user: User, action: TurnAction) -> _Anchors:
+    if action.op == Operation.SEND:
+        return _send_anchors(user, action)
+    if action.op == Operation.EDIT:
+        edited = _owned_message(user, action.message_id, "The message to edit")
+        if edited.role != MessageRole.USER:
+            raise InvalidRequest("Only your own messages can be edited; regenerate an answer instead.")
+        parent = Message.objects.filter(user=user, pk=edited.parent_id).first() if edited.parent_id else None
+        return _Anchors(conversation=edited.conversation, parent=parent)
+    return _answer_anchors(user, action)
+
+
+def _send_anchors(user: User, action: TurnAction) -> _Anchors:
+    """A send: into a new conversation, or under a message of one (default: its newest)."""
+    if action.conversation_id is None:
+        if action.parent_id is not None:
+            raise InvalidRequest("parent_id needs the conversation_id it belongs to.")
+        return _Anchors()
+    conversation = Conversation.objects.owned_by(user).select_related("endpoint", "model_spec").filter(
+        pk=action.conversation_id
+    ).first()
+    if conversation is None:
+        raise _ConversationMissing()
+    messages = Message.objects.filter(user=user, conversation=conversation)
+    if action.parent_id is None:
+        return _Anchors(conversation=conversation, parent=messages.order_by("-created_at").first())
+    parent = messages.filter(pk=action.parent_id).first()
+    if parent is None:
+        raise NotFound("The message to answer was not found in this conversation.")
+    return _Anchors(conversation=conversation, parent=parent)
+
+
+def _answer_anchors(user: User, action: TurnAction) -> _Anchors:
+    """Regenerate (an answer, or the user message it answers) or continue (an answer)."""
+    regenerate = action.op == Operation.REGENERATE
+    message = _owned_message(user, action.message_id, "The answer")
+    conversation = message.conversation
+    if message.role == MessageRole.USER and regenerate:
+        return _Anchors(conversation=conversation, answered=message)  # "the answer to this message"
+    if message.role != MessageRole.ASSISTANT:
+        raise InvalidRequest(f"Only an answer can be {'regenerated' if regenerate else 'continued'}.")
+    if not regenerate:
+        return _Anchors(conversation=conversation, continued=message)
+    answered = Message.objects.filter(user=user, pk=message.parent_id).first() if message.parent_id else None
+    if answered is None:
+        raise InvalidRequest("This answer has no question to answer again.")
+    return _Anchors(conversation=conversation, answered=answered)
+
+
 def plan_turn(
     *, user: User, action: TurnAction, early_claim: "EarlyClaim | None" = None,
     snap: configcache.Snapshot | None = None, on_loop: bool = False,
@@ -265,54 +342,9 @@ def plan_turn(
     if user is None:
         raise Forbidden("Your account is disabled.")
     op = action.op
-    text = (action.text or "").strip()
-    conversation: Conversation | None = None
-    parent: Message | None = None  # what the new user message (or the new answer) hangs under
-    edited: Message | None = None
-    answered: Message | None = None  # regenerate: the user message whose answer is redone
-    continued: Message | None = None
-
-    if op in (Operation.SEND, Operation.EDIT) and not text:
-        raise InvalidRequest("The message is empty.")
-    if len(text) > MAX_TEXT_CHARS:
-        raise InvalidRequest(f"The message is too long ({len(text):,} characters; at most {MAX_TEXT_CHARS:,}).")
-
-    if op == Operation.SEND:
-        if action.conversation_id is not None:
-            conversation = Conversation.objects.owned_by(user).select_related("endpoint", "model_spec").filter(
-                pk=action.conversation_id
-            ).first()
-            if conversation is None:
-                raise _ConversationMissing()
-            if action.parent_id is not None:
-                parent = Message.objects.filter(user=user, conversation=conversation, pk=action.parent_id).first()
-                if parent is None:
-                    raise NotFound("The message to answer was not found in this conversation.")
-            else:
-                parent = Message.objects.filter(user=user, conversation=conversation).order_by("-created_at").first()
-        elif action.parent_id is not None:
-            raise InvalidRequest("parent_id needs the conversation_id it belongs to.")
-    elif op == Operation.EDIT:
-        edited = _owned_message(user, action.message_id, "The message to edit")
-        if edited.role != MessageRole.USER:
-            raise InvalidRequest("Only your own messages can be edited; regenerate an answer instead.")
-        conversation = edited.conversation
-        parent = Message.objects.filter(user=user, pk=edited.parent_id).first() if edited.parent_id else None
-    elif op in (Operation.REGENERATE, Operation.CONTINUE):
-        message = _owned_message(user, action.message_id, "The answer")
-        conversation = message.conversation
-        if message.role == MessageRole.USER and op == Operation.REGENERATE:
-            answered = message  # regenerate "the answer to this message"
-        elif message.role != MessageRole.ASSISTANT:
-            raise InvalidRequest(f"Only an answer can be {'regenerated' if op == Operation.REGENERATE else 'continued'}.")
-        elif op == Operation.REGENERATE:
-            answered = Message.objects.filter(user=user, pk=message.parent_id).first() if message.parent_id else None
-            if answered is None:
-                raise InvalidRequest("This answer has no question to answer again.")
-        else:
-            continued = message
-    else:  # pragma: no cover - Operation is closed
-        raise InvalidRequest(f"Unknown operation {op!r}.")
+    text = _checked_text(action)
+    anchors = _anchors(user, action)
+    conversation, parent, answered, continued = anchors.conversation, anchors.parent, anchors.answered, anchors.continued
 
     target, needs_fetch_check = resolve_target(
         user=user,
@@ -325,14 +357,7 @@ def plan_turn(
         snap=snap,
     )
 
-    # The branch the answer continues; the new user message is appended in memory.
-    if continued is not None:
-        branch = continued.branch()
-    elif answered is not None:
-        branch = answered.branch()
-    else:
-        branch = parent.branch() if parent is not None else []
-        branch = [*branch, Draft(role=MessageRole.USER, text=text)]
+    branch = anchors.branch(text)
     messages, prompt_tokens = build_context(branch, target=target, snap=snap)
     if early_claim is not None and not on_loop and not early_claim.held():
         raise Busy(BUSY_MESSAGE)
