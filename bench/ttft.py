@@ -1,6 +1,7 @@
 """Time to first token added by Atrium over calling the upstream directly.
 
     python bench/ttft.py [--requests 400] [--concurrency 1 50] [--words 12] [--chunk-ms 0] [--balance] [--servers 1] [--floor]
+                         [--baseline DIR]
 
 Starts the loopback upstream test server (tests/upstream.py, OpenAI Chat Completions wire format)
 and a real daphne running Atrium, both in their own processes, then measures at each concurrency:
@@ -31,6 +32,10 @@ embedded default in a temporary directory. A bench user and endpoint are created
 `--servers N` runs N daphne processes on the one port (each its own listening socket, the kernel
 spreading the sockets over them: one process per core, as in production); it needs REDIS_URL (the
 processes share the channel layer and the chat store through it).
+
+`--baseline DIR` also measures Atrium as served from another checkout (e.g. `git worktree add
+/tmp/atrium-main main`), in a daphne of its own on the same database and Redis, the same way and in
+the same run: a change and the code before it compared on the machine as it is at that moment.
 
 Both paths are warmed up first: 20 requests one after another, then one round at full
 concurrency (so the measured requests find warm connections, as a busy server's do).
@@ -245,6 +250,8 @@ def main() -> None:
     parser.add_argument("--servers", type=int, default=1, help="daphne processes sharing the port (needs REDIS_URL)")
     parser.add_argument("--floor", action="store_true",
                         help="also measure bench/floor.py, a bare streaming proxy on the same stack")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="also measure Atrium served from this other checkout (same database and Redis)")
     args = parser.parse_args()
 
     setup_django()
@@ -274,6 +281,11 @@ def main() -> None:
             if args.floor:
                 floor_env = server_env(LOG_LEVEL="WARNING", FLOOR_UPSTREAM_URL=completions_url)
                 floor = servers.enter_context(Daphne(floor_env, name="bench-floor", app="bench.floor:application"))
+            baseline = None
+            if args.baseline is not None:
+                root = args.baseline.resolve()
+                baseline_env = server_env(LOG_LEVEL="WARNING", PYTHONPATH=str(root))
+                baseline = servers.enter_context(Daphne(baseline_env, name="bench-baseline", root=root))
             print(f"Atrium TTFT benchmark: database={database}, channel layer={layer}, cpus={os.cpu_count()}, "
                   f"servers={args.servers}, balance={'on' if args.balance else 'off'}, "
                   f"answer={args.words} chunks, {args.chunk_ms:g} ms apart")
@@ -285,14 +297,21 @@ def main() -> None:
                 if floor is not None:
                     bare, bare_seconds, bare_cpu = asyncio.run(
                         run_atrium(floor.ws_url, "", endpoint, concurrency, args.requests, [floor.process.pid]))
+                if baseline is not None:
+                    base, base_seconds, base_cpu = asyncio.run(
+                        run_atrium(baseline.ws_url, cookie, endpoint, concurrency, args.requests, [baseline.process.pid]))
                 d50, d99 = summary("direct", direct, direct_seconds)
                 a50, a99 = summary("atrium", atrium, atrium_seconds, atrium_cpu)
+                if baseline is not None:
+                    b50, b99 = summary("baseline", base, base_seconds, base_cpu)
                 if floor is not None:
                     f50, f99 = summary("floor", bare, bare_seconds, bare_cpu)
                 if ERRORS:
                     print(f"  atrium   {len(ERRORS)} answers failed and are not counted, e.g. {ERRORS[0]!r}")
                     ERRORS.clear()
                 print(f"  added    p50={a50 - d50:7.2f} ms  p99={a99 - d99:7.2f} ms   (target: p50 <= 3 ms, p99 <= 15 ms)")
+                if baseline is not None:
+                    print(f"  baseline p50={b50 - d50:7.2f} ms  p99={b99 - d99:7.2f} ms   added by {args.baseline}")
                 if floor is not None:
                     print(f"  floor    p50={f50 - d50:7.2f} ms  p99={f99 - d99:7.2f} ms   added by the bare stack; "
                           f"Atrium's own share p50={a50 - f50:7.2f} ms")
