@@ -14,7 +14,8 @@ not cost a socket write per chunk. Each batch, the same frames for everyone:
    its number, the newest number, and about once a second the folded answer) and then sends it to
    the conversation's channel-layer group (`chat.<id>`) for the sockets of other processes. A
    process skips the group's copies of its own generations' frames (their sockets got them
-   directly). While one publication is on its way the next batches wait and go out together.
+   directly). Publications are at most PUBLISH_SECONDS apart (the batches handed out meanwhile go
+   out together), except the last, which goes at once.
 
 A socket joining mid-stream is sent the answer so far, then forwards only frames numbered above
 it: from `sent` when the answer is written here (exact: taken without awaiting anything), else
@@ -52,6 +53,7 @@ from endpoints.adapters.base import ReasoningDelta, StreamError, TextDelta, Tool
 log = logging.getLogger(__name__)
 
 BATCH_SECONDS = 0.025  # after the first token, an answer's frames go out at most this often
+PUBLISH_SECONDS = 0.05  # and are published for other processes at most this often (until the end)
 SNAPSHOT_SECONDS = 1.0  # how often the folded answer is rewritten in the store while streaming
 RUNNING_TTL = 30  # a snapshot not refreshed for this long belongs to a process that died
 FRAME_TTL = 120
@@ -113,6 +115,7 @@ class Generation:
         self.outbox: list[Frame] = []  # handed out, not yet published
         self.wakeup = asyncio.Event()
         self.closed = False
+        self.ending = asyncio.Event()  # the last batch is out: publish it without pausing
         self.snapshot_at = 0.0
         self.snapshot_lock = asyncio.Lock()
         self.delivering = asyncio.Lock()  # batches reach local sockets in the order they were taken
@@ -144,19 +147,20 @@ class Generation:
         await self.turn.claimed()
         await self.emit(created_frame(self.turn, request_id=self.request_id))
 
-    async def emit(self, frame: Frame) -> None:
-        """Number a frame and send it: at once, or (a delta after the first token) with the next
+    async def emit(self, *frames: Frame) -> None:
+        """Number frames and send them: at once, or (deltas after the first token) with the next
         batch, at most BATCH_SECONDS later."""
-        if frame["type"] != "created":
+        if frames[0]["type"] != "created":
             creating = self._created()
             if not creating.done():  # frames go in order: `created` first, out (not only numbered)
                 await asyncio.shield(creating)  # (a stop or cancelled turn leaves it going out)
-        frame.setdefault("conversation_id", self.conversation_id)
-        frame.setdefault("generation_id", self.id)
-        self.seq += 1
-        frame["seq"] = self.seq
-        append_frame(self.pending, frame)
-        if frame["type"] == "delta" and self.first_out:
+        for frame in frames:
+            frame.setdefault("conversation_id", self.conversation_id)
+            frame.setdefault("generation_id", self.id)
+            self.seq += 1
+            frame["seq"] = self.seq
+            append_frame(self.pending, frame)
+        if all(frame["type"] == "delta" for frame in frames) and self.first_out:
             if self.flush_timer is None:
                 self.flush_timer = asyncio.get_running_loop().call_later(BATCH_SECONDS, self._flush_soon)
             return
@@ -219,21 +223,29 @@ class Generation:
         """Publish everything handed out, and stop publishing (the answer has ended)."""
         self.first_token_out()
         self.closed = True
+        self.ending.set()
         self.wakeup.set()
         assert self._publisher is not None
         await asyncio.shield(self._publisher)
 
     async def publisher(self) -> None:
-        """Publishes the outbox to the store and the channel layer, in order; batches handed out
-        while a publication is on its way go out together in the next one."""
+        """Publishes the outbox to the store and the channel layer, in order, at most every
+        PUBLISH_SECONDS (the batches handed out meanwhile together, as they are: a short answer is
+        one publication, a long one costs Redis ~20 round trips a second however fast the model)."""
         layer = get_channel_layer()
         group = group_name(self.conversation_id)
+        published_at = time.monotonic()
         while self.outbox or not self.closed:
             if not self.outbox:
                 self.wakeup.clear()
                 await self.wakeup.wait()
                 continue
+            pause = published_at + PUBLISH_SECONDS - time.monotonic()
+            if pause > 0 and not self.ending.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.ending.wait(), pause)
             frames, self.outbox = self.outbox, []
+            published_at = time.monotonic()
             try:
                 await self._store(frames)
                 await layer.group_send(group, {"type": "chat.frames", "frames": frames, "process": PROCESS_ID})
@@ -299,13 +311,11 @@ class Generation:
                 elif isinstance(event, StreamError):
                     await self.emit(error_frame(self.message_id, event))
                 elif isinstance(event, Done):
-                    for frame in end_frames(event):
-                        await self.emit(frame)
+                    await self.emit(*end_frames(event))  # (one batch)
                 # (UsageReport, Finish: reported once, final, in the usage and done frames)
         except Exception:
             log.exception("generation %s failed", self.id)
-            for frame in server_failure_frames(self.message_id):
-                await self.emit(frame)
+            await self.emit(*server_failure_frames(self.message_id))
         finally:
             slow.cancel()
             await self.flush()
