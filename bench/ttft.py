@@ -35,7 +35,8 @@ processes share the channel layer and the chat store through it).
 
 `--baseline DIR` also measures Atrium as served from another checkout (e.g. `git worktree add
 /tmp/atrium-main main`), in a daphne of its own on the same database and Redis, the same way and in
-the same run: a change and the code before it compared on the machine as it is at that moment.
+the same run, in four turns each, alternating which goes first: a change and the code before it
+compared on the machine as it is at that moment.
 
 Both paths are warmed up first: 20 requests one after another, then one round at full
 concurrency (so the measured requests find warm connections, as a busy server's do).
@@ -227,6 +228,23 @@ async def run_atrium(
     return [t for times in results for t in times], seconds, cpu
 
 
+async def run_side_by_side(
+    paths: list[tuple[str, list[int]]], cookie: str, endpoint: str, concurrency: int, requests: int, rounds: int,
+) -> list[tuple[list[float], float, float | None]]:
+    """run_atrium on each (ws_url, pids) path, in `rounds` parts taken in turn, the order reversed
+    every other round: whichever runs first on this machine does not bias the comparison."""
+    totals: list[tuple[list[float], float, float | None]] = [([], 0.0, 0.0) for _ in paths]
+    for number in range(rounds):
+        order = list(range(len(paths)))
+        for index in order if number % 2 == 0 else order[::-1]:
+            values, seconds, cpu = await run_atrium(
+                paths[index][0], cookie, endpoint, concurrency, max(1, requests // rounds), paths[index][1])
+            before = totals[index]
+            total_cpu = None if cpu is None or before[2] is None else before[2] + cpu
+            totals[index] = (before[0] + values, before[1] + seconds, total_cpu)
+    return totals
+
+
 def summary(name: str, values: list[float], seconds: float, cpu: float | None = None) -> tuple[float, float]:
     p50, p99 = percentile(values, 50) * 1000, percentile(values, 99) * 1000
     served = ""
@@ -292,14 +310,16 @@ def main() -> None:
             for concurrency in args.concurrency:
                 print(f"concurrency {concurrency}:")
                 direct, direct_seconds = asyncio.run(run_direct(completions_url, concurrency, args.requests))
-                atrium, atrium_seconds, atrium_cpu = asyncio.run(
-                    run_atrium(daphne.ws_url, cookie, endpoint, concurrency, args.requests, pids))
+                if baseline is None:
+                    atrium, atrium_seconds, atrium_cpu = asyncio.run(
+                        run_atrium(daphne.ws_url, cookie, endpoint, concurrency, args.requests, pids))
+                else:  # in four turns each, alternating which goes first
+                    (atrium, atrium_seconds, atrium_cpu), (base, base_seconds, base_cpu) = asyncio.run(run_side_by_side(
+                        [(daphne.ws_url, pids), (baseline.ws_url, [baseline.process.pid])],
+                        cookie, endpoint, concurrency, args.requests, rounds=4))
                 if floor is not None:
                     bare, bare_seconds, bare_cpu = asyncio.run(
                         run_atrium(floor.ws_url, "", endpoint, concurrency, args.requests, [floor.process.pid]))
-                if baseline is not None:
-                    base, base_seconds, base_cpu = asyncio.run(
-                        run_atrium(baseline.ws_url, cookie, endpoint, concurrency, args.requests, [baseline.process.pid]))
                 d50, d99 = summary("direct", direct, direct_seconds)
                 a50, a99 = summary("atrium", atrium, atrium_seconds, atrium_cpu)
                 if baseline is not None:
