@@ -277,7 +277,7 @@ class Generation:
                 return
             self.snapshot_at = time.monotonic()
             ttl = DONE_TTL if self.published.done else RUNNING_TTL
-            state = {**self.published.as_json(), "user_id": self.turn.user.pk}
+            state = self.published.as_json()
             await store.write([*(entries or ()), (snapshot_key(self.conversation_id), state, ttl)])
 
     async def heartbeat(self) -> None:
