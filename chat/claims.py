@@ -38,7 +38,7 @@ class Claim:
     process_id: str
 
     @classmethod
-    def parse(cls, value: Any) -> "Claim | None":
+    def parse(cls, value: Any) -> Claim | None:
         if not value:
             return None
         generation_id, _, rest = str(value).partition(":")
@@ -99,7 +99,7 @@ class EarlyClaim:
         self.generation_id = uuid.uuid4().hex
         self.user_id = user_id
         self._loop = asyncio.get_running_loop()
-        self._outcome: "asyncio.Task[bool] | None" = None
+        self._outcome: asyncio.Task[bool] | None = None
         if not self.fresh:
             self.start()
 

@@ -87,7 +87,10 @@ def server_failure_frames(message_id: str) -> list[Frame]:
             "type": "error", "message_id": message_id, "code": "server",
             "message": "The answer could not be completed because of a server error; what was written is kept.",
         },
-        {"type": "done", "message_id": message_id, "finish_reason": "error", "unfinished": True, "error": "server error"},
+        {
+            "type": "done", "message_id": message_id, "finish_reason": "error", "unfinished": True,
+            "error": "server error",
+        },
     ]
 
 

@@ -37,14 +37,24 @@ import logging
 import time
 import uuid
 import weakref
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from channels.layers import get_channel_layer
 
 from chat import configcache, store
 from chat.background import LoopTask, raise_if_cancelling, serve_on_this_loop
 from chat.claims import PROCESS_ID, Claim
-from chat.frames import Frame, SoFar, append_frame, created_frame, delta_frame, end_frames, error_frame, server_failure_frames
+from chat.frames import (
+    Frame,
+    SoFar,
+    append_frame,
+    created_frame,
+    delta_frame,
+    end_frames,
+    error_frame,
+    server_failure_frames,
+)
 from chat.groups import group_name, stop_group
 from chat.run import TurnRun
 from chat.services import Done, Turn
@@ -64,7 +74,8 @@ GROUP_REFRESH_SECONDS = 3600  # channel-layer group memberships expire (channels
 
 
 class Registry:
-    """This process's live answers and the sockets following conversations here. Frames of an answer written here reach local sockets directly."""
+    """This process's live answers and the sockets following conversations here (frames of an
+    answer written here reach those sockets directly)."""
 
     def __init__(self) -> None:
         self.generations: dict[str, Generation] = {}  # by conversation

@@ -3,14 +3,16 @@ endpoint, model and model spec (`resolve_target`), the request parameters (`clea
 context sent upstream (`build_context`: the branch, trimmed to the model's window)."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable, Protocol
+from typing import Any, Protocol
 
 from accounts.models import User
 from billing.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY, count_tokens
 from chat import configcache
 from chat.errors import Forbidden, InvalidRequest, NotFound
-from chat.models import Conversation, Role as MessageRole
+from chat.models import Conversation
+from chat.models import Role as MessageRole
 from endpoints import services as endpoint_services
 from endpoints.adapters.base import ChatMessage
 from endpoints.models import Endpoint, EndpointModel, ModelSpec
@@ -223,7 +225,8 @@ def _find_spec(spec: str | ModelSpec, snap: configcache.Snapshot) -> ModelSpec:
 
 def _default_spec(user: User, snap: configcache.Snapshot) -> ModelSpec:
     default = snap.get(
-        "default-spec", lambda: ModelSpec.objects.select_related("endpoint").filter(is_default=True, enabled=True).first()
+        "default-spec",
+        lambda: ModelSpec.objects.select_related("endpoint").filter(is_default=True, enabled=True).first(),
     )
     if default is None or not _role_allows_spec(user, default, snap):
         raise InvalidRequest("Choose an endpoint and a model (or a model spec) for this conversation.")

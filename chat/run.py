@@ -12,7 +12,8 @@ written or sent upstream.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from chat.services import Done, ProviderRequest, StopSignal, Turn, TurnAction, prepare_turn, stream_turn
 from endpoints.adapters.base import Event

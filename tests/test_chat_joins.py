@@ -39,9 +39,10 @@ def _assert_each_word_once(answer: Answer) -> None:
 
 def _first_difference(text: str) -> str:
     got, want = text.split(), WORDS.split()
-    for position, (a, b) in enumerate(zip(got, want)):
+    for position, (a, b) in enumerate(zip(got, want, strict=False)):
         if a != b:
-            return f"word {position}: got {' '.join(got[position:position + 4])!r}, want {' '.join(want[position:position + 4])!r}"
+            got_there, wanted_there = " ".join(got[position:position + 4]), " ".join(want[position:position + 4])
+            return f"word {position}: got {got_there!r}, want {wanted_there!r}"
     return f"{len(got)} words, want {len(want)}"
 
 
@@ -58,7 +59,9 @@ async def test_tabs_reloaded_while_a_fast_model_writes_get_every_word_once(chat_
         _assert_each_word_once(answer)
 
 
-async def test_a_join_right_after_the_end_is_not_live_and_gets_the_finished_answer(chat_socket, chat_endpoint, upstream):
+async def test_a_join_right_after_the_end_is_not_live_and_gets_the_finished_answer(
+    chat_socket, chat_endpoint, upstream
+):
     endpoint = await sync_to_async(chat_endpoint)()
     asker, other_tab = await chat_socket(), await chat_socket()
     for attempt in range(5):
@@ -86,7 +89,9 @@ def daphnes(django_db_setup, django_db_blocker):
             server.stop()
 
 
-async def test_reloads_on_the_same_daphne_get_every_word_of_a_fast_answer_once(daphnes, chat_endpoint, upstream, chatter):
+async def test_reloads_on_the_same_daphne_get_every_word_of_a_fast_answer_once(
+    daphnes, chat_endpoint, upstream, chatter
+):
     endpoint = await sync_to_async(chat_endpoint)()
     cookie = await sync_to_async(session_cookie)(chatter)
     upstream.reply(text=WORDS, chunk_delay=0.001)
@@ -109,7 +114,9 @@ async def test_reloads_on_the_same_daphne_get_every_word_of_a_fast_answer_once(d
 
 
 @pytest.mark.skipif(not settings.REDIS_URL, reason="joining through another daphne needs REDIS_URL")
-async def test_reloads_through_another_daphne_get_every_word_of_a_fast_answer_once(daphnes, chat_endpoint, upstream, chatter):
+async def test_reloads_through_another_daphne_get_every_word_of_a_fast_answer_once(
+    daphnes, chat_endpoint, upstream, chatter
+):
     endpoint = await sync_to_async(chat_endpoint)()
     cookie = await sync_to_async(session_cookie)(chatter)
     upstream.reply(text=WORDS, chunk_delay=0.001)
