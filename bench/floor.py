@@ -6,7 +6,7 @@ A websocket that, for each `send` frame, streams an answer from the configured u
 Atrium's own provider path (`endpoints.http`'s pooled httpx client, the
 OpenAI Chat Completions adapter and its SSE parsing) and forwards the text as `delta` frames
 through channels and daphne — the first at once, then merged at most every
-`chat.live.LOCAL_SECONDS`, as Atrium sends them — then a `done` frame. Nothing else: no sign-in,
+`chat.live.BATCH_SECONDS`, as Atrium sends them — then a `done` frame. Nothing else: no sign-in,
 no permission or balance check, no database rows, no billing, no Redis, no joining of live
 answers, no stop.
 
@@ -33,7 +33,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from chat.consumers import ChatConsumer  # noqa: E402
-from chat.live import LOCAL_SECONDS  # noqa: E402
+from chat.live import BATCH_SECONDS  # noqa: E402
 from endpoints.adapters.base import Shape  # noqa: E402
 from endpoints.adapters.types import Call, ChatMessage, ChatRequest, StreamError, TextDelta  # noqa: E402
 from endpoints.adapters.openai_chat import OpenAIChatAdapter  # noqa: E402
@@ -84,7 +84,7 @@ class FloorConsumer(AsyncWebsocketConsumer):
                     await self.send(text_data=json.dumps({"type": "delta", "text": event.text}))
                 elif pending is None:
                     pending = {"type": "delta", "text": event.text}
-                    flushing = asyncio.get_running_loop().call_later(LOCAL_SECONDS, flush)
+                    flushing = asyncio.get_running_loop().call_later(BATCH_SECONDS, flush)
                 else:
                     pending["text"] += event.text
             elif isinstance(event, StreamError):

@@ -1,6 +1,7 @@
 """Time to first token added by Atrium over calling the upstream directly.
 
     python bench/ttft.py [--requests 400] [--concurrency 1 50] [--words 12] [--chunk-ms 0] [--balances off on refill] [--servers 1] [--floor]
+                         [--rounds 4] [--baseline DIR]
 
 Starts the loopback upstream test server (tests/upstream.py, OpenAI Chat Completions wire format)
 and a real daphne running Atrium, both in their own processes, then measures at each concurrency:
@@ -31,6 +32,11 @@ embedded default in a temporary directory. A bench user and endpoint are created
 `--servers N` runs N daphne processes on the one port (each its own listening socket, the kernel
 spreading the sockets over them: one process per core, as in production); it needs REDIS_URL (the
 processes share the channel layer and the chat store through it).
+
+`--baseline DIR` also measures Atrium as served from another checkout (e.g. `git worktree add
+/tmp/atrium-main main`), in a daphne of its own on the same database and Redis, the same way and in
+the same run, in --rounds turns each, alternating which goes first: a change and the code before it
+compared on the machine as it is at that moment.
 
 Both paths are warmed up first: 20 requests one after another, then one round at full
 concurrency (so the measured requests find warm connections, as a busy server's do).
@@ -238,6 +244,23 @@ async def run_atrium(
     return [t for times in results for t in times], seconds, cpu
 
 
+async def run_side_by_side(
+    paths: list[tuple[str, str, list[int], str]], endpoint: str, concurrency: int, requests: int, rounds: int,
+) -> list[tuple[list[float], float, float | None]]:
+    """run_atrium on each (label, ws_url, pids, cookie) path, in `rounds` parts taken in turn, the order reversed
+    every other round: whichever runs first on this machine does not bias the comparison."""
+    totals: list[tuple[list[float], float, float | None]] = [([], 0.0, 0.0) for _ in paths]
+    for number in range(rounds):
+        order = list(range(len(paths)))
+        for index in order if number % 2 == 0 else order[::-1]:
+            _label, ws_url, pids, cookie = paths[index]
+            values, seconds, cpu = await run_atrium(ws_url, cookie, endpoint, concurrency, max(1, requests // rounds), pids)
+            before = totals[index]
+            total_cpu = None if cpu is None or before[2] is None else before[2] + cpu
+            totals[index] = (before[0] + values, before[1] + seconds, total_cpu)
+    return totals
+
+
 def summary(name: str, values: list[float], seconds: float, cpu: float | None = None) -> tuple[float, float]:
     p50, p99 = percentile(values, 50) * 1000, percentile(values, 99) * 1000
     served = ""
@@ -260,10 +283,12 @@ def main() -> None:
         + "; ".join(f"{mode}: {text}" for mode, text in BALANCE_MODES.items()),
     )
     parser.add_argument("--rounds", type=int, default=4,
-                        help="with several --balances, measure them in this many alternating rounds")
+                        help="with several paths (--balances, --baseline), measure them in this many alternating rounds")
     parser.add_argument("--servers", type=int, default=1, help="daphne processes sharing the port (needs REDIS_URL)")
     parser.add_argument("--floor", action="store_true",
                         help="also measure bench/floor.py, a bare streaming proxy on the same stack")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="also measure Atrium served from this other checkout (same database and Redis)")
     args = parser.parse_args()
 
     setup_django()
@@ -293,42 +318,45 @@ def main() -> None:
             if args.floor:
                 floor_env = server_env(LOG_LEVEL="WARNING", FLOOR_UPSTREAM_URL=completions_url)
                 floor = servers.enter_context(Daphne(floor_env, name="bench-floor", app="bench.floor:application"))
+            baseline = None
+            if args.baseline is not None:
+                root = args.baseline.resolve()
+                baseline_env = server_env(LOG_LEVEL="WARNING", PYTHONPATH=str(root))
+                baseline = servers.enter_context(Daphne(baseline_env, name="bench-baseline", root=root))
             print(f"Atrium TTFT benchmark: database={database}, channel layer={layer}, cpus={os.cpu_count()}, "
                   f"servers={args.servers}, balances={' '.join(args.balances)}, "
                   f"answer={args.words} chunks, {args.chunk_ms:g} ms apart")
             for concurrency in args.concurrency:
                 print(f"concurrency {concurrency}:")
                 direct, direct_seconds = asyncio.run(run_direct(completions_url, concurrency, args.requests))
-                # The modes take turns (--rounds), so a machine whose speed drifts during the run
+                # Every path takes turns (--rounds), so a machine whose speed drifts during the run
                 # weighs on each of them alike.
-                measured = {mode: ([], 0.0, 0.0) for mode in args.balances}
-                rounds = max(1, args.rounds if len(args.balances) > 1 else 1)
-                for _ in range(rounds):
-                    for mode in args.balances:
-                        times, seconds, cpu = asyncio.run(run_atrium(
-                            daphne.ws_url, cookies[mode], endpoint, concurrency, max(1, args.requests // rounds), pids))
-                        before = measured[mode]
-                        cpu_total = None if cpu is None or before[2] is None else before[2] + cpu
-                        measured[mode] = (before[0] + times, before[1] + seconds, cpu_total)
-                        if ERRORS:
-                            print(f"  atrium ({mode}) {len(ERRORS)} answers failed and are not counted, e.g. {ERRORS[0]!r}")
-                            ERRORS.clear()
+                paths = [(f"atrium/{mode}", daphne.ws_url, pids, cookies[mode]) for mode in args.balances]
+                if baseline is not None:
+                    paths += [(f"baseline/{mode}", baseline.ws_url, [baseline.process.pid], cookies[mode])
+                              for mode in args.balances]
+                rounds = max(1, args.rounds) if len(paths) > 1 else 1
+                measured = asyncio.run(run_side_by_side(paths, endpoint, concurrency, args.requests, rounds))
+                if ERRORS:
+                    print(f"  {len(ERRORS)} answers failed and are not counted, e.g. {ERRORS[0]!r}")
+                    ERRORS.clear()
                 if floor is not None:
                     bare, bare_seconds, bare_cpu = asyncio.run(
                         run_atrium(floor.ws_url, "", endpoint, concurrency, args.requests, [floor.process.pid]))
                 d50, d99 = summary("direct", direct, direct_seconds)
                 added = {}
-                for mode, (atrium, atrium_seconds, atrium_cpu) in measured.items():
-                    a50, a99 = summary(f"atrium/{mode}", atrium, atrium_seconds, atrium_cpu)
-                    added[mode] = (a50 - d50, a99 - d99)
+                for (label, *_), (times, seconds, cpu) in zip(paths, measured):
+                    a50, a99 = summary(label, times, seconds, cpu)
+                    added[label] = (a50 - d50, a99 - d99)
                 if floor is not None:
                     f50, f99 = summary("floor", bare, bare_seconds, bare_cpu)
-                for mode, (p50, p99) in added.items():
-                    print(f"  added/{mode:<6} p50={p50:7.2f} ms  p99={p99:7.2f} ms   (target: p50 <= 3 ms, p99 <= 15 ms)")
-                if "off" in added:
-                    for mode in (m for m in added if m != "off"):
-                        print(f"  {mode} - off   p50={added[mode][0] - added['off'][0]:7.2f} ms  "
-                              f"p99={added[mode][1] - added['off'][1]:7.2f} ms   (admission; target: p50 <= ~1 ms)")
+                for label, (p50, p99) in added.items():
+                    print(f"  added/{label:<16} p50={p50:7.2f} ms  p99={p99:7.2f} ms   (target: p50 <= 3 ms, p99 <= 15 ms)")
+                if "atrium/off" in added:
+                    for mode in (m for m in args.balances if m != "off"):
+                        on, off = added[f"atrium/{mode}"], added["atrium/off"]
+                        print(f"  {mode} - off   p50={on[0] - off[0]:7.2f} ms  "
+                              f"p99={on[1] - off[1]:7.2f} ms   (admission; target: p50 <= ~1 ms)")
                 if floor is not None:
                     a50 = d50 + next(iter(added.values()))[0]
                     print(f"  floor    p50={f50 - d50:7.2f} ms  p99={f99 - d99:7.2f} ms   added by the bare stack; "

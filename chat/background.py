@@ -37,3 +37,21 @@ def raise_if_cancelling() -> None:
     current = asyncio.current_task()
     if current is not None and current.cancelling():
         raise asyncio.CancelledError
+
+
+_serving_loop: asyncio.AbstractEventLoop | None = None
+
+
+def serve_on_this_loop() -> None:
+    """Note the running loop as the one this process serves answers on (daphne's)."""
+    global _serving_loop
+    _serving_loop = asyncio.get_running_loop()
+
+
+def is_server_loop() -> bool:
+    """Whether the running loop is the one this process serves answers on (daphne's), as opposed
+    to a short-lived loop of a Celery task."""
+    try:
+        return asyncio.get_running_loop() is _serving_loop
+    except RuntimeError:
+        return False

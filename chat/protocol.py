@@ -11,7 +11,8 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from chat.services import MAX_TEXT_CHARS, Operation, TurnAction
+from chat.policy import MAX_TEXT_CHARS
+from chat.services import Operation, TurnAction
 
 MAX_FRAME_BYTES = 1_000_000
 

@@ -222,7 +222,7 @@ def _bill_of(message: Message, record: dict[str, Any]) -> Bill:
 
 def _recover(pk: uuid.UUID, *, cutoff: dt.datetime, now: dt.datetime) -> bool:
     """Finish one answer if it is still in flight, stale and unclaimed; False when it is not."""
-    from chat.services import current_generation
+    from chat.claims import current_generation
 
     with transaction.atomic():
         # Locked: a concurrent run waits here, then finds it finished (skip_locked: passes it by).

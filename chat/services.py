@@ -20,31 +20,51 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any, AsyncIterator, Awaitable, Callable
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import SynchronousOnlyOperation
-from django.db import connections, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
 from billing import services as billing
-from chat import configcache, store
 from billing.pricing import Rates
-from billing.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY, count_tokens, estimated_usage
+from billing.tokens import count_tokens, estimated_usage
+from chat import configcache, store
+from chat.claims import (
+    LOCK_REFRESH_SECONDS,
+    LOCK_TTL,
+    EarlyClaim,
+    aread_claim,
+    arelease_conversation,
+    claim_conversation,
+    lock_key,
+    release_conversation,
+)
+from chat.db import on_db
+from chat.errors import BUSY_MESSAGE, Busy, Forbidden, InvalidRequest, NoBalance, NotFound
 from chat.models import Conversation, Message, Role as MessageRole
+from chat.policy import (
+    MAX_TEXT_CHARS,
+    Draft,
+    Target,
+    _model_row,
+    _portal,
+    build_context,
+    check_fetched_model,
+    context_window,
+    reserved_for_answer,
+    resolve_target,
+)
 from chat.recovery import Bill, finish_answer, in_flight_record
 from endpoints import services as endpoint_services
 from endpoints.adapters.types import (
     Call,
-    ChatMessage,
     ChatRequest,
     Event,
     Finish,
@@ -55,124 +75,12 @@ from endpoints.adapters.types import (
     Usage,
     UsageReport,
 )
-from endpoints.models import Endpoint, EndpointModel, ModelSpec
+from endpoints.models import Endpoint
 from endpoints.shaping import ConfigError, build_call
-from portal.models import PortalSettings
 
 log = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 1.0
-MAX_TEXT_CHARS = 200_000
-# Parameters a user (or a model spec) may set on a request. Anything else could smuggle in body
-# fields the portal controls (model, messages, stream, tools, user, …).
-USER_PARAMS = {
-    "temperature": (int, float),
-    "top_p": (int, float),
-    "top_k": (int,),
-    "max_tokens": (int,),
-    "stop": (str, list),
-    "presence_penalty": (int, float),
-    "frequency_penalty": (int, float),
-    "seed": (int,),
-    "reasoning_effort": (str,),
-}
-RESERVED_PARAMS = {
-    "model", "messages", "stream", "stream_options", "tools", "tool_choice", "functions", "user",
-    "input", "system", "n", "prompt", "metadata",
-}
-REASONING_EFFORTS = {"minimal", "low", "medium", "high"}
-# One answer at a time per conversation: a claim in the chat store (shared by every process), refreshed
-# while the answer streams so that a process that died frees the conversation after LOCK_TTL.
-LOCK_TTL = 30
-LOCK_REFRESH_SECONDS = 10
-
-
-# Threads the chat's database work runs on. Each keeps its connection between calls (reconnecting,
-# or a thread hop to a shared thread that other code closes connections on, would add milliseconds
-# to every answer's first token). CHAT_DB_THREADS of them (default one: see settings); one on
-# SQLite, which serialises writers anyway.
-_db_executor: ThreadPoolExecutor | None = None
-_db_executor_lock = threading.Lock()
-
-
-def _executor() -> ThreadPoolExecutor:
-    global _db_executor
-    with _db_executor_lock:
-        if _db_executor is None:
-            threads = 1 if connections["default"].vendor == "sqlite" else settings.CHAT_DB_THREADS
-            _db_executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="chat-db")
-        return _db_executor
-
-
-def on_db(fn: Any) -> Any:
-    """`fn` as a coroutine run on one of the chat's database threads (see CHAT_DB_THREADS).
-
-    A connection an error left unusable is closed, so the next call opens a fresh one.
-    """
-
-    def call(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except Exception:
-            for connection in connections.all(initialized_only=True):
-                if connection.connection is not None and not connection.is_usable():
-                    connection.close()
-            raise
-
-    return sync_to_async(call, thread_sensitive=False, executor=_executor())
-
-
-def close_db_connections(timeout: float = 10.0) -> None:
-    """Close the database connections of every chat database thread (tests: before the test
-    database is flushed or dropped). Blocks until each thread has done so."""
-    executor = _executor()
-    threads = executor._max_workers
-    barrier = threading.Barrier(threads)
-
-    def close() -> None:
-        barrier.wait(timeout)  # holds every thread until all have a job: each closes its own
-        connections.close_all()
-
-    for future in [executor.submit(close) for _ in range(threads)]:
-        future.result(timeout)
-
-
-# --- errors the user sees ---------------------------------------------------------------------
-
-class ChatError(Exception):
-    """A refusal or bad request, worded for the user. `code` lets clients react to the kind."""
-
-    code = "error"
-
-    def __init__(self, message: str, *, code: str | None = None):
-        super().__init__(message)
-        if code:
-            self.code = code
-
-    @property
-    def message(self) -> str:
-        return str(self)
-
-
-class Forbidden(ChatError):
-    code = "forbidden"
-
-
-class NotFound(ChatError):
-    code = "not_found"
-
-
-class InvalidRequest(ChatError):
-    code = "invalid"
-
-
-class NoBalance(ChatError):
-    code = "balance"
-
-
-class Busy(ChatError):
-    code = "busy"
-
 
 # --- what a turn asks for ----------------------------------------------------------------------
 
@@ -198,27 +106,6 @@ class TurnAction:
     spec: str | None = None
     params: dict[str, Any] | None = None
     system_prompt: str | None = None
-
-
-@dataclass
-class Target:
-    """The endpoint, model and parameters a turn will use, already permission-checked."""
-
-    endpoint: Endpoint
-    model: str
-    spec: ModelSpec | None
-    params: dict[str, Any]
-    system_prompt: str
-    model_row: EndpointModel | None
-
-    @property
-    def sender(self) -> str:
-        """modelDisplayLabel order: the spec's label, the model's label, the endpoint's label."""
-        if self.spec is not None:
-            return self.spec.label or self.spec.name
-        if self.model_row is not None and self.model_row.label:
-            return self.model_row.label
-        return self.endpoint.model_display_label or "AI"
 
 
 Rows = tuple[Conversation, "Message | None", Message]
@@ -327,399 +214,6 @@ class Done:
     text: str
 
 
-# --- one answer at a time per conversation -------------------------------------------------------
-#
-# The claim is a key in the chat store (`chat.store`, shared by every process) holding
-# "<generation id>:<user id>:<process id>": the process id tells `chat.live` where to send a stop.
-
-PROCESS_ID = uuid.uuid4().hex[:16]  # this process, as named in the claims of the answers it writes
-BUSY_MESSAGE = "An answer is still being written in this conversation. Stop it or wait for it to finish."
-
-
-def lock_key(conversation_id: uuid.UUID | str) -> str:
-    return f"lock:{conversation_id}"
-
-
-def _claim_value(generation_id: str, user_id: int) -> str:
-    return f"{generation_id}:{user_id}:{PROCESS_ID}"
-
-
-@dataclass(frozen=True)
-class Claim:
-    generation_id: str
-    user_id: str
-    process_id: str
-
-    @classmethod
-    def parse(cls, value: Any) -> "Claim | None":
-        if not value:
-            return None
-        generation_id, _, rest = str(value).partition(":")
-        user_id, _, process_id = rest.partition(":")
-        return cls(generation_id, user_id, process_id)
-
-
-def claim_conversation(conversation_id: uuid.UUID, generation_id: str, user_id: int) -> None:
-    if not store.add_sync(lock_key(conversation_id), _claim_value(generation_id, user_id), LOCK_TTL):
-        raise Busy(BUSY_MESSAGE)
-
-
-def read_claim(conversation_id: uuid.UUID | str) -> Claim | None:
-    return Claim.parse(store.get_sync(lock_key(conversation_id)))
-
-
-async def aread_claim(conversation_id: uuid.UUID | str) -> Claim | None:
-    return Claim.parse(await store.get(lock_key(conversation_id)))
-
-
-def release_conversation(conversation_id: uuid.UUID | str, generation_id: str, user_id: int) -> None:
-    """Free the conversation if `generation_id` (of `user_id`, claimed by this process) still holds
-    it: one compare-and-delete of the exact value the claim wrote."""
-    store.delete_if_sync(lock_key(conversation_id), _claim_value(generation_id, user_id))
-
-
-async def arelease_conversation(conversation_id: uuid.UUID | str, generation_id: str, user_id: int) -> None:
-    await store.delete_if(lock_key(conversation_id), _claim_value(generation_id, user_id))
-
-
-def current_generation(conversation_id: uuid.UUID | str, *, user_id: int | None = None) -> str | None:
-    """The id of the answer being written in this conversation right now (any process), if any
-    (only when it is `user_id`'s conversation, if given)."""
-    claim = read_claim(conversation_id)
-    if claim is None or (user_id is not None and claim.user_id != str(user_id)):
-        return None
-    return claim.generation_id
-
-
-class EarlyClaim:
-    """The claim of a `send`'s conversation, taken while the turn is being planned: the store's
-    round trip (Redis) overlaps the plan's own instead of adding to the time to the first token.
-
-    A send names its conversation up front, so the claim can start before anything is read.
-    Created on the event loop; the outcome can be awaited there (`aheld`) or waited for from a
-    database thread (`held`). The plan waits for it before anything that writes (the balance hold)
-    and refuses with Busy when another answer holds it; a refusal for any other reason releases it.
-
-    A send that starts a new conversation (`fresh`: its id is chosen here, nobody else can hold
-    it) is held from the start; the claim is written later (`confirm()`), before the conversation's
-    id is shown to anyone (`Turn.claimed`: chat.live does it while the provider request is on its
-    way, so that its round trip is not on the way to the first token) and before its rows are saved.
-    """
-
-    def __init__(self, conversation_id: uuid.UUID | None, user_id: int):
-        self.fresh = conversation_id is None
-        self.conversation_id = conversation_id or uuid.uuid4()
-        self.generation_id = uuid.uuid4().hex
-        self.user_id = user_id
-        self._loop = asyncio.get_running_loop()
-        self._outcome: "asyncio.Task[bool] | None" = None
-        if not self.fresh:
-            self.start()
-
-    def start(self) -> None:
-        """Write the claim (once; on the loop)."""
-        if self._outcome is None:
-            self._outcome = self._loop.create_task(
-                store.add(lock_key(self.conversation_id), _claim_value(self.generation_id, self.user_id), LOCK_TTL)
-            )
-
-    async def confirm(self) -> None:
-        """Write the claim if not yet done and wait for it; raises if it could not be written."""
-        self.start()
-        assert self._outcome is not None
-        if not await asyncio.shield(self._outcome):
-            raise RuntimeError(f"conversation {self.conversation_id} is claimed by another answer")
-
-    def held(self) -> bool:
-        """From a database thread (never the loop, which completes the claim)."""
-        if self.fresh:
-            return True
-        return asyncio.run_coroutine_threadsafe(self.aheld(), self._loop).result(timeout=LOCK_TTL)
-
-    async def aheld(self) -> bool:
-        if self.fresh:
-            return True
-        assert self._outcome is not None
-        return bool(await asyncio.shield(self._outcome))
-
-    async def arelease_if_held(self) -> None:
-        if self._outcome is None:
-            return  # a fresh claim never written
-        try:
-            held = await asyncio.shield(self._outcome)
-        except Exception:
-            held = True  # unknown: release only deletes a claim that is ours
-        if held:
-            await arelease_conversation(self.conversation_id, self.generation_id, self.user_id)
-
-
-# --- permissions: which endpoint, model and spec a user may use ---------------------------------
-
-def _role_allows_endpoint(user: User, endpoint: Endpoint, snap: configcache.Snapshot) -> bool:
-    """A role with no endpoints selected may use all of them."""
-    ids = snap.get(
-        ("role-endpoints", user.role_id),
-        lambda: set(user.role.allowed_endpoints.values_list("pk", flat=True)) if user.role_id else set(),
-    )
-    return not ids or endpoint.pk in ids
-
-
-def _role_allows_spec(user: User, spec: ModelSpec, snap: configcache.Snapshot) -> bool:
-    """A role with no model specs selected may use all of them."""
-    ids = snap.get(
-        ("role-specs", user.role_id),
-        lambda: set(user.role.allowed_model_specs.values_list("pk", flat=True)) if user.role_id else set(),
-    )
-    return not ids or spec.pk in ids
-
-
-def clean_params(params: dict[str, Any] | None, *, endpoint: Endpoint) -> dict[str, Any]:
-    """The request parameters a user may set, checked; a clear error names what is wrong."""
-    if not params:
-        return {}
-    if not isinstance(params, dict):
-        raise InvalidRequest("params must be an object of parameter → value.")
-    declared = {
-        d.get("key")
-        for d in (endpoint.custom_params or {}).get("paramDefinitions") or []
-        if isinstance(d, dict) and d.get("key")
-    }
-    cleaned: dict[str, Any] = {}
-    for key, value in params.items():
-        if key in RESERVED_PARAMS:
-            raise InvalidRequest(f"The parameter '{key}' is set by Atrium and cannot be changed.")
-        kinds = USER_PARAMS.get(key)
-        if kinds is None:
-            if key in declared:
-                cleaned[key] = value
-                continue
-            known = ", ".join(sorted(set(USER_PARAMS) | declared))
-            raise InvalidRequest(f"Unknown parameter '{key}' (allowed: {known}).")
-        if isinstance(value, bool) or not isinstance(value, kinds):
-            raise InvalidRequest(f"The parameter '{key}' has the wrong type ({type(value).__name__}).")
-        if key == "max_tokens" and value < 1:
-            raise InvalidRequest("max_tokens must be at least 1.")
-        if key == "reasoning_effort" and value not in REASONING_EFFORTS:
-            raise InvalidRequest(f"reasoning_effort must be one of {', '.join(sorted(REASONING_EFFORTS))}.")
-        if key == "stop" and isinstance(value, list) and not all(isinstance(v, str) for v in value):
-            raise InvalidRequest("stop must be a string or a list of strings.")
-        cleaned[key] = value
-    return cleaned
-
-
-def _spec_params(spec: ModelSpec) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    if spec.temperature is not None:
-        params["temperature"] = float(spec.temperature)
-    if spec.top_p is not None:
-        params["top_p"] = float(spec.top_p)
-    if spec.max_output_tokens:
-        params["max_tokens"] = spec.max_output_tokens
-    if spec.reasoning_effort:
-        params["reasoning_effort"] = spec.reasoning_effort
-    params.update({k: v for k, v in (spec.extra_params or {}).items() if k not in RESERVED_PARAMS})
-    return params
-
-
-def _find_endpoint(ref: str | int | Endpoint | None, snap: configcache.Snapshot) -> Endpoint | None:
-    if ref is None or isinstance(ref, Endpoint):
-        return ref
-    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-        return snap.get(("endpoint-id", int(ref)), lambda: Endpoint.objects.filter(pk=int(ref)).first())
-    name = str(ref).strip()
-    return snap.get(("endpoint-name", name.lower()), lambda: Endpoint.objects.filter(name__iexact=name).first())
-
-
-def _model_row(endpoint: Endpoint, model: str, snap: configcache.Snapshot) -> EndpointModel | None:
-    return snap.get(
-        ("model-row", endpoint.pk, model), lambda: EndpointModel.objects.filter(endpoint=endpoint, name=model).first()
-    )
-
-
-def _listed_models(endpoint: Endpoint, snap: configcache.Snapshot) -> list[str]:
-    return snap.get(("listed-models", endpoint.pk), endpoint.listed_model_names)
-
-
-def _portal(snap: configcache.Snapshot) -> PortalSettings:
-    return snap.get("portal-settings", PortalSettings.load)
-
-
-def resolve_target(
-    *,
-    user: User,
-    endpoint: str | int | Endpoint | None = None,
-    model: str | None = None,
-    spec: str | ModelSpec | None = None,
-    params: dict[str, Any] | None = None,
-    system_prompt: str | None = None,
-    conversation: Conversation | None = None,
-    snap: configcache.Snapshot | None = None,
-) -> tuple[Target, bool]:
-    """The endpoint/model/spec a request will use, after every permission check.
-
-    Returns the target and whether the model must still be checked against the endpoint's fetched
-    model list (endpoints with models.fetch; `check_fetched_model` does that, asynchronously).
-    """
-    snap = snap or configcache.snapshot()
-    role = user.role
-    if role is None or not role.can_chat:
-        raise Forbidden("Your role does not allow chatting. Ask an administrator for access.")
-    portal = _portal(snap)
-
-    chosen_spec: ModelSpec | None = None
-    if spec is None and endpoint is None and model is None and conversation is not None:
-        # Nothing chosen: keep the conversation's current spec or endpoint/model (checked again).
-        if conversation.model_spec_id:
-            chosen_spec = conversation.model_spec
-        elif conversation.endpoint_id:
-            endpoint, model = conversation.endpoint, conversation.model
-        else:
-            raise InvalidRequest("This conversation has no endpoint any more; choose an endpoint and model.")
-    if spec is not None:
-        chosen_spec = spec if isinstance(spec, ModelSpec) else snap.get(
-            ("spec", str(spec)), lambda: ModelSpec.objects.select_related("endpoint").filter(name=str(spec)).first()
-        )
-        if chosen_spec is None:
-            raise NotFound(f"There is no model spec named '{spec}'.")
-    if chosen_spec is None and endpoint is None and model is None:
-        default = snap.get(
-            "default-spec", lambda: ModelSpec.objects.select_related("endpoint").filter(is_default=True, enabled=True).first()
-        )
-        if default is None or not _role_allows_spec(user, default, snap):
-            raise InvalidRequest("Choose an endpoint and a model (or a model spec) for this conversation.")
-        chosen_spec = default
-
-    if chosen_spec is not None:
-        if not chosen_spec.enabled or not _role_allows_spec(user, chosen_spec, snap):
-            raise Forbidden(f"You may not use the model spec '{chosen_spec.label or chosen_spec.name}'.")
-        target_endpoint = chosen_spec.endpoint
-        if not target_endpoint.enabled:
-            raise Forbidden(f"The endpoint '{target_endpoint.name}' of this model spec is switched off.")
-        spec_params = _spec_params(chosen_spec)
-        # With specs enforced, the spec's parameters are the ones used; otherwise a user may tune them.
-        user_params = {} if portal.model_specs_enforce else clean_params(params, endpoint=target_endpoint)
-        row = _model_row(target_endpoint, chosen_spec.model, snap)
-        return (
-            Target(
-                endpoint=target_endpoint,
-                model=chosen_spec.model,
-                spec=chosen_spec,
-                params={**spec_params, **user_params},
-                system_prompt=chosen_spec.system_prompt,
-                model_row=row,
-            ),
-            False,
-        )
-
-    # Free choice of endpoint and model.
-    if portal.model_specs_enforce:
-        raise Forbidden("Only model specs may be used on this portal; pick one of the model specs.")
-    if not role.can_choose_models:
-        raise Forbidden("Your role may only use model specs; pick one of the model specs.")
-    if endpoint is None:
-        endpoint = conversation.endpoint if conversation is not None and conversation.endpoint_id else None
-        if endpoint is None:
-            raise InvalidRequest("Choose an endpoint for this conversation.")
-    target_endpoint = _find_endpoint(endpoint, snap)
-    if target_endpoint is None:
-        raise NotFound(f"There is no endpoint '{endpoint}'.")
-    if not target_endpoint.enabled:
-        raise Forbidden(f"The endpoint '{target_endpoint.name}' is switched off.")
-    if not _role_allows_endpoint(user, target_endpoint, snap):
-        raise Forbidden(f"Your role may not use the endpoint '{target_endpoint.name}'.")
-    listed = _listed_models(target_endpoint, snap)
-    if not model:
-        if conversation is not None and conversation.endpoint_id == target_endpoint.pk and conversation.model:
-            model = conversation.model
-        elif listed:
-            model = listed[0]
-        else:
-            raise InvalidRequest(f"Choose a model of the endpoint '{target_endpoint.name}'.")
-    needs_fetch_check = False
-    if model not in listed:
-        if target_endpoint.models_fetch:
-            needs_fetch_check = True
-        else:
-            raise NotFound(
-                f"The endpoint '{target_endpoint.name}' has no model '{model}'"
-                + (f" (available: {', '.join(listed)})." if listed else ".")
-            )
-    base_params = dict(conversation.params) if (
-        conversation is not None and params is None and conversation.endpoint_id == target_endpoint.pk
-        and not conversation.model_spec_id
-    ) else {}
-    return (
-        Target(
-            endpoint=target_endpoint,
-            model=model,
-            spec=None,
-            params={**clean_params(base_params, endpoint=target_endpoint), **clean_params(params, endpoint=target_endpoint)},
-            system_prompt=(system_prompt if system_prompt is not None
-                           else (conversation.system_prompt if conversation is not None else "")),
-            model_row=_model_row(target_endpoint, model, snap),
-        ),
-        needs_fetch_check,
-    )
-
-
-async def check_fetched_model(*, user: User, target: Target) -> None:
-    """For endpoints with models.fetch: the model must be one the endpoint lists (cached)."""
-    names = await endpoint_services.list_models(endpoint=target.endpoint, user=user)
-    if target.model not in names:
-        raise NotFound(f"The endpoint '{target.endpoint.name}' has no model '{target.model}'.")
-
-
-# --- context: the branch the answer continues, trimmed to the model's window ---------------------
-
-def context_window(target: Target, snap: configcache.Snapshot | None = None) -> int:
-    if target.model_row is not None and target.model_row.context_tokens:
-        return target.model_row.context_tokens
-    return _portal(snap or configcache.snapshot()).default_context_tokens
-
-
-def _reserved_for_answer(target: Target, window: int) -> int:
-    """Room left for the answer: max_tokens when set, else a tenth of the window."""
-    max_tokens = target.params.get("max_tokens")
-    if isinstance(max_tokens, int) and max_tokens > 0:
-        return min(max_tokens, window // 2)
-    return window // 10
-
-
-def build_context(
-    branch: Iterable[Message | _Draft], *, target: Target, snap: configcache.Snapshot | None = None
-) -> tuple[list[ChatMessage], int]:
-    """Chat messages from the root to the newest, dropping the oldest until they fit the window.
-
-    Returns the messages and their prompt token count (system prompt included). Raises
-    InvalidRequest when even the newest message does not fit.
-    """
-    model = target.model
-    window = context_window(target, snap)
-    budget = window - _reserved_for_answer(target, window)
-    system_tokens = count_tokens(target.system_prompt, model) + TOKENS_PER_MESSAGE if target.system_prompt else 0
-    budget -= system_tokens + TOKENS_PER_REPLY
-    usable = [m for m in branch if m.text and m.role in (MessageRole.USER, MessageRole.ASSISTANT, MessageRole.SYSTEM)]
-    kept: list[tuple[Message | _Draft, int]] = []
-    used = 0
-    for message in reversed(usable):
-        cost = count_tokens(message.text, model) + TOKENS_PER_MESSAGE
-        if used + cost > budget:
-            if not kept:
-                raise InvalidRequest(
-                    f"The message is too long for {model}: about {cost} tokens, and the model's context "
-                    f"window leaves room for {max(budget, 0)}. Shorten it or pick a model with a larger context."
-                )
-            break
-        kept.append((message, cost))
-        used += cost
-    kept.reverse()
-    # Providers want the conversation to start with a user turn.
-    while len(kept) > 1 and kept[0][0].role != MessageRole.USER:
-        used -= kept.pop(0)[1]
-    # The same count as billing.tokens.count_chat_tokens, without tokenizing the branch twice.
-    return [ChatMessage(role=m.role, content=m.text) for m, _ in kept], used + system_tokens + TOKENS_PER_REPLY
-
-
 # --- preparing a turn (sync: database) ---------------------------------------------------------
 
 def _owned_message(user: User, message_id: uuid.UUID | None, what: str) -> Message:
@@ -747,7 +241,7 @@ def _check_balance(
     snap = snap or configcache.snapshot()
     max_tokens = target.params.get("max_tokens")
     asked = max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else None
-    budget = asked or _reserved_for_answer(target, context_window(target, snap))
+    budget = asked or reserved_for_answer(target, context_window(target, snap))
     try:
         hold = billing.check_balance(
             user=user,
@@ -771,17 +265,86 @@ def _release_hold(user: User, hold: uuid.UUID | None) -> None:
             log.exception("releasing the hold %s of an unstarted turn failed", hold)
 
 
-@dataclass(frozen=True, slots=True)
-class _Draft:
-    """The new user message as the context needs it (its row is built later, by build_turn)."""
-
-    role: str
-    text: str
-
-
 class _ConversationMissing(Exception):
     """A send to a conversation that is not in the database (yet: its first answer may still be
     streaming, its rows follow the first token) — `prepare_turn` tells Busy from NotFound."""
+
+
+@dataclass(frozen=True)
+class _Anchors:
+    """Where a turn hangs in the conversation's tree."""
+
+    conversation: Conversation | None = None
+    parent: Message | None = None  # what the new user message hangs under
+    answered: Message | None = None  # regenerate: the user message whose answer is redone
+    continued: Message | None = None
+
+    def branch(self, text: str) -> list[Any]:
+        """The branch the answer continues; a new user message is appended in memory."""
+        if self.continued is not None:
+            return self.continued.branch()
+        if self.answered is not None:
+            return self.answered.branch()
+        branch = self.parent.branch() if self.parent is not None else []
+        return [*branch, Draft(role=MessageRole.USER, text=text)]
+
+
+def _checked_text(action: TurnAction) -> str:
+    text = (action.text or "").strip()
+    if action.op in (Operation.SEND, Operation.EDIT) and not text:
+        raise InvalidRequest("The message is empty.")
+    if len(text) > MAX_TEXT_CHARS:
+        raise InvalidRequest(f"The message is too long ({len(text):,} characters; at most {MAX_TEXT_CHARS:,}).")
+    return text
+
+
+def _anchors(user: User, action: TurnAction) -> _Anchors:
+    if action.op == Operation.SEND:
+        return _send_anchors(user, action)
+    if action.op == Operation.EDIT:
+        edited = _owned_message(user, action.message_id, "The message to edit")
+        if edited.role != MessageRole.USER:
+            raise InvalidRequest("Only your own messages can be edited; regenerate an answer instead.")
+        parent = Message.objects.filter(user=user, pk=edited.parent_id).first() if edited.parent_id else None
+        return _Anchors(conversation=edited.conversation, parent=parent)
+    return _answer_anchors(user, action)
+
+
+def _send_anchors(user: User, action: TurnAction) -> _Anchors:
+    """A send: into a new conversation, or under a message of one (default: its newest)."""
+    if action.conversation_id is None:
+        if action.parent_id is not None:
+            raise InvalidRequest("parent_id needs the conversation_id it belongs to.")
+        return _Anchors()
+    conversation = Conversation.objects.owned_by(user).select_related("endpoint", "model_spec").filter(
+        pk=action.conversation_id
+    ).first()
+    if conversation is None:
+        raise _ConversationMissing()
+    messages = Message.objects.filter(user=user, conversation=conversation)
+    if action.parent_id is None:
+        return _Anchors(conversation=conversation, parent=messages.order_by("-created_at").first())
+    parent = messages.filter(pk=action.parent_id).first()
+    if parent is None:
+        raise NotFound("The message to answer was not found in this conversation.")
+    return _Anchors(conversation=conversation, parent=parent)
+
+
+def _answer_anchors(user: User, action: TurnAction) -> _Anchors:
+    """Regenerate (an answer, or the user message it answers) or continue (an answer)."""
+    regenerate = action.op == Operation.REGENERATE
+    message = _owned_message(user, action.message_id, "The answer")
+    conversation = message.conversation
+    if message.role == MessageRole.USER and regenerate:
+        return _Anchors(conversation=conversation, answered=message)  # "the answer to this message"
+    if message.role != MessageRole.ASSISTANT:
+        raise InvalidRequest(f"Only an answer can be {'regenerated' if regenerate else 'continued'}.")
+    if not regenerate:
+        return _Anchors(conversation=conversation, continued=message)
+    answered = Message.objects.filter(user=user, pk=message.parent_id).first() if message.parent_id else None
+    if answered is None:
+        raise InvalidRequest("This answer has no question to answer again.")
+    return _Anchors(conversation=conversation, answered=answered)
 
 
 def plan_turn(
@@ -805,54 +368,9 @@ def plan_turn(
     if user is None:
         raise Forbidden("Your account is disabled.")
     op = action.op
-    text = (action.text or "").strip()
-    conversation: Conversation | None = None
-    parent: Message | None = None  # what the new user message (or the new answer) hangs under
-    edited: Message | None = None
-    answered: Message | None = None  # regenerate: the user message whose answer is redone
-    continued: Message | None = None
-
-    if op in (Operation.SEND, Operation.EDIT) and not text:
-        raise InvalidRequest("The message is empty.")
-    if len(text) > MAX_TEXT_CHARS:
-        raise InvalidRequest(f"The message is too long ({len(text):,} characters; at most {MAX_TEXT_CHARS:,}).")
-
-    if op == Operation.SEND:
-        if action.conversation_id is not None:
-            conversation = Conversation.objects.owned_by(user).select_related("endpoint", "model_spec").filter(
-                pk=action.conversation_id
-            ).first()
-            if conversation is None:
-                raise _ConversationMissing()
-            if action.parent_id is not None:
-                parent = Message.objects.filter(user=user, conversation=conversation, pk=action.parent_id).first()
-                if parent is None:
-                    raise NotFound("The message to answer was not found in this conversation.")
-            else:
-                parent = Message.objects.filter(user=user, conversation=conversation).order_by("-created_at").first()
-        elif action.parent_id is not None:
-            raise InvalidRequest("parent_id needs the conversation_id it belongs to.")
-    elif op == Operation.EDIT:
-        edited = _owned_message(user, action.message_id, "The message to edit")
-        if edited.role != MessageRole.USER:
-            raise InvalidRequest("Only your own messages can be edited; regenerate an answer instead.")
-        conversation = edited.conversation
-        parent = Message.objects.filter(user=user, pk=edited.parent_id).first() if edited.parent_id else None
-    elif op in (Operation.REGENERATE, Operation.CONTINUE):
-        message = _owned_message(user, action.message_id, "The answer")
-        conversation = message.conversation
-        if message.role == MessageRole.USER and op == Operation.REGENERATE:
-            answered = message  # regenerate "the answer to this message"
-        elif message.role != MessageRole.ASSISTANT:
-            raise InvalidRequest(f"Only an answer can be {'regenerated' if op == Operation.REGENERATE else 'continued'}.")
-        elif op == Operation.REGENERATE:
-            answered = Message.objects.filter(user=user, pk=message.parent_id).first() if message.parent_id else None
-            if answered is None:
-                raise InvalidRequest("This answer has no question to answer again.")
-        else:
-            continued = message
-    else:  # pragma: no cover - Operation is closed
-        raise InvalidRequest(f"Unknown operation {op!r}.")
+    text = _checked_text(action)
+    anchors = _anchors(user, action)
+    conversation, parent, answered, continued = anchors.conversation, anchors.parent, anchors.answered, anchors.continued
 
     target, needs_fetch_check = resolve_target(
         user=user,
@@ -865,14 +383,7 @@ def plan_turn(
         snap=snap,
     )
 
-    # The branch the answer continues; the new user message is appended in memory.
-    if continued is not None:
-        branch = continued.branch()
-    elif answered is not None:
-        branch = answered.branch()
-    else:
-        branch = parent.branch() if parent is not None else []
-        branch = [*branch, _Draft(role=MessageRole.USER, text=text)]
+    branch = anchors.branch(text)
     messages, prompt_tokens = build_context(branch, target=target, snap=snap)
     if early_claim is not None and not on_loop and not early_claim.held():
         raise Busy(BUSY_MESSAGE)
@@ -1465,7 +976,7 @@ async def stream_turn(
     `request`: the turn's provider request, already started (ProviderRequest, which also takes the
     `on_sent` hook: work done there overlaps the provider's time to answer); without it the
     request starts here."""
-    from chat.titles import schedule_title_soon
+    from chat.tasks import schedule_title_soon
 
     answer = _Answer(turn.prefix_text, turn.prefix_parts)
     message_id = turn.assistant_message_id

@@ -21,12 +21,13 @@ import re
 import uuid
 from dataclasses import dataclass
 
-from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
 from billing import services as billing
 from billing.tokens import count_chat_tokens, count_tokens, estimated_usage
-from chat.services import on_db
+from chat.background import is_server_loop
+from chat.db import on_db
+from chat.groups import group_name
 from chat.models import Conversation, Message, Role as MessageRole
 from endpoints import http
 from endpoints import services as endpoint_services
@@ -213,8 +214,6 @@ def _save_title(conversation_id: uuid.UUID, title: str) -> None:
 async def title_conversation(conversation_id: uuid.UUID | str, timing: str = TitleTiming.FINAL) -> str | None:
     """Generate, store and push the title of a conversation; None when titles are off or all
     attempts failed (logged)."""
-    from chat import live
-
     try:
         exchange = await on_db(_load)(uuid.UUID(str(conversation_id)), timing)
         if exchange is None:
@@ -224,7 +223,7 @@ async def title_conversation(conversation_id: uuid.UUID | str, timing: str = Tit
             if title:
                 await on_db(_save_title)(exchange.conversation.pk, title)
                 await get_channel_layer().group_send(
-                    live.group_name(exchange.conversation.pk),
+                    group_name(exchange.conversation.pk),
                     {"type": "chat.frame", "frame": {
                         "type": "title", "conversation_id": str(exchange.conversation.pk), "title": title,
                     }},
@@ -236,33 +235,6 @@ async def title_conversation(conversation_id: uuid.UUID | str, timing: str = Tit
             )
         return None
     finally:
-        if not live.is_server_loop():
+        if not is_server_loop():
             # A loop of its own (a Celery worker): close its HTTP client with it.
             await http.aclose()
-
-
-def schedule_title(conversation_id: uuid.UUID, timing: str) -> None:
-    """Enqueue the title task once the current database transaction commits."""
-    from django.db import transaction
-
-    from chat.tasks import generate_title
-
-    transaction.on_commit(lambda: generate_title.delay(str(conversation_id), str(timing)))
-
-
-async def schedule_title_soon(conversation_id: uuid.UUID, timing: str) -> None:
-    """From async code: enqueue without holding up the caller. With eager Celery (the embedded
-    default) the task runs right where it is enqueued, so that happens in a worker thread, never on
-    the event loop; its coroutine then runs back on this loop (asgiref), next to the answers."""
-    await sync_to_async(_schedule_in_thread, thread_sensitive=False)(conversation_id, timing)
-
-
-def _schedule_in_thread(conversation_id: uuid.UUID, timing: str) -> None:
-    from django.db import close_old_connections
-
-    try:
-        schedule_title(conversation_id, timing)
-    except Exception:
-        log.exception("enqueueing the title of conversation %s failed", conversation_id)
-    finally:
-        close_old_connections()

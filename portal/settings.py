@@ -227,7 +227,7 @@ LOGGING = {
 UPSTREAM_CONNECT_TIMEOUT = float(env_str("UPSTREAM_CONNECT_TIMEOUT", "10"))
 UPSTREAM_READ_TIMEOUT = float(env_str("UPSTREAM_READ_TIMEOUT", "120"))
 MODELS_CACHE_SECONDS = env_int("MODELS_CACHE_SECONDS", 300)
-# Threads a daphne process runs the chat's database work on (chat.services.on_db). One by default:
+# Threads a daphne process runs the chat's database work on (chat.db.on_db). One by default:
 # ORM work holds the GIL, so more threads take time from the event loop that streams the answers
 # (measured: 50 streams, first token p50 ~450 ms with 4 threads, ~20 ms with 1) without adding
 # throughput. More only help when the database is far away (round trips of milliseconds).

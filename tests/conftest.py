@@ -20,6 +20,13 @@ def python_ldap() -> ModuleType:
     return require_module("ldap", "python-ldap is not installed (it needs libldap2-dev and libsasl2-dev to build).")
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Every test hashes with a fast hasher: the default one is slow on purpose, and tests that
+    create users or sign in would spend most of their time in it."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def make_user(db):
     from accounts.models import User
@@ -186,7 +193,7 @@ async def _close_db_thread_connections():
     from asgiref.sync import sync_to_async
     from django.db import connections
 
-    from chat.services import close_db_connections
+    from chat.db import close_db_connections
 
     await sync_to_async(connections.close_all)()
     await sync_to_async(close_db_connections, thread_sensitive=False)()
@@ -202,7 +209,7 @@ def _chat_db_threads_closed(django_db_setup, django_db_blocker):
     from asgiref.sync import sync_to_async
     from django.db import connections
 
-    from chat.services import close_db_connections
+    from chat.db import close_db_connections
 
     close_db_connections()  # the chat's database threads
     # An async test's `sync_to_async(fn)` (thread-sensitive, no sync caller above it) runs on

@@ -58,9 +58,10 @@ class Daphne:
     running one daphne per core behind one address does."""
 
     def __init__(self, env: dict[str, str] | None = None, *, name: str = "daphne", port: int | None = None,
-                 app: str = "portal.asgi:application"):
+                 app: str = "portal.asgi:application", root: Path = ROOT):
         self.env = env if env is not None else server_env()
         self.app = app
+        self.root = root  # the checkout whose code it serves (bench/ttft.py --baseline: another one)
         self.name = name
         self.process: subprocess.Popen[bytes] | None = None
         self.port: int | None = port
@@ -84,7 +85,7 @@ class Daphne:
         self.health_port = sockets[-1].getsockname()[1]
         try:
             self.process = subprocess.Popen(
-                [*command, self.app], cwd=ROOT, env=self.env, stdout=self.log,
+                [*command, self.app], cwd=self.root, env=self.env, stdout=self.log,
                 stderr=subprocess.STDOUT, pass_fds=tuple(s.fileno() for s in sockets),
             )
         finally:

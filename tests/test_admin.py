@@ -6,7 +6,7 @@ from django.apps import apps
 from django.contrib import admin
 from django.urls import reverse
 
-from endpoints.models import Endpoint, EndpointModel, ModelSpec, UserProviderKey
+from endpoints.models import Endpoint, ModelSpec, UserProviderKey
 from portal.models import PortalSettings
 
 SECRET = "sk-live-VERYSECRET-abcdef123456wxyz"

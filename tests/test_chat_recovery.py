@@ -28,7 +28,8 @@ from billing.tokens import count_tokens
 from chat.models import Message
 from chat.recovery import INTERRUPTED, INTERRUPTED_ERROR, recover_interrupted_answers
 from chat import store
-from chat.services import Operation, Turn, TurnAction, lock_key, prepare_turn
+from chat.claims import lock_key
+from chat.services import Operation, Turn, TurnAction, prepare_turn
 from chat.tasks import recover_interrupted_answers as recovery_task
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("builtin_roles")]

@@ -180,7 +180,7 @@ async def test_stopping_keeps_and_bills_the_partial_answer(chat_socket, chat_end
 
 async def test_a_fast_model_reaches_the_socket_in_batches_after_the_first_token(chat_socket, chat_endpoint, upstream):
     """The first token is sent on its own, at once; then deltas are merged (at most one frame per
-    live.LOCAL_SECONDS), so a model writing 500 chunks a second costs far fewer socket writes."""
+    live.BATCH_SECONDS), so a model writing 500 chunks a second costs far fewer socket writes."""
     endpoint = await db(chat_endpoint)
     socket = await chat_socket()
     words = [f"w{i}" for i in range(200)]

@@ -165,7 +165,7 @@ def test_an_answer_that_ends_frees_only_its_own_claim():
     holds it: one compare-and-delete of the value its claim wrote."""
     import uuid
 
-    from chat.services import claim_conversation, read_claim, release_conversation
+    from chat.claims import claim_conversation, read_claim, release_conversation
 
     conversation_id = uuid.uuid4()
     claim_conversation(conversation_id, "answer-a", 7)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-import pytest
 from django.utils import timezone
 
 from billing.services import adjust_balance, record_usage
