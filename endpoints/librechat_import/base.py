@@ -25,7 +25,6 @@ class ImporterBase:
         self.title_refs: list[tuple[Endpoint, str, Any, ReportLine]] = []
         self.ordering = 0
 
-    # -- helpers -------------------------------------------------------------------------------
     def problem(self, where: str, message: str) -> None:
         self.problems.append(f"{where}: {message}" if where else message)
 

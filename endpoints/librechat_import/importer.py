@@ -11,6 +11,8 @@ from endpoints.models import Kind
 
 
 class Importer(AzureImporter, SpecImporter, BalanceImporter):
+    """Every part of the importer over one shared state (ImporterBase); `run` takes a parsed file."""
+
     def run(self, data: dict[str, Any]) -> None:
         version = data.get("version")
         if version is not None:
@@ -31,7 +33,6 @@ class Importer(AzureImporter, SpecImporter, BalanceImporter):
             self.import_balance(data["balance"])
         if "interface" in data:
             self.import_interface(data["interface"])
-
 
     def import_endpoints(self, section: Any) -> None:
         if not self.expect("endpoints", section, dict):
