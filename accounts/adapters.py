@@ -38,7 +38,9 @@ def _names_local_account(credentials: dict[str, Any]) -> bool:
     login = (credentials.get("username") or credentials.get("email") or "").strip()
     if not login:
         return False
-    return User.objects.filter(Q(username__iexact=login) | Q(email__iexact=login)).exclude(auth_provider="ldap").exists()
+    return (
+        User.objects.filter(Q(username__iexact=login) | Q(email__iexact=login)).exclude(auth_provider="ldap").exists()
+    )
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -77,7 +79,11 @@ class AccountAdapter(DefaultAccountAdapter):
     def get_login_stages(self) -> list[str]:
         """allauth's stages, with Atrium's email-verification stage (below) in place of its own."""
         return [
-            "accounts.adapters.EmailVerificationStage" if path == "allauth.account.stages.EmailVerificationStage" else path
+            (
+                "accounts.adapters.EmailVerificationStage"
+                if path == "allauth.account.stages.EmailVerificationStage"
+                else path
+            )
             for path in super().get_login_stages()
         ]
 

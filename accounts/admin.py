@@ -20,7 +20,16 @@ class RoleGroupInline(admin.TabularInline):
 @admin.register(Role)
 class RoleAdmin(admin.ModelAdmin):
     inlines = [RoleGroupInline]
-    list_display = ["name", "label", "is_default", "priority", "requires_2fa", "balance_enabled", "start_balance", "user_count"]
+    list_display = [
+        "name",
+        "label",
+        "is_default",
+        "priority",
+        "requires_2fa",
+        "balance_enabled",
+        "start_balance",
+        "user_count",
+    ]
     list_filter = ["is_default", "balance_enabled", "auto_refill_enabled", "requires_2fa"]
     search_fields = ["name", "label", "groups__group_name"]
     filter_horizontal = ["allowed_endpoints", "allowed_model_specs"]
@@ -167,7 +176,9 @@ def _deactivate(modeladmin, request, queryset):
         user.is_active = False
         user.save(update_fields=["is_active"])  # the post_save receiver ends sessions and API keys
         count += 1
-    modeladmin.message_user(request, f"{count} user(s) deactivated; their sessions and API keys were ended.", messages.SUCCESS)
+    modeladmin.message_user(
+        request, f"{count} user(s) deactivated; their sessions and API keys were ended.", messages.SUCCESS
+    )
 
 
 _deactivate.short_description = "Deactivate (end sessions, revoke API keys)"
@@ -224,7 +235,12 @@ admin.site.unregister(LogEntry)
 class AuditLogAdmin(AuditLogEntryAdmin):
     """Read-only (auditlog's admin refuses add/change/delete), filterable by who, what and when."""
 
-    list_filter = ["action", ("actor", admin.RelatedOnlyFieldListFilter), *AuditLogEntryAdmin.list_filter[1:], "timestamp"]
+    list_filter = [
+        "action",
+        ("actor", admin.RelatedOnlyFieldListFilter),
+        *AuditLogEntryAdmin.list_filter[1:],
+        "timestamp",
+    ]
 
 
 class AdminLoginForm(AdminAuthenticationForm):

@@ -71,13 +71,17 @@ def ldap_settings() -> dict[str, Any]:
 
     group_type = env_str("AUTH_LDAP_GROUP_TYPE", "groupOfNames")
     if group_type not in LDAP_GROUP_TYPES:
-        raise ImproperlyConfigured(f"AUTH_LDAP_GROUP_TYPE must be one of {', '.join(LDAP_GROUP_TYPES)}, got {group_type!r}")
+        raise ImproperlyConfigured(
+            f"AUTH_LDAP_GROUP_TYPE must be one of {', '.join(LDAP_GROUP_TYPES)}, got {group_type!r}"
+        )
     # OpenLDAP's memberOf is operational: returned only when asked for by name (AD sends it anyway).
     attrlist = ["*", "memberOf"] if group_type == "memberOf" else None
     user_base = env_str("AUTH_LDAP_USER_SEARCH_BASE")
     user_dn_template = env_str("AUTH_LDAP_USER_DN_TEMPLATE")
     if not user_base and not user_dn_template:
-        raise ImproperlyConfigured("Set AUTH_LDAP_USER_SEARCH_BASE (or AUTH_LDAP_USER_DN_TEMPLATE) with AUTH_LDAP_SERVER_URI.")
+        raise ImproperlyConfigured(
+            "Set AUTH_LDAP_USER_SEARCH_BASE (or AUTH_LDAP_USER_DN_TEMPLATE) with AUTH_LDAP_SERVER_URI."
+        )
     out: dict[str, Any] = {
         "AUTH_LDAP_SERVER_URI": uri,
         "AUTH_LDAP_BIND_DN": env_str("AUTH_LDAP_BIND_DN"),

@@ -55,7 +55,12 @@ class AdminAuditMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         user = getattr(request, "user", None)
-        if not (request.path.startswith(reverse("admin:index")) and user is not None and user.is_authenticated and user.is_staff):
+        if not (
+            request.path.startswith(reverse("admin:index"))
+            and user is not None
+            and user.is_authenticated
+            and user.is_staff
+        ):
             return self.get_response(request)
         token = admin_change.set(True)
         try:

@@ -24,7 +24,9 @@ class UnmappedGroupsError(Exception):
 
     def __init__(self, groups: Iterable[str]) -> None:
         self.groups = sorted(groups)
-        super().__init__(_("None of your groups gives access to Atrium. Ask your administrator to map one of them to a role."))
+        super().__init__(
+            _("None of your groups gives access to Atrium. Ask your administrator to map one of them to a role.")
+        )
 
 
 def role_for_groups(groups: Iterable[str], source: str) -> Role | None:

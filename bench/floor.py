@@ -58,8 +58,13 @@ class FloorConsumer(AsyncWebsocketConsumer):
                               messages=[ChatMessage(role="user", content=str(frame.get("text", "")))])
         shape = Shape(request=request, base_url=upstream)
         call = Call(
-            endpoint_name="Bench upstream", model=request.model, url=upstream,
-            headers={**ADAPTER.base_headers(stream=True), **ADAPTER.auth_headers(api_key="sk-bench-key-123456", auth_kind="api_key")},
+            endpoint_name="Bench upstream",
+            model=request.model,
+            url=upstream,
+            headers={
+                **ADAPTER.base_headers(stream=True),
+                **ADAPTER.auth_headers(api_key="sk-bench-key-123456", auth_kind="api_key"),
+            },
             body=ADAPTER.finalize(ADAPTER.body(shape), shape, dropped=[]),
         )
         task = asyncio.get_running_loop().create_task(self.answer(call))

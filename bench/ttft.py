@@ -1,7 +1,7 @@
 """Time to first token added by Atrium over calling the upstream directly.
 
-    python bench/ttft.py [--requests 400] [--concurrency 1 50] [--words 12] [--chunk-ms 0] [--balances off on refill] [--servers 1] [--floor]
-                         [--rounds 4] [--baseline DIR]
+    python bench/ttft.py [--requests 400] [--concurrency 1 50] [--words 12] [--chunk-ms 0]
+                         [--balances off on refill] [--servers 1] [--floor] [--rounds 4] [--baseline DIR]
 
 Starts the loopback upstream test server (tests/upstream.py, OpenAI Chat Completions wire format)
 and a real daphne running Atrium, both in their own processes, then measures at each concurrency:
@@ -134,7 +134,9 @@ def make_fixtures(upstream_url: str, modes: list[str]) -> tuple[dict[str, str], 
         user.save()
         balance = ensure_balance(user=user)
         if balance.credits < Decimal(10) ** 9:  # earlier runs spent it: top it up, in the ledger
-            adjust_balance(user=user, credits=Decimal(10) ** 12 - balance.credits, reason="TTFT benchmark top-up", by=None)
+            adjust_balance(
+                user=user, credits=Decimal(10) ** 12 - balance.credits, reason="TTFT benchmark top-up", by=None
+            )
         cookies[mode] = session_cookie(user)
     endpoint, _ = Endpoint.objects.update_or_create(
         name="Bench upstream",
@@ -163,7 +165,9 @@ async def direct_ttft(client, url: str) -> float:
 
 async def atrium_ttft(socket, endpoint: str) -> float | None:
     started = time.perf_counter()
-    await socket.send(json.dumps({"type": "send", "text": "Say something", "endpoint": endpoint, "model": "bench-model"}))
+    await socket.send(
+        json.dumps({"type": "send", "text": "Say something", "endpoint": endpoint, "model": "bench-model"})
+    )
     first = None
     while True:
         frame = json.loads(await socket.recv())
@@ -217,7 +221,9 @@ async def run_atrium(
     import websockets
 
     sockets = [
-        await websockets.connect(ws_url, origin="http://127.0.0.1", additional_headers={"Cookie": cookie}, max_size=None)
+        await websockets.connect(
+            ws_url, origin="http://127.0.0.1", additional_headers={"Cookie": cookie}, max_size=None
+        )
         for _ in range(concurrency)
     ]
     try:
@@ -254,7 +260,9 @@ async def run_side_by_side(
         order = list(range(len(paths)))
         for index in order if number % 2 == 0 else order[::-1]:
             _label, ws_url, pids, cookie = paths[index]
-            values, seconds, cpu = await run_atrium(ws_url, cookie, endpoint, concurrency, max(1, requests // rounds), pids)
+            values, seconds, cpu = await run_atrium(
+                ws_url, cookie, endpoint, concurrency, max(1, requests // rounds), pids
+            )
             before = totals[index]
             total_cpu = None if cpu is None or before[2] is None else before[2] + cpu
             totals[index] = (before[0] + values, before[1] + seconds, total_cpu)
@@ -282,8 +290,12 @@ def main() -> None:
         help="measure Atrium for bench users of these roles, one after another in the same run: "
         + "; ".join(f"{mode}: {text}" for mode, text in BALANCE_MODES.items()),
     )
-    parser.add_argument("--rounds", type=int, default=4,
-                        help="with several paths (--balances, --baseline), measure them in this many alternating rounds")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=4,
+        help="with several paths (--balances, --baseline), measure them in this many alternating rounds",
+    )
     parser.add_argument("--servers", type=int, default=1, help="daphne processes sharing the port (needs REDIS_URL)")
     parser.add_argument("--floor", action="store_true",
                         help="also measure bench/floor.py, a bare streaming proxy on the same stack")
@@ -297,8 +309,16 @@ def main() -> None:
     from tests.daphne import Daphne, server_env
 
     upstream = subprocess.Popen(
-        [sys.executable, "-c", UPSTREAM_PROGRAM], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "BENCH_WORDS": str(args.words), "BENCH_CHUNK_MS": str(args.chunk_ms)},
+        [sys.executable, "-c", UPSTREAM_PROGRAM],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env={
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "BENCH_WORDS": str(args.words),
+            "BENCH_CHUNK_MS": str(args.chunk_ms),
+        },
     )
     try:
         upstream_url = upstream.stdout.readline().decode().strip()
@@ -312,7 +332,9 @@ def main() -> None:
             daphne = servers.enter_context(Daphne(server_env(LOG_LEVEL="WARNING"), name="bench"))
             pids = [daphne.process.pid]
             for number in range(2, args.servers + 1):
-                more = servers.enter_context(Daphne(server_env(LOG_LEVEL="WARNING"), name=f"bench-{number}", port=daphne.port))
+                more = servers.enter_context(
+                    Daphne(server_env(LOG_LEVEL="WARNING"), name=f"bench-{number}", port=daphne.port)
+                )
                 pids.append(more.process.pid)
             floor = None
             if args.floor:
@@ -345,13 +367,16 @@ def main() -> None:
                         run_atrium(floor.ws_url, "", endpoint, concurrency, args.requests, [floor.process.pid]))
                 d50, d99 = summary("direct", direct, direct_seconds)
                 added = {}
-                for (label, *_), (times, seconds, cpu) in zip(paths, measured):
+                for (label, *_), (times, seconds, cpu) in zip(paths, measured, strict=True):
                     a50, a99 = summary(label, times, seconds, cpu)
                     added[label] = (a50 - d50, a99 - d99)
                 if floor is not None:
                     f50, f99 = summary("floor", bare, bare_seconds, bare_cpu)
                 for label, (p50, p99) in added.items():
-                    print(f"  added/{label:<16} p50={p50:7.2f} ms  p99={p99:7.2f} ms   (target: p50 <= 3 ms, p99 <= 15 ms)")
+                    print(
+                        f"  added/{label:<16} p50={p50:7.2f} ms  p99={p99:7.2f} ms"
+                        "   (target: p50 <= 3 ms, p99 <= 15 ms)"
+                    )
                 if "atrium/off" in added:
                     for mode in (m for m in args.balances if m != "off"):
                         on, off = added[f"atrium/{mode}"], added["atrium/off"]

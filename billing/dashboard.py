@@ -27,7 +27,14 @@ from billing.selectors import UsageTotals, display_currency, report_labels, toke
 from endpoints.models import Endpoint, UpstreamFailure
 
 TOP = 5
-SUM_FIELDS = ("prompt_tokens", "completion_tokens", "cache_read_tokens", "cache_write_tokens", "spent", "estimated_rows")
+SUM_FIELDS = (
+    "prompt_tokens",
+    "completion_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "spent",
+    "estimated_rows",
+)
 # A balance is running low below this share of its role's start balance.
 LOW_BALANCE_SHARE = Decimal("0.1")
 # Calls that ended as the provider meant them to (a failed or stopped answer is billed as `abort`).

@@ -156,7 +156,7 @@ def _post_in_one_statement(
         return None
     if not rows:
         return []
-    for row, pk in zip(rows, ids):
+    for row, pk in zip(rows, ids, strict=True):
         row.pk = pk
         row._state.adding = False
         row._state.db = connection.alias

@@ -109,7 +109,9 @@ def next_refill_at(balance: Balance, role: Role) -> dt.datetime | None:
         return None
     if role.refill_interval_value < 1:
         return None
-    return add_interval(balance.last_refill_at or balance.created_at, role.refill_interval_value, role.refill_interval_unit)
+    return add_interval(
+        balance.last_refill_at or balance.created_at, role.refill_interval_value, role.refill_interval_unit
+    )
 
 
 def rates_for(*, endpoint: Endpoint | None, model: str) -> Rates:

@@ -44,7 +44,17 @@ class MessageAdmin(UsersRecordAdmin):
     """Read-only, not deletable one by one: a message's answers and edits hang below it (delete
     the conversation instead)."""
 
-    list_display = ["short_text", "role", "conversation", "user", "model", "prompt_tokens", "completion_tokens", "unfinished", "created_at"]
+    list_display = [
+        "short_text",
+        "role",
+        "conversation",
+        "user",
+        "model",
+        "prompt_tokens",
+        "completion_tokens",
+        "unfinished",
+        "created_at",
+    ]
     list_filter = ["role", "unfinished"]
     list_select_related = ["user", "conversation"]
     search_fields = ["=id", "=conversation__id", "user__username"]

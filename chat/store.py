@@ -167,7 +167,7 @@ async def get_many(keys: Iterable[str]) -> dict[str, Any]:
         return {}
     full = [_prefix() + key for key in keys]
     raws = _memory.get_many(full) if not _redis_url() else await _aclient().mget(full)
-    return {key: _load(raw) for key, raw in zip(keys, raws) if raw is not None}
+    return {key: _load(raw) for key, raw in zip(keys, raws, strict=True) if raw is not None}
 
 
 async def write(entries: Iterable[tuple[str, Any, float | None]]) -> None:

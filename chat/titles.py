@@ -94,7 +94,9 @@ def _load(conversation_id: uuid.UUID, timing: str) -> _Exchange | None:
         return None
     answer = None
     if timing == TitleTiming.FINAL:  # immediate: from the first message alone, as it runs beside the answer
-        answer = messages.filter(role=MessageRole.ASSISTANT, parent=first).exclude(text="").order_by("created_at").first()
+        answer = (
+            messages.filter(role=MessageRole.ASSISTANT, parent=first).exclude(text="").order_by("created_at").first()
+        )
     return _Exchange(
         conversation=conversation,
         endpoint=conversation.endpoint,
@@ -191,7 +193,11 @@ async def _ask(exchange: _Exchange, attempt: _Attempt) -> tuple[str, str | None]
         received = "".join(text) + "".join(arguments)
         estimated = usage is None and bool(received)
         if usage is None:
-            usage = estimated_usage(prompt_tokens=prompt_tokens, received_text=received, model=attempt.model) if received else Usage()
+            usage = (
+                estimated_usage(prompt_tokens=prompt_tokens, received_text=received, model=attempt.model)
+                if received
+                else Usage()
+            )
         elif error is not None and received:
             # interrupted: at least what was delivered (the last report may predate most of it)
             delivered = count_tokens(received, attempt.model)

@@ -54,7 +54,17 @@ class EndpointAdmin(admin.ModelAdmin):
         (None, {"fields": ["name", "kind", "provider", "enabled", "ordering"]}),
         (
             "Connection",
-            {"fields": ["auth_kind", "api_key", "clear_api_key", "base_url", "direct_endpoint", "query_params", "headers"]},
+            {
+                "fields": [
+                    "auth_kind",
+                    "api_key",
+                    "clear_api_key",
+                    "base_url",
+                    "direct_endpoint",
+                    "query_params",
+                    "headers",
+                ]
+            },
         ),
         ("Model list", {"fields": ["models_fetch", "user_id_query"]}),
         (
@@ -62,8 +72,14 @@ class EndpointAdmin(admin.ModelAdmin):
             {
                 "classes": ["collapse"],
                 "fields": [
-                    "title_convo", "title_timing", "title_method", "title_model", "title_endpoint",
-                    "title_message_role", "title_prompt", "title_prompt_template",
+                    "title_convo",
+                    "title_timing",
+                    "title_method",
+                    "title_model",
+                    "title_endpoint",
+                    "title_message_role",
+                    "title_prompt",
+                    "title_prompt_template",
                 ],
             },
         ),
@@ -92,7 +108,9 @@ class EndpointAdmin(admin.ModelAdmin):
     @admin.display(description="name", ordering="name")
     def name_display(self, obj: Endpoint) -> str:
         if obj.catalogue_key == demo.CATALOGUE_KEY:
-            return format_html('{} <span class="atrium-badge" title="Atrium\'s built-in demo model">demo</span>', obj.name)
+            return format_html(
+                '{} <span class="atrium-badge" title="Atrium\'s built-in demo model">demo</span>', obj.name
+            )
         return obj.name
 
     @admin.display(description="health (24 h)")

@@ -145,7 +145,8 @@ def validate_title_prompt_template(value: str) -> None:
     missing = [p for p in ("{input}", "{output}") if p not in (value or "")]
     if value and missing:
         raise ValidationError(
-            f"titlePromptTemplate must contain the {{input}} and {{output}} placeholders (missing {', '.join(missing)})."
+            "titlePromptTemplate must contain the {input} and {output} placeholders "
+            f"(missing {', '.join(missing)})."
         )
 
 

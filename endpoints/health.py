@@ -35,7 +35,9 @@ def connection_test(endpoint: Endpoint, user: Any) -> ConnectionTest:
             names = pool.submit(asyncio.run, _fetch(endpoint, user)).result()
     except services.ModelListUnavailable as exc:
         return ConnectionTest(False, f"{endpoint.name} did not answer with a model list: {exc}.")
-    shown = ", ".join(names[:SHOWN_MODELS]) + (f", … ({len(names) - SHOWN_MODELS} more)" if len(names) > SHOWN_MODELS else "")
+    shown = ", ".join(names[:SHOWN_MODELS]) + (
+        f", … ({len(names) - SHOWN_MODELS} more)" if len(names) > SHOWN_MODELS else ""
+    )
     return ConnectionTest(True, f"{endpoint.name} answered with {len(names)} model(s): {shown}.", tuple(names))
 
 

@@ -143,7 +143,9 @@ class Endpoint(models.Model):
         default="gpt-3.5-turbo",
         help_text="titleModel; 'current_model' uses the conversation's model.",
     )
-    title_prompt = models.TextField(blank=True, help_text="titlePrompt; must contain {convo}. Empty: the built-in prompt.")
+    title_prompt = models.TextField(
+        blank=True, help_text="titlePrompt; must contain {convo}. Empty: the built-in prompt."
+    )
     title_prompt_template = models.TextField(
         default=DEFAULT_TITLE_PROMPT_TEMPLATE,
         help_text="titlePromptTemplate: how the exchange fills {convo}; must contain {input} and {output}.",
@@ -271,7 +273,9 @@ class Endpoint(models.Model):
                 "An API key is required (a secret, ${ENV_VAR} or user_provided), or set auth to 'None (local server)'."
             )
         if self.title_endpoint_id and self.title_endpoint_id == self.pk:
-            errors.setdefault("title_endpoint", []).append("titleEndpoint must be another endpoint (leave empty for this one).")
+            errors.setdefault("title_endpoint", []).append(
+                "titleEndpoint must be another endpoint (leave empty for this one)."
+            )
         if errors:
             raise ValidationError(errors)
 
@@ -323,10 +327,18 @@ class EndpointModel(CapabilityFields):
         "context", null=True, blank=True, help_text="Maximum context window in tokens."
     )
     cache_read_rate = models.DecimalField(
-        "cache read", null=True, blank=True, help_text="USD per 1M cached input tokens read (default: prompt).", **RATE_FIELD
+        "cache read",
+        null=True,
+        blank=True,
+        help_text="USD per 1M cached input tokens read (default: prompt).",
+        **RATE_FIELD,
     )
     cache_write_rate = models.DecimalField(
-        "cache write", null=True, blank=True, help_text="USD per 1M input tokens written to cache (default: prompt).", **RATE_FIELD
+        "cache write",
+        null=True,
+        blank=True,
+        help_text="USD per 1M input tokens written to cache (default: prompt).",
+        **RATE_FIELD,
     )
 
     class Meta:
@@ -450,7 +462,9 @@ class UserProviderKey(models.Model):
         return f"{self.user} / {self.endpoint}"
 
     def __repr__(self) -> str:
-        return f"<UserProviderKey user={self.user_id} endpoint={self.endpoint_id} key={crypto.mask(self.api_key or '')}>"
+        return (
+            f"<UserProviderKey user={self.user_id} endpoint={self.endpoint_id} key={crypto.mask(self.api_key or '')}>"
+        )
 
 
 class UpstreamFailure(models.Model):

@@ -319,6 +319,8 @@ def build_models_request(*, endpoint: Endpoint, user: Any) -> ModelsRequest:
         headers = merge_headers(headers, configured)
         secrets += header_secrets
         templated = any("LIBRECHAT_USER_" in str(v) for v in (endpoint.headers or {}).values())
-    per_user = bool(endpoint.user_provides_key or endpoint.user_provides_base_url or endpoint.user_id_query or templated)
+    per_user = bool(
+        endpoint.user_provides_key or endpoint.user_provides_base_url or endpoint.user_id_query or templated
+    )
     return ModelsRequest(url=url, headers=headers, secrets=tuple(s for s in secrets if s), per_user=per_user,
                          outbound_check=target.user_base_url)

@@ -297,7 +297,11 @@ AUDITLOG_INCLUDE_ALL_MODELS = False
 AUDITLOG_STORE_JSON_CHANGES = True
 AUDITLOG_MASK_CALLABLE = "portal.crypto.mask"
 AUDITLOG_INCLUDE_TRACKING_MODELS = (
-    {"model": "accounts.user", "exclude_fields": ["password", "last_login"], "m2m_fields": ["groups", "user_permissions"]},
+    {
+        "model": "accounts.user",
+        "exclude_fields": ["password", "last_login"],
+        "m2m_fields": ["groups", "user_permissions"],
+    },
     {"model": "accounts.role", "m2m_fields": ["allowed_endpoints", "allowed_model_specs"]},
     "accounts.rolegroup",
     "accounts.signinpolicy",
@@ -334,7 +338,9 @@ CELERY_BEAT_SCHEDULE["billing-auto-refill"] = {
 CHAT_RECOVERY_GRACE_SECONDS = env_int("CHAT_RECOVERY_GRACE_SECONDS", 120)
 CHAT_RECOVERY_CHECK_SECONDS = env_int("CHAT_RECOVERY_CHECK_SECONDS", 60)
 if CHAT_RECOVERY_GRACE_SECONDS < 1 or CHAT_RECOVERY_CHECK_SECONDS < 1:
-    raise ImproperlyConfigured("CHAT_RECOVERY_GRACE_SECONDS and CHAT_RECOVERY_CHECK_SECONDS must be at least 1 (seconds).")
+    raise ImproperlyConfigured(
+        "CHAT_RECOVERY_GRACE_SECONDS and CHAT_RECOVERY_CHECK_SECONDS must be at least 1 (seconds)."
+    )
 CELERY_BEAT_SCHEDULE["chat-recover-interrupted-answers"] = {
     "task": "chat.tasks.recover_interrupted_answers",
     "schedule": float(CHAT_RECOVERY_CHECK_SECONDS),

@@ -32,8 +32,9 @@ def certificate(tmp_path: Path, name: str) -> tuple[str, str, str]:
                 key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False,
             ), critical=True).add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         else:
-            builder = builder.add_extension(x509.SubjectAlternativeName([_alt_name(subject)]), critical=False).add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False)
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([_alt_name(subject)]), critical=False
+            ).add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False)
         return builder.sign(issuer_key, hashes.SHA256())
 
     ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())

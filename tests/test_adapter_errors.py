@@ -30,7 +30,10 @@ def error_of(events) -> StreamError:
 
 
 def test_401_is_a_bad_key_message_that_never_echoes_the_key(endpoint, upstream):
-    upstream.reply(status=401, body={"error": {"message": f"Incorrect API key provided: {SECRET}.", "type": "invalid_request_error"}})
+    upstream.reply(
+        status=401,
+        body={"error": {"message": f"Incorrect API key provided: {SECRET}.", "type": "invalid_request_error"}},
+    )
 
     error = error_of(run_chat(endpoint))
 
@@ -152,7 +155,9 @@ def test_a_stream_cut_mid_way_keeps_the_text(endpoint, upstream):
 
 def test_anthropic_cut_still_reports_the_prompt_usage_it_saw(make_endpoint, upstream):
     endpoint = make_endpoint("Claude", base_url=upstream.url, provider=Protocol.ANTHROPIC)
-    upstream.reply(text="alpha beta gamma", cut_after=1, usage=Usage(input_tokens=30, cache_read_tokens=100, output_tokens=9))
+    upstream.reply(
+        text="alpha beta gamma", cut_after=1, usage=Usage(input_tokens=30, cache_read_tokens=100, output_tokens=9)
+    )
 
     events = run_chat(endpoint)
 

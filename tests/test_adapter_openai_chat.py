@@ -113,8 +113,12 @@ def test_length_finish_reason_is_passed_on(endpoint, upstream):
 
 
 def test_a_non_streamed_request_reads_the_json_answer(endpoint, upstream):
-    upstream.reply(text="Whole answer.", reasoning="thought", usage=Usage(input_tokens=7, cache_read_tokens=3, output_tokens=2),
-                   tool_calls=[{"id": "call_9", "name": "f", "arguments": "{}"}])
+    upstream.reply(
+        text="Whole answer.",
+        reasoning="thought",
+        usage=Usage(input_tokens=7, cache_read_tokens=3, output_tokens=2),
+        tool_calls=[{"id": "call_9", "name": "f", "arguments": "{}"}],
+    )
 
     events = run_chat(endpoint, stream=False)
 

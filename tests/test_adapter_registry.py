@@ -27,7 +27,12 @@ REGISTERED = [(protocol, adapter.label) for protocol, adapter in ADAPTERS.items(
 
 def test_the_wire_protocol_choices_are_the_registrys():
     assert Endpoint._meta.get_field("provider").choices == REGISTERED
-    assert [protocol for protocol, _label in REGISTERED] == ["openai_chat", "anthropic", "openai_responses", "azure_openai"]
+    assert [protocol for protocol, _label in REGISTERED] == [
+        "openai_chat",
+        "anthropic",
+        "openai_responses",
+        "azure_openai",
+    ]
 
 
 @pytest.mark.django_db

@@ -20,7 +20,9 @@ def populated(db, make_user, make_endpoint):
     endpoint = make_endpoint("Groq", api_key=SECRET, models=("llama3-8b",))
     spec = ModelSpec.objects.create(name="fast", label="Fast", endpoint=endpoint, model="llama3-8b")
     convo = Conversation.objects.create(user=user, title="Hello", endpoint=endpoint, model="llama3-8b")
-    Message.objects.create(conversation=convo, user=user, role="user", text="hi", content=[{"type": "text", "text": "hi"}])
+    Message.objects.create(
+        conversation=convo, user=user, role="user", text="hi", content=[{"type": "text", "text": "hi"}]
+    )
     Preset.objects.create(user=user, title="p", endpoint=endpoint, model="llama3-8b")
     UserProviderKey.objects.create(user=user, endpoint=endpoint, api_key="sk-user-OWNKEY-99999999")
     PortalSettings.load()
@@ -128,7 +130,9 @@ def test_an_endpoint_needs_a_listed_model(admin_client, populated):
 def test_an_admin_creates_an_endpoint_from_the_catalogue_in_one_step(admin_client, db):
     url = reverse("admin:endpoints_endpoint_catalogue")
     assert admin_client.get(url).status_code == 200
-    response = admin_client.post(url, {"provider": "groq", "name": "", "api_key": "gsk_pasted_key_1234567890", "models": ""})
+    response = admin_client.post(
+        url, {"provider": "groq", "name": "", "api_key": "gsk_pasted_key_1234567890", "models": ""}
+    )
     assert response.status_code == 302
     endpoint = Endpoint.objects.get(name="Groq")
     assert endpoint.base_url == "https://api.groq.com/openai/v1"
@@ -221,4 +225,10 @@ def test_catalogue_provider_names_are_cased_as_the_providers_write_them():
     from endpoints.catalogue import BY_KEY
 
     names = {key: BY_KEY[key].name for key in ("xai", "groq", "ollama", "deepseek", "openrouter")}
-    assert names == {"xai": "xAI", "groq": "Groq", "ollama": "Ollama", "deepseek": "DeepSeek", "openrouter": "OpenRouter"}
+    assert names == {
+        "xai": "xAI",
+        "groq": "Groq",
+        "ollama": "Ollama",
+        "deepseek": "DeepSeek",
+        "openrouter": "OpenRouter",
+    }

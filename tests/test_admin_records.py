@@ -14,7 +14,9 @@ def conversation(make_user, make_endpoint):
     user = make_user("alice")
     endpoint = make_endpoint("Groq", models=("llama3-8b",))
     convo = Conversation.objects.create(user=user, title="Quarterly plan", endpoint=endpoint, model="llama3-8b")
-    Message.objects.create(conversation=convo, user=user, role="user", text="hi", content=[{"type": "text", "text": "hi"}])
+    Message.objects.create(
+        conversation=convo, user=user, role="user", text="hi", content=[{"type": "text", "text": "hi"}]
+    )
     return convo
 
 

@@ -192,7 +192,10 @@ def test_the_report_covers_the_chosen_days_only(admin_client, seeded):
     page = admin_client.get("/admin/billing/transaction/report/",
                             {"group_by": "day", "start": "2026-03-02", "end": "2026-03-03"})
     assert [row.label for row in page.context["rows"]] == ["2026-03-02", "2026-03-03"]
-    assert page.context["totals"].credits == seeded["day"]["2026-03-02"]["credits"] + seeded["day"]["2026-03-03"]["credits"]
+    assert (
+        page.context["totals"].credits
+        == seeded["day"]["2026-03-02"]["credits"] + seeded["day"]["2026-03-03"]["credits"]
+    )
 
 
 def test_the_report_leaves_refills_and_adjustments_out(admin_client, alice):

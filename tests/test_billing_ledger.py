@@ -36,8 +36,15 @@ def endpoint(make_endpoint):
 
 @pytest.fixture
 def metered(make_role):
-    return make_role("METERED", balance_enabled=True, start_balance=D(10_000), auto_refill_enabled=True, refill_amount=D(5_000),
-                     refill_interval_value=1, refill_interval_unit="days")
+    return make_role(
+        "METERED",
+        balance_enabled=True,
+        start_balance=D(10_000),
+        auto_refill_enabled=True,
+        refill_amount=D(5_000),
+        refill_interval_value=1,
+        refill_interval_unit="days",
+    )
 
 
 @pytest.fixture
@@ -447,6 +454,8 @@ def test_check_ledger_passes_on_sound_books_and_names_what_is_wrong_otherwise(us
     from billing.ledger_check import ledger_problems
 
     problems = ledger_problems()
-    assert f"Balance of alice (user {user.pk}) is 123.000000 credits, its transactions sum to 10000.000000" in problems[0]
+    assert (
+        f"Balance of alice (user {user.pk}) is 123.000000 credits, its transactions sum to 10000.000000" in problems[0]
+    )
     assert f"Hold of call {call} (user {user.pk}, 2000.000000 credits) expired" in problems[1]
     assert "its call died and the hold was never released" in problems[1]

@@ -97,7 +97,9 @@ async def test_two_servers_on_one_redis_share_a_stream_and_stop_works_from_eithe
     assert asked.text == watched.text and words.startswith(asked.text) and asked.text != words
     saved = await sync_to_async(Message.objects.get)(pk=asked.message_id)
     assert saved.text == asked.text and saved.finish_reason == "stopped"
-    contexts = await sync_to_async(lambda: set(Transaction.objects.filter(message=saved).values_list("context", flat=True)))()
+    contexts = await sync_to_async(
+        lambda: set(Transaction.objects.filter(message=saved).values_list("context", flat=True))
+    )()
     assert contexts == {"abort"}
 
 

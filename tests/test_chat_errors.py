@@ -111,13 +111,17 @@ async def test_read_timeout_mid_stream_keeps_and_bills_the_partial_answer(
 
 
 @pytest.mark.parametrize("protocol", STREAM_PROTOCOLS)
-async def test_a_stream_cut_mid_way_keeps_the_text_and_bills_an_estimate(protocol, chat_socket, chat_endpoint, upstream):
+async def test_a_stream_cut_mid_way_keeps_the_text_and_bills_an_estimate(
+    protocol, chat_socket, chat_endpoint, upstream
+):
     endpoint = await sync_to_async(chat_endpoint)("Acme AI", provider=protocol)
     upstream.reply(text="alpha beta gamma delta", cut_after=2, usage=Usage(input_tokens=30, output_tokens=9))
 
     answer, error, message, rows = await _ask(chat_socket, endpoint)
 
-    assert error["code"] == "cut" and error["message"] == "The connection to Acme AI was cut before the answer finished."
+    assert (
+        error["code"] == "cut" and error["message"] == "The connection to Acme AI was cut before the answer finished."
+    )
     assert message.text == "alpha beta "
     if protocol == "anthropic":
         # Anthropic reports the prompt at message_start, and output so far: billed as reported.
@@ -153,7 +157,11 @@ async def test_a_failed_responses_stream_bills_the_usage_it_reported(chat_socket
     assert message.text == "some text "
     assert rows == {("prompt", 4, "abort", False), ("completion", 5, "abort", False)}
     assert answer.usage["usage"] == {
-        "prompt_tokens": 4, "completion_tokens": 5, "cache_read_tokens": 0, "cache_write_tokens": 0, "reasoning_tokens": 0,
+        "prompt_tokens": 4,
+        "completion_tokens": 5,
+        "cache_read_tokens": 0,
+        "cache_write_tokens": 0,
+        "reasoning_tokens": 0,
     }
     assert (message.prompt_tokens, message.completion_tokens) == (4, 5)
 

@@ -85,7 +85,9 @@ def claim_expires(turn: Turn) -> None:
 
 def minutes_pass(turn: Turn, minutes: int) -> None:
     """The crash happened `minutes` ago: the answer was last written then."""
-    Message.objects.filter(pk=turn.assistant_message.pk).update(updated_at=F("updated_at") - dt.timedelta(minutes=minutes))
+    Message.objects.filter(pk=turn.assistant_message.pk).update(
+        updated_at=F("updated_at") - dt.timedelta(minutes=minutes)
+    )
 
 
 def later(seconds: int | None = None) -> dt.datetime:
@@ -199,7 +201,9 @@ async def test_an_answer_streaming_right_now_is_never_touched(chat_socket, endpo
     await db(assert_books_balance, metered)
 
 
-async def test_a_continued_answer_is_billed_for_what_the_interrupted_turn_added(chat_socket, endpoint, upstream, metered):
+async def test_a_continued_answer_is_billed_for_what_the_interrupted_turn_added(
+    chat_socket, endpoint, upstream, metered
+):
     upstream.reply(text="The first part.", finish="length")
     socket = await chat_socket()
     first = await socket.ask("Write at length", endpoint=endpoint.name, model="test-model")

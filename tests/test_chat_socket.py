@@ -42,7 +42,9 @@ async def test_a_user_streams_an_answer_from_each_protocol(protocol, chat_socket
     if protocol == "azure":
         fields["base_url"] = upstream.url + "/openai/deployments"
     endpoint = await db(chat_endpoint, f"ep-{protocol}", **fields)
-    upstream.reply(text="Bonjour, je suis là.", reasoning="thinking it over", usage=Usage(input_tokens=12, output_tokens=6))
+    upstream.reply(
+        text="Bonjour, je suis là.", reasoning="thinking it over", usage=Usage(input_tokens=12, output_tokens=6)
+    )
     socket = await chat_socket()
 
     answer = await socket.ask("Say hello in French", endpoint=endpoint.name, model="test-model", request_id="r1")
@@ -63,7 +65,10 @@ async def test_a_user_streams_an_answer_from_each_protocol(protocol, chat_socket
     assert {"type": "reasoning", "text": "thinking it over"} in reply.content
     assert (reply.prompt_tokens, reply.completion_tokens, reply.unfinished) == (12, 6, False)
     rows = await db(_ledger, reply.pk)
-    assert {(r.token_type, r.tokens, r.context) for r in rows} == {("prompt", 12, "message"), ("completion", 6, "message")}
+    assert {(r.token_type, r.tokens, r.context) for r in rows} == {
+        ("prompt", 12, "message"),
+        ("completion", 6, "message"),
+    }
     assert all(r.user_id == chatter.pk and str(r.conversation_id) == answer.conversation_id for r in rows)
 
     sent = upstream.completions()[-1]
@@ -380,7 +385,9 @@ async def test_parameters_the_portal_controls_cannot_be_set(chat_socket, chat_en
         error = await socket.receive()
         assert error["code"] == "invalid" and error["message"].startswith(message)
     assert upstream.completions() == []
-    answer = await socket.ask("hi", endpoint=endpoint.name, model="test-model", params={"temperature": 0.5, "max_tokens": 50})
+    answer = await socket.ask(
+        "hi", endpoint=endpoint.name, model="test-model", params={"temperature": 0.5, "max_tokens": 50}
+    )
     assert answer.done["unfinished"] is False
     sent = upstream.completions()[-1].json
     assert (sent["temperature"], sent["max_tokens"]) == (0.5, 50)
@@ -389,7 +396,12 @@ async def test_parameters_the_portal_controls_cannot_be_set(chat_socket, chat_en
 async def test_invalid_frames_get_an_error_frame_and_the_socket_stays_open(chat_socket):
     socket = await chat_socket()
     await socket.send_text("this is not json")
-    assert await socket.receive() == {"type": "error", "code": "invalid", "message": "The frame is not valid JSON.", "request_id": None}
+    assert await socket.receive() == {
+        "type": "error",
+        "code": "invalid",
+        "message": "The frame is not valid JSON.",
+        "request_id": None,
+    }
     await socket.send_text("[1, 2]")
     assert "JSON object" in (await socket.receive())["message"]
     await socket.send(type="dance", request_id="x")

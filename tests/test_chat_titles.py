@@ -67,7 +67,9 @@ async def test_a_final_structured_title_from_the_current_model(chat_socket, chat
         title_prompt_template="Q: {input}\nA: {output}",
     )
     upstream.reply(text="The moon is 384,400 km away.")
-    upstream.reply(text="", tool_calls=[{"id": "call_1", "name": "set_title", "arguments": json.dumps({"title": "Moon Distance"})}])
+    upstream.reply(
+        text="", tool_calls=[{"id": "call_1", "name": "set_title", "arguments": json.dumps({"title": "Moon Distance"})}]
+    )
     socket = await chat_socket()
 
     frames = await _ask_and_get_title(socket, text="How far is the moon?", endpoint=endpoint.name, model="other-model")

@@ -65,7 +65,9 @@ async def test_a_role_may_be_limited_to_some_endpoints(chat_socket, chat_endpoin
 
 async def test_specs_only_roles_and_enforced_specs(chat_socket, chat_endpoint, upstream, chatter):
     endpoint = await db(chat_endpoint)
-    spec = await db(ModelSpec.objects.create, name="safe", label="Safe", endpoint=endpoint, model="test-model", temperature=0.1)
+    spec = await db(
+        ModelSpec.objects.create, name="safe", label="Safe", endpoint=endpoint, model="test-model", temperature=0.1
+    )
     await db(_set_role, chatter, can_choose_models=False)
     socket = await chat_socket()
 
@@ -103,7 +105,14 @@ async def test_the_default_spec_answers_when_nothing_is_chosen(chat_socket, chat
     socket = await chat_socket()
     error = await _refused(socket)
     assert error["message"] == "Choose an endpoint and a model (or a model spec) for this conversation."
-    await db(ModelSpec.objects.create, name="default", label="Default", endpoint=endpoint, model="other-model", is_default=True)
+    await db(
+        ModelSpec.objects.create,
+        name="default",
+        label="Default",
+        endpoint=endpoint,
+        model="other-model",
+        is_default=True,
+    )
     answer = await socket.ask("hi")
     assert (answer.created["spec"], answer.created["model"]) == ("default", "other-model")
 
@@ -131,10 +140,14 @@ async def test_fetched_models_may_be_used(chat_socket, chat_endpoint, upstream):
     assert error["message"] == "The endpoint 'Fetching' has no model 'not-fetched'."
 
 
-async def test_without_balance_the_request_is_refused_and_nothing_is_sent(chat_socket, chat_endpoint, upstream, chatter):
+async def test_without_balance_the_request_is_refused_and_nothing_is_sent(
+    chat_socket, chat_endpoint, upstream, chatter
+):
     from billing.services import ensure_balance
 
-    endpoint = await db(chat_endpoint, rates={"prompt_rate": Decimal(1000), "completion_rate": Decimal(1000), "context_tokens": 8000})
+    endpoint = await db(
+        chat_endpoint, rates={"prompt_rate": Decimal(1000), "completion_rate": Decimal(1000), "context_tokens": 8000}
+    )
     await db(_set_role, chatter, balance_enabled=True, start_balance=Decimal(10))
     await db(ensure_balance, user=chatter)
     socket = await chat_socket()
@@ -179,7 +192,9 @@ def test_an_answer_that_ends_frees_only_its_own_claim():
 
 
 def _long_history(user, endpoint, turns: int) -> Conversation:
-    conversation = Conversation.objects.create(user=user, endpoint=endpoint, endpoint_name=endpoint.name, model="test-model")
+    conversation = Conversation.objects.create(
+        user=user, endpoint=endpoint, endpoint_name=endpoint.name, model="test-model"
+    )
     parent = None
     for i in range(turns):
         for role in ("user", "assistant"):
@@ -308,7 +323,9 @@ async def test_a_stop_before_the_answer_started_ends_it_at_once(chat_endpoint, u
     assert await db(Transaction.objects.filter(message=message).count) == 0
 
 
-async def test_launch_puts_the_provider_request_on_the_wire_in_the_next_turn_of_the_loop(chat_endpoint, upstream, chatter):
+async def test_launch_puts_the_provider_request_on_the_wire_in_the_next_turn_of_the_loop(
+    chat_endpoint, upstream, chatter
+):
     """On a loaded loop each turn a new answer waits costs its first token 1–2 ms: the provider
     request's task starts next to the answer's (not from it, a turn later): launching adds one turn
     to the ones httpx itself takes to put a request on a warm connection."""

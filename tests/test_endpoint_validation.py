@@ -34,7 +34,9 @@ def custom(**fields) -> Endpoint:
 
 # --- names -------------------------------------------------------------------------------------
 
-RESERVED_SPELLINGS = [name for reserved in config.RESERVED_NAMES for name in (reserved, reserved.upper(), reserved.lower())]
+RESERVED_SPELLINGS = [
+    name for reserved in config.RESERVED_NAMES for name in (reserved, reserved.upper(), reserved.lower())
+]
 
 
 @pytest.mark.parametrize("name", RESERVED_SPELLINGS)
@@ -118,7 +120,14 @@ def test_user_provided_is_recognised_with_surrounding_space():
 
 @pytest.mark.parametrize(
     "value",
-    ["https://api.x.ai/v1", "http://127.0.0.1:11434/v1", "${BASE_URL}", "${BASE}/v1", "https://${HOST}/v1", "user_provided"],
+    [
+        "https://api.x.ai/v1",
+        "http://127.0.0.1:11434/v1",
+        "${BASE_URL}",
+        "${BASE}/v1",
+        "https://${HOST}/v1",
+        "user_provided",
+    ],
 )
 def test_well_formed_base_urls_pass(value):
     config.validate_base_url(value, required=True)
@@ -231,7 +240,10 @@ def test_headers_may_mix_references_placeholders_and_text():
         (2023, "headers: the value of 'anthropic-version' must be a string (got int 2023); put the value in quotes."),
         (True, "headers: the value of 'anthropic-version' must be a string (got bool True); put the value in quotes."),
         (1.5, "headers: the value of 'anthropic-version' must be a string (got float 1.5); put the value in quotes."),
-        (None, "headers: the value of 'anthropic-version' must be a string (got NoneType None); put the value in quotes."),
+        (
+            None,
+            "headers: the value of 'anthropic-version' must be a string (got NoneType None); put the value in quotes.",
+        ),
     ],
 )
 def test_header_values_must_be_strings(value, message):
@@ -245,7 +257,8 @@ def test_unknown_user_and_body_placeholders_are_refused_with_the_known_ones():
     with pytest.raises(ValidationError) as raised:
         config.validate_headers({"X-Size": "{{LIBRECHAT_USER_SHOESIZE}}"})
     assert messages(raised)[0].startswith(
-        "headers.X-Size: unknown placeholder {{LIBRECHAT_USER_SHOESIZE}}; known: LIBRECHAT_USER_ID, LIBRECHAT_USER_NAME,"
+        "headers.X-Size: unknown placeholder {{LIBRECHAT_USER_SHOESIZE}}; "
+        "known: LIBRECHAT_USER_ID, LIBRECHAT_USER_NAME,"
     )
 
     with pytest.raises(ValidationError) as raised:
@@ -278,14 +291,18 @@ def test_header_names_must_be_tokens_and_headers_an_object():
 
 
 def test_a_malformed_reference_in_a_header_names_the_header():
-    with pytest.raises(ValidationError, match=r"headers\.Authorization: malformed environment reference in .Bearer \$\{KEY."):
+    with pytest.raises(
+        ValidationError, match=r"headers\.Authorization: malformed environment reference in .Bearer \$\{KEY."
+    ):
         config.validate_headers({"Authorization": "Bearer ${KEY"})
 
 
 # --- params -----------------------------------------------------------------------------------------
 
 def test_add_params_must_be_an_object_of_anything():
-    config.validate_add_params({"web_search": True, "stop": ["x"], "metadata": {"team": "a"}, "nested": {"a": {"b": None}}})
+    config.validate_add_params(
+        {"web_search": True, "stop": ["x"], "metadata": {"team": "a"}, "nested": {"a": {"b": None}}}
+    )
     with pytest.raises(ValidationError) as raised:
         config.validate_add_params(["web_search"])
 
@@ -450,7 +467,9 @@ def test_the_title_endpoint_must_be_another_endpoint():
     endpoint.save()
     endpoint.title_endpoint = endpoint
 
-    assert field_errors(endpoint) == {"title_endpoint": ["titleEndpoint must be another endpoint (leave empty for this one)."]}
+    assert field_errors(endpoint) == {
+        "title_endpoint": ["titleEndpoint must be another endpoint (leave empty for this one)."]
+    }
 
 
 # --- EndpointModel.clean: rates -----------------------------------------------------------------------
@@ -731,7 +750,9 @@ def test_built_in_roles_cannot_be_renamed(name):
 
 @pytest.mark.django_db
 def test_role_names_are_unique_without_regard_to_case():
-    assert field_errors(Role(name="user")) == {"__all__": ["A role with this name already exists (names are case-insensitive)."]}
+    assert field_errors(Role(name="user")) == {
+        "__all__": ["A role with this name already exists (names are case-insensitive)."]
+    }
 
 
 @pytest.mark.django_db

@@ -179,7 +179,9 @@ def test_a_provider_over_https_answers_and_its_connection_is_kept(tls_upstream):
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_a_certificate_the_portal_does_not_trust_is_a_clear_connect_error(make_endpoint, tls_upstream, monkeypatch):
+async def test_a_certificate_the_portal_does_not_trust_is_a_clear_connect_error(
+    make_endpoint, tls_upstream, monkeypatch
+):
     from asgiref.sync import sync_to_async
 
     from endpoints.adapters.types import StreamError

@@ -92,7 +92,13 @@ def test_the_example_file_creates_its_five_custom_endpoints():
 
     groq = endpoint("groq")
     assert groq.base_url == "https://api.groq.com/openai/v1/"
-    assert listed("groq") == ["llama3-70b-8192", "llama3-8b-8192", "llama2-70b-4096", "mixtral-8x7b-32768", "gemma-7b-it"]
+    assert listed("groq") == [
+        "llama3-70b-8192",
+        "llama3-8b-8192",
+        "llama2-70b-4096",
+        "mixtral-8x7b-32768",
+        "gemma-7b-it",
+    ]
     assert (groq.title_model, groq.models_fetch) == ("mixtral-8x7b-32768", False)
 
     mistral = endpoint("Mistral")
@@ -143,7 +149,11 @@ def test_the_example_model_specs_are_imported_with_their_presets():
         "gpt-4o", "llama3-70b-8192", "coding-assistant", "writing-assistant", "fast-models", "general-assistant",
     ]
     gpt = specs["gpt-4o"]
-    assert (gpt.label, gpt.description, gpt.group) == ("GPT-4 Optimized", "Most capable GPT-4 model with multimodal support", "openAI")
+    assert (gpt.label, gpt.description, gpt.group) == (
+        "GPT-4 Optimized",
+        "Most capable GPT-4 model with multimodal support",
+        "openAI",
+    )
     assert (gpt.endpoint.name, gpt.model, gpt.order, gpt.is_default) == ("openAI", "gpt-4o", 0, False)
 
     coding = specs["coding-assistant"]
@@ -151,7 +161,12 @@ def test_the_example_model_specs_are_imported_with_their_presets():
     assert coding.system_prompt == "You are an expert coding assistant..."
     assert coding.temperature == Decimal("0.3")
     assert (coding.group, coding.group_icon) == ("my-assistants", "https://example.com/icons/assistants.png")
-    assert (coding.top_p, coding.max_output_tokens, coding.reasoning_effort, coding.extra_params) == (None, None, "", {})
+    assert (coding.top_p, coding.max_output_tokens, coding.reasoning_effort, coding.extra_params) == (
+        None,
+        None,
+        "",
+        {},
+    )
 
     writing = specs["writing-assistant"]
     assert (writing.endpoint.name, writing.model) == ("anthropic", "claude-sonnet-4")
@@ -249,7 +264,11 @@ def test_token_config_becomes_model_rates():
     assert big.listed and big.has_rates
 
     fetched = EndpointModel.objects.get(endpoint__name="Everything", name="priced-but-fetched")
-    assert (fetched.prompt_rate, fetched.completion_rate, fetched.context_tokens) == (Decimal("0.15"), Decimal("0.6"), 128000)
+    assert (fetched.prompt_rate, fetched.completion_rate, fetched.context_tokens) == (
+        Decimal("0.15"),
+        Decimal("0.6"),
+        128000,
+    )
     assert (fetched.cache_read_rate, fetched.cache_write_rate) == (None, None)
     assert fetched.listed is False  # priced, but not in models.default
 
@@ -257,7 +276,11 @@ def test_token_config_becomes_model_rates():
     assert not small.has_rates and small.context_tokens is None
 
     gpt4o = EndpointModel.objects.get(endpoint__name="openAI", name="gpt-4o")
-    assert (gpt4o.prompt_rate, gpt4o.completion_rate, gpt4o.cache_read_rate) == (Decimal("2.5"), Decimal(10), Decimal("1.25"))
+    assert (gpt4o.prompt_rate, gpt4o.completion_rate, gpt4o.cache_read_rate) == (
+        Decimal("2.5"),
+        Decimal(10),
+        Decimal("1.25"),
+    )
 
 
 def test_the_built_in_kinds_are_imported_with_their_settings():
@@ -265,11 +288,20 @@ def test_the_built_in_kinds_are_imported_with_their_settings():
 
     openai = endpoint("openAI")
     assert (openai.kind, openai.api_key, openai.base_url) == (Kind.OPENAI, "${OPENAI_API_KEY}", "https://api.openai.com/v1")
-    assert (openai.title_convo, openai.title_model, openai.title_method, openai.models_fetch) == (True, "gpt-4o-mini", "structured", True)
+    assert (openai.title_convo, openai.title_model, openai.title_method, openai.models_fetch) == (
+        True,
+        "gpt-4o-mini",
+        "structured",
+        True,
+    )
     assert "endpoints.openAI.streamRate — Atrium streams every delta as it arrives" in output
 
     anthropic = endpoint("anthropic")
-    assert (anthropic.kind, anthropic.provider, anthropic.api_key) == (Kind.ANTHROPIC, Protocol.ANTHROPIC, "${ANTHROPIC_API_KEY}")
+    assert (anthropic.kind, anthropic.provider, anthropic.api_key) == (
+        Kind.ANTHROPIC,
+        Protocol.ANTHROPIC,
+        "${ANTHROPIC_API_KEY}",
+    )
     assert anthropic.headers == {"X-Conversation-Id": "{{LIBRECHAT_BODY_CONVERSATIONID}}"}
     assert listed("anthropic") == ["claude-sonnet-4-5", "claude-3-5-haiku-20241022"]
 
@@ -315,7 +347,11 @@ def test_model_specs_portal_switches_balance_and_currency_are_imported():
     output = run(FULL)
 
     big = ModelSpec.objects.get(name="everything-big")
-    assert (big.label, big.description, big.group) == ("Big, carefully", "The big model with a system prompt", "Everything")
+    assert (big.label, big.description, big.group) == (
+        "Big, carefully",
+        "The big model with a system prompt",
+        "Everything",
+    )
     assert (big.group_icon, big.icon_url, big.order, big.is_default) == (
         "https://llm.example.com/group.svg", "https://llm.example.com/spec.svg", 2, True)
     assert (big.endpoint.name, big.model, big.system_prompt) == ("Everything", "big-model", "You are careful.")
@@ -324,12 +360,20 @@ def test_model_specs_portal_switches_balance_and_currency_are_imported():
     assert big.extra_params == {"frequency_penalty": 0.5, "modelLabel": "Careful"}
 
     azure = ModelSpec.objects.get(name="azure-4o")
-    assert (azure.endpoint.name, azure.model, azure.system_prompt, azure.max_output_tokens) == ("westus", "gpt-4o", "Be brief.", 1000)
+    assert (azure.endpoint.name, azure.model, azure.system_prompt, azure.max_output_tokens) == (
+        "westus",
+        "gpt-4o",
+        "Be brief.",
+        1000,
+    )
     assert ModelSpec.objects.get(name="gemini").endpoint == endpoint("google")
 
     assert not ModelSpec.objects.filter(name__in=["nowhere", "assistant"]).exists()
     assert "modelSpecs.list[3] (nowhere) — preset.endpoint 'no-such-endpoint' is not a configured endpoint" in output
-    assert "modelSpecs.list[4] (assistant) — preset.endpoint 'assistants': the Assistants API is not part of Atrium" in output
+    assert (
+        "modelSpecs.list[4] (assistant) — preset.endpoint 'assistants': the Assistants API is not part of Atrium"
+        in output
+    )
     assert "modelSpecs.list[0] (everything-big).showIconInMenu — not a model spec key Atrium imports" in output
     assert "modelSpecs.addedEndpoints — which endpoints sit beside the specs is a role setting" in output
 
@@ -339,7 +383,11 @@ def test_model_specs_portal_switches_balance_and_currency_are_imported():
 
     role = Role.objects.default()
     assert (role.balance_enabled, role.start_balance, role.auto_refill_enabled) == (True, Decimal(500000), True)
-    assert (role.refill_interval_value, role.refill_interval_unit, role.refill_amount) == (7, "weeks", Decimal("250000.5"))
+    assert (role.refill_interval_value, role.refill_interval_unit, role.refill_amount) == (
+        7,
+        "weeks",
+        Decimal("250000.5"),
+    )
 
 
 def test_a_literal_api_key_is_stored_encrypted_and_shown_masked():
@@ -432,8 +480,10 @@ INVALID = {
     ),
     "title prompt template without {output}": (
         _custom(0, titlePromptTemplate="User: {input}"),
-        "endpoints.custom[0] (xai).titlePromptTemplate: titlePromptTemplate must contain the {input} and "
-        "{output} placeholders (missing {output}).",
+        (
+            "endpoints.custom[0] (xai).titlePromptTemplate: titlePromptTemplate must contain the {input} and "
+            "{output} placeholders (missing {output})."
+        ),
     ),
     "a wrong type": (
         _custom(3, titleConvo="yes"),
@@ -461,12 +511,17 @@ INVALID = {
     ),
     "an enum value LibreChat does not have": (
         _custom(2, titleMethod="magic"),
-        "endpoints.custom[2] (groq).titleMethod: Value 'magic' is not a valid choice. Valid values: completion, "
-        "structured, functions.",
+        (
+            "endpoints.custom[2] (groq).titleMethod: Value 'magic' is not a valid choice. Valid values: completion, "
+            "structured, functions."
+        ),
     ),
     "models.fetch with the anthropic provider": (
         _break(lambda data: data["endpoints"]["custom"][1]["models"].update(fetch=True)),
-        "endpoints.custom[1] (Claude-Compatible).models.fetch: models.fetch is not available with the Anthropic protocol",
+        (
+            "endpoints.custom[1] (Claude-Compatible).models.fetch: "
+            "models.fetch is not available with the Anthropic protocol"
+        ),
     ),
     "a rate without context": (
         _custom(2, tokenConfig={"llama3-8b-8192": {"prompt": 0.05, "completion": 0.08}}),
@@ -474,8 +529,10 @@ INVALID = {
     ),
     "customParams with an unknown reasoningFormat": (
         _custom(0, customParams={"reasoningFormat": "loud"}),
-        "endpoints.custom[0] (xai).customParams: customParams.reasoningFormat: Input should be 'reasoning_effort', "
-        "'reasoning_object' or 'disabled' (got 'loud')",
+        (
+            "endpoints.custom[0] (xai).customParams: customParams.reasoningFormat: Input should be 'reasoning_effort', "
+            "'reasoning_object' or 'disabled' (got 'loud')"
+        ),
     ),
     "models left out": (
         _break(lambda data: data["endpoints"]["custom"][0].pop("models")),
@@ -483,7 +540,10 @@ INVALID = {
     ),
     "the same name twice": (
         _custom(3, name="GROQ"),
-        "endpoints.custom[3] (GROQ): the endpoint name 'GROQ' is used twice in this file (also endpoints.custom[2] (groq))",
+        (
+            "endpoints.custom[3] (GROQ): the endpoint name 'GROQ' is used twice in this file "
+            "(also endpoints.custom[2] (groq))"
+        ),
     ),
     "a spec naming a model its endpoint does not have": (
         _break(lambda data: data["modelSpecs"]["list"][1]["preset"].update(model="llama-9000")),
@@ -541,7 +601,9 @@ def test_every_problem_of_a_file_is_listed_at_once(tmp_path):
     data = example()
     data["endpoints"]["custom"][0]["titleTiming"] = "later"
     data["endpoints"]["custom"][0]["titlePrompt"] = "no placeholder"
-    data["endpoints"]["custom"][2]["tokenConfig"] = {"gemma-7b-it": {"prompt": "cheap", "completion": 1, "context": 8192}}
+    data["endpoints"]["custom"][2]["tokenConfig"] = {
+        "gemma-7b-it": {"prompt": "cheap", "completion": 1, "context": 8192}
+    }
 
     with pytest.raises(LibreChatImportError) as raised:
         import_librechat_yaml(write(tmp_path, data))
@@ -657,7 +719,10 @@ def test_an_unknown_title_endpoint_is_skipped_with_the_reason(tmp_path):
     output = run(write(tmp_path, data))
 
     assert endpoint("groq").title_endpoint is None
-    assert "endpoints.custom[2] (groq).titleEndpoint — 'nowhere' is not a configured endpoint; titles use this endpoint" in output
+    assert (
+        "endpoints.custom[2] (groq).titleEndpoint — 'nowhere' is not a configured endpoint; titles use this endpoint"
+        in output
+    )
 
 
 def test_a_name_taken_by_an_endpoint_of_another_kind_is_refused(tmp_path):
@@ -695,18 +760,45 @@ def test_a_spec_for_a_model_no_azure_group_serves_is_skipped(tmp_path):
 @pytest.mark.parametrize(
     "group, message",
     [
-        ({"group": "g", "apiKey": "${K}", "instanceName": "i", "models": {"m": True}},
-         "endpoints.azureOpenAI.groups[0] (g).version: version is required (sent as the api-version query parameter)."),
-        ({"group": "g", "apiKey": "${K}", "version": "2024-10-21", "models": {"m": True}},
-         "endpoints.azureOpenAI.groups[0] (g).instanceName: instanceName (or baseURL) is required."),
-        ({"group": "g", "apiKey": "${K}", "instanceName": "i", "version": "2024-10-21"},
-         "endpoints.azureOpenAI.groups[0] (g).models: models is required"),
-        ({"group": "g", "apiKey": "${K}", "instanceName": "i", "version": "2024-10-21", "models": {"m": "yes"}},
-         "endpoints.azureOpenAI.groups[0] (g).models.m: expected true or {deploymentName, version}, got the text 'yes'."),
-        ({"group": "g", "apiKey": "${K}", "version": "v", "baseURL": "https://gw/${DEPLOYMENT_NAME}/x", "models": {"m": True}},
-         "endpoints.azureOpenAI.groups[0] (g).baseURL: ${DEPLOYMENT_NAME} is supported only as the last path segment"),
-        ({"group": "g", "instanceName": "i", "version": "v", "models": {"m": True}},
-         "endpoints.azureOpenAI.groups[0] (g).apiKey: An API key is required"),
+        (
+            {"group": "g", "apiKey": "${K}", "instanceName": "i", "models": {"m": True}},
+            (
+                "endpoints.azureOpenAI.groups[0] (g).version: "
+                "version is required (sent as the api-version query parameter)."
+            ),
+        ),
+        (
+            {"group": "g", "apiKey": "${K}", "version": "2024-10-21", "models": {"m": True}},
+            "endpoints.azureOpenAI.groups[0] (g).instanceName: instanceName (or baseURL) is required.",
+        ),
+        (
+            {"group": "g", "apiKey": "${K}", "instanceName": "i", "version": "2024-10-21"},
+            "endpoints.azureOpenAI.groups[0] (g).models: models is required",
+        ),
+        (
+            {"group": "g", "apiKey": "${K}", "instanceName": "i", "version": "2024-10-21", "models": {"m": "yes"}},
+            (
+                "endpoints.azureOpenAI.groups[0] (g).models.m: "
+                "expected true or {deploymentName, version}, got the text 'yes'."
+            ),
+        ),
+        (
+            {
+                "group": "g",
+                "apiKey": "${K}",
+                "version": "v",
+                "baseURL": "https://gw/${DEPLOYMENT_NAME}/x",
+                "models": {"m": True},
+            },
+            (
+                "endpoints.azureOpenAI.groups[0] (g).baseURL: "
+                "${DEPLOYMENT_NAME} is supported only as the last path segment"
+            ),
+        ),
+        (
+            {"group": "g", "instanceName": "i", "version": "v", "models": {"m": True}},
+            "endpoints.azureOpenAI.groups[0] (g).apiKey: An API key is required",
+        ),
     ],
     ids=["no version", "no instance", "no models", "bad model", "deployment mid-path", "no key"],
 )

@@ -109,7 +109,9 @@ def test_per_user_lists_are_cached_per_user(make_endpoint, upstream, make_user, 
     ({"status": 401}, "HTTP 401"),
     ({"status": 200, "ids": []}, "empty"),
 ])
-def test_failures_fall_back_to_the_listed_models_and_are_logged_without_secrets(endpoint, upstream, caplog, failure, logged):
+def test_failures_fall_back_to_the_listed_models_and_are_logged_without_secrets(
+    endpoint, upstream, caplog, failure, logged
+):
     upstream.models(**failure)
 
     with caplog.at_level(logging.WARNING, logger="endpoints"):

@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-LDAP_TEST = "tests/accounts/test_ldap.py::test_an_unreachable_directory_gives_a_clear_error_and_local_admins_still_sign_in"
+LDAP_TEST = (
+    "tests/accounts/test_ldap.py::test_an_unreachable_directory_gives_a_clear_error_and_local_admins_still_sign_in"
+)
 
 # Loaded by Python at start-up (sitecustomize on PYTHONPATH): python-ldap behaves as not installed.
 HIDE_LDAP = '''

@@ -38,9 +38,16 @@ def port_of(url: str) -> int:
 
 def chat_call(url: str, *, outbound_check: bool = True) -> Call:
     return Call(
-        endpoint_name="Mine", model="m", url=url, headers={"Content-Type": "application/json", "Accept": "text/event-stream"},
-        body={"model": "m", "messages": [{"role": "user", "content": "Hi"}], "stream": True,
-              "stream_options": {"include_usage": True}},
+        endpoint_name="Mine",
+        model="m",
+        url=url,
+        headers={"Content-Type": "application/json", "Accept": "text/event-stream"},
+        body={
+            "model": "m",
+            "messages": [{"role": "user", "content": "Hi"}],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        },
         outbound_check=outbound_check,
     )
 
@@ -66,7 +73,8 @@ def test_a_user_provided_url_on_this_machine_is_refused_before_connecting(settin
     [events] = send(chat_call(url))
 
     assert final(events) == StreamError(
-        f"{PRIVATE} ({host.strip('[]').lower()}), which this portal does not allow for user-provided URLs.", kind="config"
+        f"{PRIVATE} ({host.strip('[]').lower()}), which this portal does not allow for user-provided URLs.",
+        kind="config",
     )
     assert upstream.connections == 0
 

@@ -50,17 +50,22 @@ def test_a_missing_environment_variable_is_a_clear_error_and_no_request(make_end
 def test_header_placeholders_are_filled_from_the_user_and_the_request(make_endpoint, upstream, make_user):
     user = make_user("ada", email="ada@example.com", name="Ada Lovelace", auth_provider="openid",
                      openid_id="sub-123", ldap_id="", terms_accepted=True)
-    endpoint = make_endpoint(base_url=upstream.base_url, headers={
-        "X-User": "{{LIBRECHAT_USER_ID}}|{{LIBRECHAT_USER_USERNAME}}|{{LIBRECHAT_USER_NAME}}",
-        "X-Email": "{{LIBRECHAT_USER_EMAIL}}",
-        "X-Auth": "{{LIBRECHAT_USER_PROVIDER}}/{{LIBRECHAT_USER_OPENIDID}}/{{LIBRECHAT_USER_LDAPID}}",
-        "X-Role": "{{LIBRECHAT_USER_ROLE}}",
-        "X-Flags": "{{LIBRECHAT_USER_TERMSACCEPTED}},{{LIBRECHAT_USER_EMAILVERIFIED}},{{LIBRECHAT_USER_TWOFACTORENABLED}}",
-        "X-Missing": "[{{LIBRECHAT_USER_GOOGLEID}}{{LIBRECHAT_USER_GITHUBID}}]",
-        "X-Conversation": "{{LIBRECHAT_BODY_CONVERSATIONID}}",
-        "X-Parent": "{{LIBRECHAT_BODY_PARENTMESSAGEID}}",
-        "X-Message": "{{LIBRECHAT_BODY_MESSAGEID}}",
-    })
+    endpoint = make_endpoint(
+        base_url=upstream.base_url,
+        headers={
+            "X-User": "{{LIBRECHAT_USER_ID}}|{{LIBRECHAT_USER_USERNAME}}|{{LIBRECHAT_USER_NAME}}",
+            "X-Email": "{{LIBRECHAT_USER_EMAIL}}",
+            "X-Auth": "{{LIBRECHAT_USER_PROVIDER}}/{{LIBRECHAT_USER_OPENIDID}}/{{LIBRECHAT_USER_LDAPID}}",
+            "X-Role": "{{LIBRECHAT_USER_ROLE}}",
+            "X-Flags": (
+                "{{LIBRECHAT_USER_TERMSACCEPTED}},{{LIBRECHAT_USER_EMAILVERIFIED}},{{LIBRECHAT_USER_TWOFACTORENABLED}}"
+            ),
+            "X-Missing": "[{{LIBRECHAT_USER_GOOGLEID}}{{LIBRECHAT_USER_GITHUBID}}]",
+            "X-Conversation": "{{LIBRECHAT_BODY_CONVERSATIONID}}",
+            "X-Parent": "{{LIBRECHAT_BODY_PARENTMESSAGEID}}",
+            "X-Message": "{{LIBRECHAT_BODY_MESSAGEID}}",
+        },
+    )
 
     run_chat(endpoint, user, conversation_id="conv-1", parent_message_id="msg-0", message_id="msg-1")
 
@@ -85,7 +90,9 @@ def test_a_user_field_cannot_inject_headers(make_endpoint, upstream, make_user):
 
 def test_a_configured_authorization_header_wins_over_the_api_key(make_endpoint, upstream, make_user):
     user = make_user()
-    endpoint = make_endpoint(base_url=upstream.base_url, headers={"Authorization": "Bearer proxy-{{LIBRECHAT_USER_ID}}"})
+    endpoint = make_endpoint(
+        base_url=upstream.base_url, headers={"Authorization": "Bearer proxy-{{LIBRECHAT_USER_ID}}"}
+    )
 
     run_chat(endpoint, user)
 
@@ -199,7 +206,9 @@ def test_query_params_go_into_the_query_string(make_endpoint, upstream):
     assert upstream.last.query == {"tenant": "acme", "region": "eu"}
 
 
-def test_azure_puts_the_deployment_in_the_path_the_api_version_in_the_query_and_the_key_in_api_key(make_endpoint, upstream):
+def test_azure_puts_the_deployment_in_the_path_the_api_version_in_the_query_and_the_key_in_api_key(
+    make_endpoint, upstream
+):
     endpoint = make_endpoint("Azure prod", kind=Kind.AZURE_OPENAI, base_url=upstream.url + "/openai/deployments",
                              api_key="azure-key-0123456789", query_params={"api-version": "2024-10-21"},
                              models=("gpt-4o",))
@@ -240,7 +249,10 @@ def test_a_user_provided_key_is_the_users_stored_key(make_endpoint, upstream, ma
     run_chat(endpoint, alice)
     run_chat(endpoint, bob)
 
-    assert [r.headers["authorization"] for r in upstream.requests] == ["Bearer sk-alice-own-key", "Bearer sk-bob-own-key"]
+    assert [r.headers["authorization"] for r in upstream.requests] == [
+        "Bearer sk-alice-own-key",
+        "Bearer sk-bob-own-key",
+    ]
 
 
 def test_a_missing_user_key_asks_the_user_to_add_it(make_endpoint, upstream, make_user):
@@ -309,7 +321,10 @@ def test_a_missing_user_base_url_asks_for_it(make_endpoint, make_user):
     endpoint = make_endpoint("Mine", base_url="user_provided")
     UserProviderKey.objects.create(user=user, endpoint=endpoint, api_key="sk-x")
 
-    assert config_error(run_chat(endpoint, user)) == "Add your base URL for Mine (Settings → Provider keys) to use this endpoint."
+    assert (
+        config_error(run_chat(endpoint, user))
+        == "Add your base URL for Mine (Settings → Provider keys) to use this endpoint."
+    )
 
 
 def test_system_messages_stay_messages_on_openai(make_endpoint, upstream):

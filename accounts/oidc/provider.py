@@ -21,7 +21,9 @@ class AtriumOpenIDConnectProvider(OpenIDConnectProvider):
     oauth2_adapter_class = AtriumOpenIDConnectAdapter
     package = "accounts.oidc"
 
-    def redirect(self, request: HttpRequest, process: Any, next_url: str | None = None, data: Any = None, **kwargs: Any) -> HttpResponse:
+    def redirect(
+        self, request: HttpRequest, process: Any, next_url: str | None = None, data: Any = None, **kwargs: Any
+    ) -> HttpResponse:
         nonce = get_random_string(32)
         auth_params = kwargs.pop("auth_params", None)
         if auth_params is None:

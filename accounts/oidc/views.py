@@ -22,7 +22,11 @@ class AtriumOpenIDConnectAdapter(OpenIDConnectOAuth2Adapter):
             raise OAuth2Error("The identity provider returned no ID token.")
         id_token = self._decode_id_token(app, id_token_str)
         nonce = id_token.get("nonce")
-        if not self.expected_nonce or not isinstance(nonce, str) or not constant_time_compare(nonce, self.expected_nonce):
+        if (
+            not self.expected_nonce
+            or not isinstance(nonce, str)
+            or not constant_time_compare(nonce, self.expected_nonce)
+        ):
             raise OAuth2Error("The ID token's nonce does not match this login.")
         data: dict[str, Any] = {"id_token": id_token}
         if app.settings.get("fetch_userinfo", True):
@@ -56,7 +60,7 @@ def login(request: HttpRequest, provider_id: str) -> HttpResponse:
     try:
         return OAuth2LoginView.adapter_view(AtriumOpenIDConnectAdapter(request, provider_id))(request)
     except SocialApp.DoesNotExist:
-        raise Http404
+        raise Http404 from None  # no such provider: a plain not-found
 
 
 @login_not_required
@@ -64,4 +68,4 @@ def callback(request: HttpRequest, provider_id: str) -> HttpResponse:
     try:
         return AtriumCallbackView.adapter_view(AtriumOpenIDConnectAdapter(request, provider_id))(request)
     except SocialApp.DoesNotExist:
-        raise Http404
+        raise Http404 from None  # no such provider: a plain not-found

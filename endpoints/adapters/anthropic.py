@@ -114,7 +114,8 @@ class AnthropicAdapter(Adapter):
     def auth_headers(self, *, api_key: str, auth_kind: str) -> dict[str, str]:
         headers = {"anthropic-version": ANTHROPIC_VERSION}
         if api_key:  # an access token (Vertex AI's GCP token) is a Bearer token; a key goes in x-api-key
-            headers.update({"Authorization": f"Bearer {api_key}"} if auth_kind == "access_token" else {"x-api-key": api_key})
+            bearer = auth_kind == "access_token"
+            headers.update({"Authorization": f"Bearer {api_key}"} if bearer else {"x-api-key": api_key})
         return headers
 
     def body(self, shape: Shape) -> dict[str, Any]:
@@ -125,7 +126,9 @@ class AnthropicAdapter(Adapter):
             if message.role == "system":
                 system_parts.append(_text(message.content))
             elif message.role == "tool":
-                content = message.content if isinstance(message.content, list) else [{"type": "text", "text": message.content}]
+                content = message.content
+                if not isinstance(content, list):
+                    content = [{"type": "text", "text": content}]
                 messages.append({"role": "user", "content": content})
             else:
                 messages.append({"role": message.role, "content": convert_content(message.content)})
@@ -195,30 +198,9 @@ class AnthropicAdapter(Adapter):
             # and its prompt counts (cache reads and writes included) must be billed as reported.
             return [UsageReport(state.usage)]
         if kind == "content_block_start":
-            index = int(payload.get("index") or 0)
-            block = payload.get("content_block") or {}
-            info = {"type": block.get("type")}
-            blocks[index] = info
-            if block.get("type") == "tool_use":
-                info["tool"] = state.extra["tools"] = state.extra.get("tools", -1) + 1
-                arguments = json.dumps(block["input"]) if block.get("input") else ""
-                return [ToolCallDelta(index=info["tool"], id=block.get("id"), name=block.get("name"), arguments=arguments)]
-            if block.get("type") == "text" and block.get("text"):
-                return [TextDelta(block["text"])]
-            if block.get("type") == "thinking" and block.get("thinking"):
-                return [ReasoningDelta(block["thinking"])]
-            return []
+            return _block_started(payload, state, blocks)
         if kind == "content_block_delta":
-            delta = payload.get("delta") or {}
-            delta_type = delta.get("type")
-            if delta_type == "text_delta" and delta.get("text"):
-                return [TextDelta(delta["text"])]
-            if delta_type == "thinking_delta" and delta.get("thinking"):
-                return [ReasoningDelta(delta["thinking"])]
-            if delta_type == "input_json_delta":
-                info = blocks.get(int(payload.get("index") or 0), {})
-                return [ToolCallDelta(index=int(info.get("tool", 0)), arguments=delta.get("partial_json") or "")]
-            return []  # signature_delta, citations_delta
+            return _block_delta(payload, blocks)
         if kind == "message_delta":
             raw = state.extra.setdefault("usage", {})
             raw.update({k: v for k, v in (payload.get("usage") or {}).items() if v is not None})
@@ -257,3 +239,33 @@ class AnthropicAdapter(Adapter):
         reason = payload.get("stop_reason") or "end_turn"
         state.finish = STOP_REASONS.get(reason, reason)
         return events
+
+
+def _block_started(payload: dict[str, Any], state: StreamState, blocks: dict[int, dict[str, Any]]) -> list[Event]:
+    """A content block opens: remember its type (and tool call number) for the deltas that follow."""
+    index = int(payload.get("index") or 0)
+    block = payload.get("content_block") or {}
+    info = {"type": block.get("type")}
+    blocks[index] = info
+    if block.get("type") == "tool_use":
+        info["tool"] = state.extra["tools"] = state.extra.get("tools", -1) + 1
+        arguments = json.dumps(block["input"]) if block.get("input") else ""
+        return [ToolCallDelta(index=info["tool"], id=block.get("id"), name=block.get("name"), arguments=arguments)]
+    if block.get("type") == "text" and block.get("text"):
+        return [TextDelta(block["text"])]
+    if block.get("type") == "thinking" and block.get("thinking"):
+        return [ReasoningDelta(block["thinking"])]
+    return []
+
+
+def _block_delta(payload: dict[str, Any], blocks: dict[int, dict[str, Any]]) -> list[Event]:
+    delta = payload.get("delta") or {}
+    delta_type = delta.get("type")
+    if delta_type == "text_delta" and delta.get("text"):
+        return [TextDelta(delta["text"])]
+    if delta_type == "thinking_delta" and delta.get("thinking"):
+        return [ReasoningDelta(delta["thinking"])]
+    if delta_type == "input_json_delta":
+        info = blocks.get(int(payload.get("index") or 0), {})
+        return [ToolCallDelta(index=int(info.get("tool", 0)), arguments=delta.get("partial_json") or "")]
+    return []  # signature_delta, citations_delta

@@ -50,7 +50,9 @@ log = logging.getLogger(__name__)
 
 DRAIN_SECONDS = 0.5  # after the terminal event, how long the rest of a response may take to end
 # Request parameters that only steer reasoning; `reasoningFormat: disabled` removes them all.
-REASONING_PARAMS = ("reasoning_effort", "reasoning", "reasoning_summary", "thinking", "thinking_budget", "include_reasoning")
+REASONING_PARAMS = (
+    "reasoning_effort", "reasoning", "reasoning_summary", "thinking", "thinking_budget", "include_reasoning",
+)
 
 
 class UpstreamFailure(Exception):
@@ -225,11 +227,12 @@ class Adapter(ABC):
                 raw = await response.aread()
                 try:
                     payload = json.loads(raw)
-                except ValueError:
+                except ValueError as exc:
                     raise UpstreamFailure(StreamError(
-                        f"{call.endpoint_name} answered with something that is not JSON ({content_type or 'no content type'}).",
+                        f"{call.endpoint_name} answered with something that is not JSON "
+                        f"({content_type or 'no content type'}).",
                         kind="protocol",
-                    ))
+                    )) from exc
                 for event in self.read_full(payload, state, call):
                     yield event
                 state.done = True
@@ -246,11 +249,11 @@ class Adapter(ABC):
     def parse_json(self, sse: ServerSentEvent, call: Call) -> Any:
         try:
             return json.loads(sse.data)
-        except ValueError:
+        except ValueError as exc:
             raise UpstreamFailure(StreamError(
                 f"{call.endpoint_name} sent a malformed chunk (not valid JSON); the answer stops there.",
                 kind="protocol",
-            ))
+            )) from exc
 
     def stream_error(self, call: Call, message: str, error_type: str | None) -> UpstreamFailure:
         """An error reported inside a 200 stream."""

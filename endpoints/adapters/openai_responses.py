@@ -43,7 +43,8 @@ def convert_content(role: str, content: str | list[dict[str, Any]]) -> str | lis
             parts.append({"type": text_type, "text": part.get("text", "")})
         elif part.get("type") == "image_url":
             image = part.get("image_url")
-            parts.append({"type": "input_image", "image_url": image.get("url", "") if isinstance(image, dict) else image})
+            url = image.get("url", "") if isinstance(image, dict) else image
+            parts.append({"type": "input_image", "image_url": url})
         else:
             parts.append(part)
     return parts
@@ -128,10 +129,11 @@ class OpenAIResponsesAdapter(Adapter):
             if isinstance(response.get("usage"), dict):
                 state.usage = usage_from_responses(response["usage"])
             error = response.get("error") or {}
-            raise self.stream_error(call, str(error.get("message") or "the response failed"), str(error.get("code") or ""))
+            raise self.stream_error(call, failure_message(error), str(error.get("code") or ""))
         if kind == "error":
             error = payload.get("error") if isinstance(payload.get("error"), dict) else payload
-            raise self.stream_error(call, str(error.get("message") or ""), str(error.get("code") or error.get("type") or ""))
+            error_type = str(error.get("code") or error.get("type") or "")
+            raise self.stream_error(call, str(error.get("message") or ""), error_type)
         return []
 
     def read_full(self, payload: Any, state: StreamState, call: Call) -> list[Event]:
@@ -139,7 +141,7 @@ class OpenAIResponsesAdapter(Adapter):
             return []
         if payload.get("status") == "failed" or (payload.get("error") and not payload.get("output")):
             error = payload.get("error") or {}
-            raise self.stream_error(call, str(error.get("message") or "the response failed"), str(error.get("code") or ""))
+            raise self.stream_error(call, failure_message(error), str(error.get("code") or ""))
         if isinstance(payload.get("usage"), dict):
             state.usage = usage_from_responses(payload["usage"])
         events: list[Event] = []
@@ -167,3 +169,8 @@ class OpenAIResponsesAdapter(Adapter):
             reason = (response.get("incomplete_details") or {}).get("reason") or "incomplete"
             return {"max_output_tokens": "length", "content_filter": "content_filter"}.get(reason, reason)
         return "tool_calls" if called_tools else "stop"
+
+
+def failure_message(error: dict[str, Any]) -> str:
+    """What a failed response says went wrong."""
+    return str(error.get("message") or "the response failed")

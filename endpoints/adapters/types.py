@@ -6,7 +6,7 @@ into one provider's wire format and back.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ class StreamError:
     kind: str = "upstream"  # auth | not_found | rate_limit | server | connect | timeout | cut | protocol | config
 
 
-Event = Union[TextDelta, ReasoningDelta, ToolCallDelta, UsageReport, Finish, StreamError]
+Event = TextDelta | ReasoningDelta | ToolCallDelta | UsageReport | Finish | StreamError
 
 
 # --- the adapter interface ------------------------------------------------------------------------

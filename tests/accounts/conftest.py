@@ -87,7 +87,9 @@ def oidc_idp(tmp_path_factory):
     for program in ("node", "npm"):
         require_program(program, reason="Node.js/npm are not installed: the OIDC tests need them (README, Accounts).")
     if not (IDP_DIR / "node_modules" / "oidc-provider").is_dir():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=IDP_DIR, check=True, capture_output=True, timeout=300)
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund"], cwd=IDP_DIR, check=True, capture_output=True, timeout=300
+        )
     tmp = tmp_path_factory.mktemp("idp")
     users = json.loads(json.dumps(IDP_USERS))
     users_file = tmp / "users.json"
@@ -294,7 +296,9 @@ access to * by * read
     subprocess.run([slapadd, "-f", str(conf), "-l", str(tmp / "seed.ldif")], check=True, capture_output=True)
     port = free_port()
     uri = f"ldap://127.0.0.1:{port}"
-    proc = subprocess.Popen([slapd, "-f", str(conf), "-h", uri, "-d", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [slapd, "-f", str(conf), "-h", uri, "-d", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
         conn = None
         for _ in range(100):
@@ -304,7 +308,7 @@ access to * by * read
                 break
             except ldap.SERVER_DOWN:
                 if proc.poll() is not None:
-                    raise RuntimeError(f"slapd exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+                    raise RuntimeError(f"slapd exited: {proc.stderr.read().decode() if proc.stderr else ''}") from None
                 time.sleep(0.1)
         assert conn is not None
         for name, members, subgroups in GROUPS:

@@ -45,7 +45,11 @@ def submitted(response, **changes) -> dict:
 def change_in_admin(admin_client, obj, **changes):
     url = reverse(f"admin:{obj._meta.app_label}_{obj._meta.model_name}_change", args=[obj.pk])
     response = admin_client.post(url, submitted(admin_client.get(url), **changes))
-    assert response.status_code == 302, [response.context["adminform"].form.errors, [f.formset.errors for f in response.context["inline_admin_formsets"]], [f.formset.non_form_errors() for f in response.context["inline_admin_formsets"]]]
+    assert response.status_code == 302, [
+        response.context["adminform"].form.errors,
+        [f.formset.errors for f in response.context["inline_admin_formsets"]],
+        [f.formset.non_form_errors() for f in response.context["inline_admin_formsets"]],
+    ]
     return response
 
 

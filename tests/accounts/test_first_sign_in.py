@@ -108,7 +108,9 @@ def test_the_admin_user_page_shows_and_changes_whether_the_address_is_verified(a
     data = {**form.initial, "email_verified": "on", "_save": "Save"}
     data = {k: v for k, v in data.items() if v is not None and k not in {"password", "groups", "user_permissions"}}
     data["last_login_0"] = data["last_login_1"] = ""
-    data["date_joined_0"], data["date_joined_1"] = user.date_joined.strftime("%Y-%m-%d"), user.date_joined.strftime("%H:%M:%S")
+    data["date_joined_0"], data["date_joined_1"] = user.date_joined.strftime("%Y-%m-%d"), user.date_joined.strftime(
+        "%H:%M:%S"
+    )
     response = admin_client.post(f"/admin/accounts/user/{user.pk}/change/", data)
 
     assert response.status_code == 302, response.content.decode()[:3000]

@@ -142,7 +142,9 @@ def test_a_directory_entry_never_takes_over_an_administrator_or_sso_account_of_t
     assert admin.auth_provider == "local" and admin.role.name == Role.ADMIN
 
 
-def test_an_account_an_admin_made_a_directory_account_signs_in_through_the_directory(client, ldap_dir, roles, make_user):
+def test_an_account_an_admin_made_a_directory_account_signs_in_through_the_directory(
+    client, ldap_dir, roles, make_user
+):
     staff = make_user("lucy", is_staff=True, auth_provider="ldap", role=roles["research"])
     staff.set_unusable_password()
     staff.save()
@@ -154,7 +156,9 @@ def test_an_account_an_admin_made_a_directory_account_signs_in_through_the_direc
     assert staff.role == roles["research"]  # a staff account keeps its role: no opt-in to group mapping
 
 
-def test_an_unreachable_directory_gives_a_clear_error_and_local_admins_still_sign_in(client, configure_ldap, roles, admin_user):
+def test_an_unreachable_directory_gives_a_clear_error_and_local_admins_still_sign_in(
+    client, configure_ldap, roles, admin_user
+):
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -168,7 +172,9 @@ def test_an_unreachable_directory_gives_a_clear_error_and_local_admins_still_sig
     assert signed_in(client) == admin_user
 
 
-def test_while_the_directory_is_down_a_local_users_wrong_password_says_wrong_password(client, configure_ldap, roles, make_user):
+def test_while_the_directory_is_down_a_local_users_wrong_password_says_wrong_password(
+    client, configure_ldap, roles, make_user
+):
     """Issue 13, defect 9: not "the company directory cannot be reached"."""
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))

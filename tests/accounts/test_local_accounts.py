@@ -112,7 +112,9 @@ def test_password_reset_by_email(client, verified_user):
 
     client.post("/accounts/password/reset/", {"email": vera.email})
     reset_page = client.get(link_in(mail.outbox[0]), follow=True)
-    done = client.post(reset_page.redirect_chain[-1][0], {"password1": "Brand-New-Secret-77", "password2": "Brand-New-Secret-77"})
+    done = client.post(
+        reset_page.redirect_chain[-1][0], {"password1": "Brand-New-Secret-77", "password2": "Brand-New-Secret-77"}
+    )
 
     assert done.status_code == 302
     assert sign_in(client, "vera", "Brand-New-Secret-77").status_code == 302
@@ -138,7 +140,9 @@ def test_totp_activation_then_sign_in_asks_for_a_code(client, verified_user):
     first_step = sign_in(client, "vera")
     assert first_step["Location"] == "/accounts/2fa/authenticate/"
     assert signed_in(client) is None
-    wrong = client.post("/accounts/2fa/authenticate/", {"code": "000000" if current_totp(secret) != "000000" else "111111"})
+    wrong = client.post(
+        "/accounts/2fa/authenticate/", {"code": "000000" if current_totp(secret) != "000000" else "111111"}
+    )
     assert signed_in(client) is None and wrong.status_code == 200
     client.post("/accounts/2fa/authenticate/", {"code": current_totp(secret)})
 

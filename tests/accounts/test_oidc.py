@@ -14,7 +14,9 @@ from accounts.models import GroupSource, Role, RoleGroup, SignInPolicy, User
 
 @pytest.fixture
 def roles(db):
-    engineering = Role.objects.create(name="ENGINEERING", priority=10, start_balance=Decimal(500000), balance_enabled=True)
+    engineering = Role.objects.create(
+        name="ENGINEERING", priority=10, start_balance=Decimal(500000), balance_enabled=True
+    )
     power = Role.objects.create(name="POWER", priority=20, start_balance=Decimal(900000))
     RoleGroup.objects.create(role=engineering, group_name="Engineering", source=GroupSource.OIDC)
     RoleGroup.objects.create(role=power, group_name="atrium-power", source=GroupSource.ANY)

@@ -16,4 +16,6 @@ class Command(BaseCommand):
             for problem in problems:
                 self.stderr.write(problem)
             raise CommandError(f"The ledger has {len(problems)} problem(s).", returncode=1)
-        self.stdout.write("The ledger is sound: every balance equals its transactions and its holds, no hold outlived its call.")
+        self.stdout.write(
+            "The ledger is sound: every balance equals its transactions and its holds, no hold outlived its call."
+        )
