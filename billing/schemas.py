@@ -6,7 +6,9 @@ import uuid
 from decimal import Decimal
 
 from ninja import Schema
-from pydantic import Field
+from pydantic import Field, field_validator
+
+from billing.pricing import quantize
 
 
 class BalanceOut(Schema):
@@ -50,6 +52,11 @@ class UsageOut(Schema):
     credits: Decimal = Field(description="Cost in credits (1 USD = 1,000,000 credits).")
     cost: str = Field(description="Cost in the display currency, formatted.")
     estimated: bool = Field(description="Some of it was counted with a tokenizer (no usage reported).")
+
+    @field_validator("credits")
+    @classmethod
+    def _ledger_precision(cls, credits: Decimal) -> Decimal:
+        return quantize(credits)  # (a sum's digits depend on the database; the ledger has 6 places)
 
 
 class DayUsageOut(UsageOut):

@@ -24,7 +24,7 @@ def conversation_rename(*, user: User, conversation_id: uuid.UUID, title: str) -
 
 def conversation_delete(*, user: User, conversation_id: uuid.UUID) -> bool:
     """Delete the conversation and its messages. Its ledger rows stay (the ledger is append-only;
-    they keep the conversation's id). An answer still being written is billed without its message
+    their links to it are cleared). An answer still being written is billed without its message
     (chat.services finishes it)."""
     deleted, _ = Conversation.objects.owned_by(user).filter(pk=conversation_id).delete()
     return deleted > 0
