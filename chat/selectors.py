@@ -60,7 +60,7 @@ def conversation_page(
     next page (None at the end). A cursor is the last row's (updated_at, id): keyset pagination,
     stable while conversations are added."""
     where = where or ConversationFilter()
-    rows = Conversation.objects.owned_by(user).select_related("endpoint").order_by("-updated_at", "-id")
+    rows = Conversation.objects.owned_by(user).select_related("endpoint", "model_spec").order_by("-updated_at", "-id")
     tz = timezone.get_current_timezone()
     if where.since is not None:
         rows = rows.filter(updated_at__gte=dt.datetime.combine(where.since, dt.time.min, tzinfo=tz))
@@ -101,10 +101,13 @@ class Thread:
 
 def conversation_thread(*, user: User, conversation_id: uuid.UUID) -> Thread | None:
     """The user's conversation with its whole message tree, or None."""
-    conversation = Conversation.objects.owned_by(user).select_related("endpoint").filter(pk=conversation_id).first()
+    conversation = (
+        Conversation.objects.owned_by(user).select_related("endpoint", "model_spec").filter(pk=conversation_id).first()
+    )
     if conversation is None:
         return None
-    messages = list(Message.objects.filter(conversation=conversation, user=user).order_by("created_at", "id"))
+    rows = Message.objects.filter(conversation=conversation, user=user).select_related("endpoint")
+    messages = list(rows.order_by("created_at", "id"))
     children: dict[uuid.UUID | None, list[uuid.UUID]] = {}
     for message in messages:
         children.setdefault(message.parent_id, []).append(message.id)
@@ -127,7 +130,7 @@ def thread_usage(*, user: User, thread: Thread) -> dict[uuid.UUID, UsageTotals]:
 
 def message_with_usage(*, user: User, message_id: uuid.UUID) -> tuple[Message, UsageTotals] | None:
     """One of the user's messages and what it cost (zero for a user message), or None."""
-    message = Message.objects.filter(user=user, pk=message_id).first()
+    message = Message.objects.filter(user=user, pk=message_id).select_related("endpoint").first()
     if message is None:
         return None
     usage = message_usage(user=user, message_ids=[message.id]).get(message.id)

@@ -123,6 +123,29 @@ async def test_an_answer_streamed_over_http_is_stopped_by_another_request(api, c
     assert await sync_to_async(Transaction.objects.filter(message_id=stored.pk).exists)()
 
 
+async def test_a_socket_following_the_conversation_sees_the_answer_asked_over_http(
+    api, caller, chat_socket, chat_endpoint, upstream
+):
+    from tests.chatsocket import session_cookie
+
+    endpoint = await sync_to_async(chat_endpoint)("Acme", models=("test-model",))
+    upstream.reply(text="First.")
+    first = (await post(api, "/api/chat/send", {"text": "Hi", "endpoint": endpoint.name,
+                                                "model": "test-model"})).json()
+    socket = await chat_socket(await sync_to_async(session_cookie)(caller))
+    await socket.send(type="join", conversation_id=first["conversation_id"])
+    await socket.until("joined")
+    replayed = await socket.answer()  # (the first answer, finished a moment ago, is replayed on join)
+    upstream.reply(text="Seen in the other tab.")
+
+    second = (await post(api, "/api/chat/send", {"text": "Again", "conversation_id": first["conversation_id"]})).json()
+    seen = await socket.answer()
+
+    assert replayed.text == "First."
+    assert second["message"]["text"] == "Seen in the other tab." == seen.text
+    assert seen.created["assistant_message_id"] == second["message"]["id"]
+
+
 async def test_refusals_answer_with_the_one_error_body(api, caller, chat_endpoint):
     from tests.test_billing_turns import fund
 
