@@ -196,7 +196,7 @@ def usage_history(*, user: "User", limit: int = 50, before_id: int | None = None
 
 
 def usage_by_day(
-    *, user: "User", start: dt.date | None = None, end: dt.date | None = None
+    *, user: User, start: dt.date | None = None, end: dt.date | None = None
 ) -> list[tuple[dt.date, UsageTotals]]:
     """The user's usage per day (the portal's time zone) between `start` and `end` inclusive,
     oldest first: one GROUP BY query."""

@@ -27,6 +27,7 @@ from endpoints import http
 from endpoints.adapters import adapter_for
 from endpoints.adapters.types import Call, ChatRequest, Event, StreamError
 from endpoints.models import Endpoint, UpstreamFailure, UserProviderKey
+from endpoints.selectors import keyed_endpoints
 from endpoints.shaping import ConfigError, build_call, build_models_request
 
 log = logging.getLogger(__name__)
@@ -154,8 +155,6 @@ def provider_key_set(
 ) -> UserProviderKey:
     """Store (or replace) `user`'s key for an endpoint that takes one. Raises Endpoint.DoesNotExist
     for endpoints the user may not use or that take no key of theirs, ValueError for a missing part."""
-    from endpoints.selectors import keyed_endpoints
-
     endpoint = next((e for e in keyed_endpoints(user=user) if e.name == endpoint_name), None)
     if endpoint is None:
         raise Endpoint.DoesNotExist(endpoint_name)
