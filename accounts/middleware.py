@@ -41,7 +41,7 @@ class RequireTwoFactorMiddleware:
         ):
             message = _("Your role requires two-factor authentication. Set up an authenticator app to continue.")
             if request.path.startswith("/api/"):
-                return JsonResponse({"detail": message}, status=403)
+                return JsonResponse({"error": {"code": "two_factor_required", "message": message}}, status=403)
             messages.warning(request, message)
             return redirect(reverse("mfa_activate_totp"))
         return self.get_response(request)

@@ -195,6 +195,20 @@ def usage_history(*, user: User, limit: int = 50, before_id: int | None = None) 
     ]
 
 
+def usage_by_day(
+    *, user: User, start: dt.date | None = None, end: dt.date | None = None
+) -> list[tuple[dt.date, UsageTotals]]:
+    """The user's usage per day (the portal's time zone) between `start` and `end` inclusive,
+    oldest first: one GROUP BY query."""
+    currency = display_currency()
+    day = TruncDate("created_at", tzinfo=timezone.get_current_timezone())
+    rows = (
+        usage_rows(start, end).filter(user=user).order_by().annotate(day=day)
+        .values("day").annotate(**token_sums()).order_by("day")
+    )
+    return [(row["day"], UsageTotals.from_row(row, currency)) for row in rows]
+
+
 # --- admin reports ---------------------------------------------------------------------------------
 
 REPORT_GROUPS = {

@@ -1,12 +1,12 @@
 """Reads of the configuration for the UI: what a user may chat with."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from django.db.models import Prefetch
 
-from endpoints.models import Endpoint, EndpointModel, ModelSpec
+from endpoints.models import Endpoint, EndpointModel, ModelSpec, UserProviderKey
 from portal.models import PortalSettings
 
 if TYPE_CHECKING:
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 class UsableEndpoint:
     endpoint: Endpoint
     models: list[str]  # the listed models, in the selector's order
+    rows: list[EndpointModel] = field(default_factory=list)  # the same models (capabilities, rates)
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,8 @@ class Offer:
     specs: list[ModelSpec]
     endpoints: list[UsableEndpoint]
     free_choice: bool  # may pick an endpoint and model, not only a spec
+    enforce: bool = False  # modelSpecs.enforce: chat only through specs
+    prioritize: bool = True  # modelSpecs.prioritize: the default spec wins over the last selection
 
 
 def offer_for(*, user: User) -> Offer:
@@ -38,7 +41,8 @@ def offer_for(*, user: User) -> Offer:
     allowed_specs = role.allowed_model_specs.all() if role else ModelSpec.objects.none()
     if role is not None and allowed_specs.exists():
         specs = specs.filter(pk__in=allowed_specs)
-    free_choice = role is not None and role.can_choose_models and not PortalSettings.load().model_specs_enforce
+    portal = PortalSettings.load()
+    free_choice = role is not None and role.can_choose_models and not portal.model_specs_enforce
     endpoints: list[UsableEndpoint] = []
     if free_choice:
         rows = Endpoint.objects.enabled().prefetch_related(
@@ -47,5 +51,27 @@ def offer_for(*, user: User) -> Offer:
         allowed_endpoints = role.allowed_endpoints.all()
         if allowed_endpoints.exists():
             rows = rows.filter(pk__in=allowed_endpoints)
-        endpoints = [UsableEndpoint(endpoint, [m.name for m in endpoint.models.all()]) for endpoint in rows]
-    return Offer(specs=list(specs), endpoints=endpoints, free_choice=free_choice)
+        endpoints = [
+            UsableEndpoint(endpoint, [m.name for m in endpoint.models.all()], list(endpoint.models.all()))
+            for endpoint in rows
+        ]
+    return Offer(
+        specs=list(specs), endpoints=endpoints, free_choice=free_choice,
+        enforce=portal.model_specs_enforce, prioritize=portal.model_specs_prioritize,
+    )
+
+
+def keyed_endpoints(*, user: User) -> list[Endpoint]:
+    """The endpoints `user` may use (freely or through a spec) that take the user's own key or
+    base URL, in the selector's order."""
+    offer = offer_for(user=user)
+    seen: dict[int, Endpoint] = {}
+    for endpoint in [usable.endpoint for usable in offer.endpoints] + [spec.endpoint for spec in offer.specs]:
+        if endpoint.user_provides_key or endpoint.user_provides_base_url:
+            seen.setdefault(endpoint.pk, endpoint)
+    return list(seen.values())
+
+
+def provider_keys(*, user: User) -> list[UserProviderKey]:
+    """Which endpoints `user` stored a key for (the rows; never show their secrets)."""
+    return list(UserProviderKey.objects.filter(user=user).select_related("endpoint").order_by("endpoint__name"))

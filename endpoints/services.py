@@ -27,7 +27,8 @@ from django.db import DatabaseError
 from endpoints import http
 from endpoints.adapters import adapter_for
 from endpoints.adapters.types import Call, ChatRequest, Event, StreamError
-from endpoints.models import Endpoint, UpstreamFailure
+from endpoints.models import Endpoint, UpstreamFailure, UserProviderKey
+from endpoints.selectors import keyed_endpoints
 from endpoints.shaping import ConfigError, build_call, build_models_request
 
 log = logging.getLogger(__name__)
@@ -145,3 +146,32 @@ def _cache_key(endpoint: Endpoint, user: Any, url: str) -> str:
     digest = hashlib.sha256(json.dumps([endpoint.pk, version, url]).encode()).hexdigest()[:24]
     owner = f":u{user.pk}" if user is not None else ""
     return f"endpoints:models:{endpoint.pk}{owner}:{digest}"
+
+
+# --- the user's own provider keys ---------------------------------------------------------------
+
+
+def provider_key_set(
+    *, user: Any, endpoint_name: str, api_key: str, base_url: str, expires_at: Any = None
+) -> UserProviderKey:
+    """Store (or replace) `user`'s key for an endpoint that takes one. Raises Endpoint.DoesNotExist
+    for endpoints the user may not use or that take no key of theirs, ValueError for a missing part."""
+    endpoint = next((e for e in keyed_endpoints(user=user) if e.name == endpoint_name), None)
+    if endpoint is None:
+        raise Endpoint.DoesNotExist(endpoint_name)
+    if endpoint.user_provides_key and not api_key:
+        raise ValueError(f"{endpoint.name} needs your API key.")
+    if endpoint.user_provides_base_url and not base_url:
+        raise ValueError(f"{endpoint.name} needs your base URL.")
+    key, _ = UserProviderKey.objects.update_or_create(
+        user=user, endpoint=endpoint,
+        defaults={"api_key": api_key if endpoint.user_provides_key else "",
+                  "base_url": base_url if endpoint.user_provides_base_url else "", "expires_at": expires_at},
+    )
+    return key
+
+
+def provider_key_delete(*, user: Any, endpoint_name: str) -> bool:
+    """Forget `user`'s key for the endpoint; False when there was none."""
+    deleted, _ = UserProviderKey.objects.filter(user=user, endpoint__name=endpoint_name).delete()
+    return deleted > 0

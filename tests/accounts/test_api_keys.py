@@ -93,7 +93,7 @@ def test_a_key_of_a_role_without_api_access_gets_403(client, make_user):
     response = bearer(client, issued.key)
 
     assert response.status_code == 403
-    assert "API access" in response.json()["detail"]
+    assert "API access" in response.json()["error"]["message"]
 
 
 def test_users_cannot_see_or_revoke_each_others_keys(client, owner, make_user, api_role):

@@ -164,7 +164,7 @@ def test_accounts_api_errors_are_translated(client, make_user):
     )
 
     assert response.status_code == 422
-    assert response.json()["detail"] == "Das Ablaufdatum muss in der Zukunft liegen."
+    assert response.json()["error"]["message"] == "Das Ablaufdatum muss in der Zukunft liegen."
 
 
 def test_sign_up_domain_errors_are_translated(client, db):

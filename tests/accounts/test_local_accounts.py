@@ -180,7 +180,7 @@ def test_a_role_that_requires_two_factor_sends_its_users_to_set_it_up(client, ve
     after = client.get("/api/me")
 
     assert page.status_code == 302 and page["Location"] == "/accounts/2fa/totp/activate/"
-    assert api.status_code == 403 and "two-factor" in api.json()["detail"]
+    assert api.status_code == 403 and "two-factor" in api.json()["error"]["message"]
     assert after.status_code == 200
 
 
