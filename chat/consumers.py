@@ -21,7 +21,7 @@ from chat.claims import aread_claim
 from chat.db import on_db
 from chat.errors import ChatError, NotFound
 from chat.groups import group_name
-from chat.services import prepare_turn
+from chat.planning import prepare_turn
 
 log = logging.getLogger(__name__)
 

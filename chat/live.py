@@ -57,7 +57,8 @@ from chat.frames import (
 )
 from chat.groups import group_name, stop_group
 from chat.run import TurnRun
-from chat.services import Done, Turn
+from chat.finish import Done
+from chat.turns import Turn
 from endpoints.adapters.types import ReasoningDelta, StreamError, TextDelta, ToolCallDelta
 
 log = logging.getLogger(__name__)

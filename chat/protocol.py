@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from chat.policy import MAX_TEXT_CHARS
-from chat.services import Operation, TurnAction
+from chat.turns import Operation, TurnAction
 
 MAX_FRAME_BYTES = 1_000_000
 
