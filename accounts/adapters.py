@@ -20,7 +20,11 @@ from django.utils.translation import gettext as _
 from accounts.conf import GROUPS_SOURCES
 from accounts.models import GroupSource, SignInPolicy, User
 from accounts.services import (
-    UnmappedGroupsError, account_with_email, groups_from_claims, resolve_role, sso_join_refusal,
+    UnmappedGroupsError,
+    account_with_email,
+    groups_from_claims,
+    resolve_role,
+    sso_join_refusal,
 )
 from portal import crypto
 

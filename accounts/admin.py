@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from django.contrib import admin
 from django import forms
+from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.db.models import Count
@@ -154,11 +154,11 @@ class UserAdmin(DjangoUserAdmin):
 from auditlog.admin import LogEntryAdmin as AuditLogEntryAdmin  # noqa: E402
 from auditlog.models import LogEntry  # noqa: E402
 from django.contrib import messages  # noqa: E402
-
-from accounts.models import ApiKey, SignInPolicy  # noqa: E402
 from django.contrib.admin.forms import AdminAuthenticationForm  # noqa: E402
 from django.urls import reverse  # noqa: E402
 from django.utils.html import format_html  # noqa: E402
+
+from accounts.models import ApiKey, SignInPolicy  # noqa: E402
 
 
 def _deactivate(modeladmin, request, queryset):

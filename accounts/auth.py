@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
 from ninja.errors import HttpError
 from ninja.security import HttpBearer, SessionAuth
-from django.utils.translation import gettext as _
 
 from accounts.models import ApiKey, Role, User
 from accounts.services import api_key_authenticate

@@ -23,7 +23,7 @@ class IntervalUnit(models.TextChoices):
 
 
 class RoleQuerySet(models.QuerySet):
-    def default(self) -> "Role":
+    def default(self) -> Role:
         """The role of users nobody assigned one to (USER unless an admin picked another)."""
         return self.filter(is_default=True).first() or self.get(name=Role.USER)
 
@@ -247,7 +247,7 @@ class SignInPolicy(models.Model):
         raise ValidationError("The sign-in policy cannot be deleted.")
 
     @classmethod
-    def load(cls) -> "SignInPolicy":
+    def load(cls) -> SignInPolicy:
         obj, _ = cls.objects.get_or_create(pk=1)
         return obj
 
@@ -262,7 +262,7 @@ class SignInPolicy(models.Model):
 
 
 class ApiKeyQuerySet(models.QuerySet):
-    def usable(self) -> "ApiKeyQuerySet":
+    def usable(self) -> ApiKeyQuerySet:
         from django.utils import timezone
 
         return self.filter(revoked_at__isnull=True, user__is_active=True).filter(

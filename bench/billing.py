@@ -145,7 +145,7 @@ def seed(rows: int) -> None:
         )
         endpoints.append(endpoint)
     rng = random.Random(1)
-    start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=90)
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(days=90)
     types = [("prompt", Decimal("2.5")), ("completion", Decimal(10)), ("cache_read", Decimal("1.25")),
              ("cache_write", Decimal("3.75"))]
     buffer = io.StringIO()

@@ -35,8 +35,8 @@ from django.urls import path  # noqa: E402
 from chat.consumers import ChatConsumer  # noqa: E402
 from chat.live import BATCH_SECONDS  # noqa: E402
 from endpoints.adapters.base import Shape  # noqa: E402
-from endpoints.adapters.types import Call, ChatMessage, ChatRequest, StreamError, TextDelta  # noqa: E402
 from endpoints.adapters.openai_chat import OpenAIChatAdapter  # noqa: E402
+from endpoints.adapters.types import Call, ChatMessage, ChatRequest, StreamError, TextDelta  # noqa: E402
 
 ADAPTER = OpenAIChatAdapter()
 _answers: set[asyncio.Task[None]] = set()

@@ -22,7 +22,6 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import psycopg
-
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
@@ -118,7 +117,7 @@ def _admit_on_postgresql(params: dict[str, Any]) -> tuple | None:
             raise
 
 
-def release(*, user: "User", call: uuid.UUID, now: dt.datetime | None = None) -> None:
+def release(*, user: User, call: uuid.UUID, now: dt.datetime | None = None) -> None:
     """Release `call`'s hold without billing anything (the call ends with nothing to post)."""
     post(user=user, lines=[], posting=Posting(context=Context.MESSAGE), release=call, now=now)
 
@@ -130,7 +129,7 @@ def renew(*, call: uuid.UUID, now: dt.datetime | None = None) -> None:
     Hold.objects.filter(call=call).update(expires_at=now + hold_lifetime())
 
 
-def release_expired(*, user: "User", now: dt.datetime | None = None) -> int:
+def release_expired(*, user: User, now: dt.datetime | None = None) -> int:
     """Release the user's holds whose calls died (expired: not renewed). Returns how many."""
     now = now or timezone.now()
     calls = list(Hold.objects.filter(user_id=user.pk, expires_at__lte=now).values_list("call", flat=True))

@@ -54,7 +54,7 @@ class Posting:
     context: str
     conversation_id: uuid.UUID | None = None
     message_id: uuid.UUID | None = None
-    endpoint: "Endpoint | None" = None
+    endpoint: Endpoint | None = None
     model: str = ""
     reason: str = ""
     created_by_id: int | None = None
@@ -63,7 +63,7 @@ class Posting:
 
 def post(
     *,
-    user: "User",
+    user: User,
     lines: list[Line],
     posting: Posting,
     release: uuid.UUID | None = None,
@@ -163,7 +163,7 @@ def _post_in_one_statement(
     return rows
 
 
-def _row(user: "User", line: Line, posting: Posting, now: dt.datetime) -> Transaction:
+def _row(user: User, line: Line, posting: Posting, now: dt.datetime) -> Transaction:
     endpoint = posting.endpoint
     return Transaction(
         user_id=user.pk,
@@ -185,7 +185,7 @@ def _row(user: "User", line: Line, posting: Posting, now: dt.datetime) -> Transa
     )
 
 
-def open_balance(*, user: "User", now: dt.datetime | None = None) -> Balance:
+def open_balance(*, user: User, now: dt.datetime | None = None) -> Balance:
     """The user's Balance, opened on first use at zero and then given the role's start balance as a
     posting of its own (so the balance equals the sum of its transactions from the start)."""
     existing = Balance.objects.filter(user=user).first()

@@ -52,7 +52,7 @@ class Rates:
         cache_read: Decimal | None = None,
         cache_write: Decimal | None = None,
         is_default: bool = False,
-    ) -> "Rates":
+    ) -> Rates:
         """Missing cache rates fall back to the prompt rate."""
         return cls(
             prompt=Decimal(prompt),
@@ -63,7 +63,7 @@ class Rates:
         )
 
     @classmethod
-    def resolve(cls, model: "EndpointModel | None", portal: "PortalSettings") -> "Rates":
+    def resolve(cls, model: EndpointModel | None, portal: PortalSettings) -> Rates:
         """The model's tokenConfig when it has prompt and completion rates, else the portal's
         default rates (which an admin edits; never free)."""
         if model is not None and model.has_rates:
@@ -96,7 +96,7 @@ class Line:
     credits: Decimal  # the cost, positive
 
 
-def price(usage: "Usage", rates: Rates) -> list[Line]:
+def price(usage: Usage, rates: Rates) -> list[Line]:
     """The lines of one call's bill, one per non-zero token type, in a stable order."""
     buckets = (
         (TokenType.PROMPT, usage.input_tokens),
@@ -136,7 +136,7 @@ class Currency:
     rate: Decimal = Decimal(1)  # units of this currency per 1 USD
 
     @classmethod
-    def from_settings(cls, portal: "PortalSettings") -> "Currency":
+    def from_settings(cls, portal: PortalSettings) -> Currency:
         return cls(code=portal.currency_code, symbol=portal.currency_symbol, rate=Decimal(portal.currency_rate))
 
     def amount(self, credits: Decimal) -> Decimal:

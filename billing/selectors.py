@@ -65,7 +65,7 @@ class UsageTotals:
         return self.prompt_tokens + self.completion_tokens + self.cache_read_tokens + self.cache_write_tokens
 
     @classmethod
-    def from_row(cls, row: dict[str, Any], currency: Currency) -> "UsageTotals":
+    def from_row(cls, row: dict[str, Any], currency: Currency) -> UsageTotals:
         credits = row.get("spent") or ZERO
         return cls(
             prompt_tokens=row.get("prompt_tokens") or 0,
@@ -94,7 +94,7 @@ class BalanceSummary:
     next_refill_at: dt.datetime | None
 
 
-def balance_summary(*, user: "User", now: dt.datetime | None = None) -> BalanceSummary:
+def balance_summary(*, user: User, now: dt.datetime | None = None) -> BalanceSummary:
     """The user's balance as the UI and API show it."""
     from billing.services import ensure_balance
 
@@ -122,7 +122,7 @@ def balance_summary(*, user: "User", now: dt.datetime | None = None) -> BalanceS
 # --- usage per message and conversation ------------------------------------------------------------
 
 
-def message_usage(*, user: "User", message_ids: Iterable[uuid.UUID | str]) -> dict[uuid.UUID, UsageTotals]:
+def message_usage(*, user: User, message_ids: Iterable[uuid.UUID | str]) -> dict[uuid.UUID, UsageTotals]:
     """Tokens by type and cost of each of the user's messages (one query, for a whole thread)."""
     ids = list(message_ids)
     if not ids:
@@ -144,7 +144,7 @@ class ConversationUsage:
     messages: dict[uuid.UUID, UsageTotals] = field(default_factory=dict)
 
 
-def conversation_usage(*, user: "User", conversation_id: uuid.UUID | str) -> ConversationUsage:
+def conversation_usage(*, user: User, conversation_id: uuid.UUID | str) -> ConversationUsage:
     """Totals of one of the user's conversations, with the title calls and each message's share."""
     currency = display_currency()
     base = Transaction.objects.filter(user=user, conversation_id=conversation_id, token_type__in=USAGE_TYPES)
@@ -178,7 +178,7 @@ class LedgerEntry:
     reason: str
 
 
-def usage_history(*, user: "User", limit: int = 50, before_id: int | None = None) -> list[LedgerEntry]:
+def usage_history(*, user: User, limit: int = 50, before_id: int | None = None) -> list[LedgerEntry]:
     """The user's ledger, newest first, `limit` rows at a time (pass the last id as `before_id`
     for the next page)."""
     currency = display_currency()
@@ -241,7 +241,7 @@ def usage_report(
     return report, UsageTotals.from_row(totals, currency)
 
 
-def usage_rows(start: dt.date | None, end: dt.date | None) -> "QuerySet[Transaction]":
+def usage_rows(start: dt.date | None, end: dt.date | None) -> QuerySet[Transaction]:
     """The usage transactions (not refills or adjustments) between `start` and `end`, inclusive
     dates in the portal's time zone: what every report and the dashboard aggregate."""
     rows = Transaction.objects.filter(token_type__in=USAGE_TYPES)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import uuid
+from collections.abc import Collection
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Collection
+from typing import TYPE_CHECKING
 
 from django.db import transaction
 from django.db.models import Q
@@ -22,7 +23,7 @@ from accounts.models import IntervalUnit, Role
 from billing import holds
 from billing.ledger import Line, Posting, open_balance, post
 from billing.models import Balance, Context, TokenType, Transaction
-from billing.pricing import Currency, Rates, completion_cost, format_credits, prompt_cost, price, quantize
+from billing.pricing import Currency, Rates, completion_cost, format_credits, price, prompt_cost, quantize
 from endpoints.models import EndpointModel
 from portal.models import PortalSettings
 
@@ -71,7 +72,7 @@ class InsufficientBalance(BillingError):
             f"{format_credits(estimated_cost)} credits ({currency.format(estimated_cost)})."
         )
         if next_refill_at is not None:
-            when = next_refill_at.astimezone(dt.timezone.utc)
+            when = next_refill_at.astimezone(dt.UTC)
             text += f" Your balance is refilled next at {when:%Y-%m-%d %H:%M} UTC."
         else:
             text += " Ask an administrator to add credits."
@@ -81,7 +82,7 @@ class InsufficientBalance(BillingError):
 # --- policy helpers --------------------------------------------------------------------------------
 
 
-def role_of(user: "User") -> Role:
+def role_of(user: User) -> Role:
     return user.role if user.role_id else Role.objects.default()
 
 
@@ -111,7 +112,7 @@ def next_refill_at(balance: Balance, role: Role) -> dt.datetime | None:
     return add_interval(balance.last_refill_at or balance.created_at, role.refill_interval_value, role.refill_interval_unit)
 
 
-def rates_for(*, endpoint: "Endpoint | None", model: str) -> Rates:
+def rates_for(*, endpoint: Endpoint | None, model: str) -> Rates:
     """The rates a call to `model` on `endpoint` is billed at (the portal's default rates when the
     model has none configured)."""
     configured = None
@@ -139,12 +140,12 @@ def _now(now: dt.datetime | None) -> dt.datetime:
 # --- the ledger --------------------------------------------------------------------------------------
 
 
-def ensure_balance(*, user: "User", now: dt.datetime | None = None) -> Balance:
+def ensure_balance(*, user: User, now: dt.datetime | None = None) -> Balance:
     """The user's Balance, created on first use with the role's start balance (see ledger.open_balance)."""
     return open_balance(user=user, now=now)
 
 
-def refill_if_due(*, user: "User", now: dt.datetime | None = None) -> Transaction | None:
+def refill_if_due(*, user: User, now: dt.datetime | None = None) -> Transaction | None:
     """Apply the role's auto-refill when its interval has elapsed since the last one (once, however
     many intervals were missed, as LibreChat does). Returns the refill transaction, if any."""
     now = _now(now)
@@ -202,8 +203,8 @@ def refill_due_balances(*, now: dt.datetime | None = None, batch: int = 500) -> 
 
 def check_balance(
     *,
-    user: "User",
-    endpoint: "Endpoint | None",
+    user: User,
+    endpoint: Endpoint | None,
     model: str,
     prompt_tokens: int,
     max_completion_tokens: int | None = None,
@@ -269,13 +270,13 @@ def _refill_due(admitted: holds.Admitted, role: Role, now: dt.datetime) -> bool:
 
 def record_usage(
     *,
-    user: "User",
-    endpoint: "Endpoint | None",
+    user: User,
+    endpoint: Endpoint | None,
     model: str,
-    usage: "Usage",
+    usage: Usage,
     context: str,
-    conversation: "Conversation | None" = None,
-    message: "Message | None" = None,
+    conversation: Conversation | None = None,
+    message: Message | None = None,
     estimated: bool | Collection[str] = False,
     now: dt.datetime | None = None,
     rates: Rates | None = None,
@@ -317,7 +318,7 @@ def record_usage(
 
 
 def adjust_balance(
-    *, user: "User", credits: Decimal, reason: str, by: "User | None", now: dt.datetime | None = None
+    *, user: User, credits: Decimal, reason: str, by: User | None, now: dt.datetime | None = None
 ) -> Transaction:
     """An administrator's correction: adds (or, negative, removes) credits, with a reason and
     who made it, as an adjustment transaction."""

@@ -28,7 +28,7 @@ TOKENS_PER_IMAGE = 255
 
 
 @functools.cache
-def encoding() -> "tiktoken.Encoding":
+def encoding() -> tiktoken.Encoding:
     import tiktoken
 
     return tiktoken.get_encoding(ENCODING)
@@ -53,7 +53,7 @@ def _part_tokens(part: dict[str, Any], model: str) -> int:
     return 0
 
 
-def count_chat_tokens(messages: "list[ChatMessage]", *, system: str = "", model: str = "") -> int:
+def count_chat_tokens(messages: list[ChatMessage], *, system: str = "", model: str = "") -> int:
     """The prompt tokens of a chat request: message texts plus the chat format's framing."""
     total = TOKENS_PER_REPLY
     if system:
@@ -67,7 +67,7 @@ def count_chat_tokens(messages: "list[ChatMessage]", *, system: str = "", model:
     return total
 
 
-def estimated_usage(*, prompt_tokens: int, received_text: str, model: str = "") -> "Usage":
+def estimated_usage(*, prompt_tokens: int, received_text: str, model: str = "") -> Usage:
     """Usage of a call whose stream ended before the provider reported it: the counted prompt and
     the tokens of what was received (text and reasoning). Record it with `estimated=True`."""
     from endpoints.adapters.types import Usage

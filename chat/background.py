@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, Callable, Coroutine
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 
 class LoopTask:
@@ -14,7 +15,7 @@ class LoopTask:
     def __init__(self, name: str, start: Callable[[], Coroutine[Any, Any, None]]):
         self.name = name
         self.start = start
-        self.task: "asyncio.Task[None] | None" = None
+        self.task: asyncio.Task[None] | None = None
 
     def ensure(self) -> None:
         loop = asyncio.get_running_loop()

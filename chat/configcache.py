@@ -17,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.db import transaction
 

@@ -9,18 +9,19 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.consumer import get_handler_name
+from channels.generic.websocket import AsyncWebsocketConsumer
 
 from chat import live
-from chat.models import Conversation
-from chat.protocol import Continue, Edit, FrameError, Join, Leave, Ping, Regenerate, Send, Stop, parse_frame, to_action
 from chat.claims import aread_claim
 from chat.db import on_db
 from chat.errors import ChatError, NotFound
 from chat.groups import group_name
+from chat.models import Conversation
+from chat.protocol import Continue, Edit, FrameError, Join, Leave, Ping, Regenerate, Send, Stop, parse_frame, to_action
 from chat.planning import prepare_turn
 
 log = logging.getLogger(__name__)
@@ -143,7 +144,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         for frame in held:
             await self.forward(frame)
 
-    async def leave(self, conversation_id: uuid.UUID, *, after: "Later | None" = None) -> None:
+    async def leave(self, conversation_id: uuid.UUID, *, after: Later | None = None) -> None:
         key = str(conversation_id)
         if key in self.joined:
             del self.joined[key]
@@ -174,7 +175,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return Conversation.DEFAULT_TITLE
         return None
 
-    async def follow(self, conversation_id: str, *, after: "Later | None" = None) -> None:
+    async def follow(self, conversation_id: str, *, after: Later | None = None) -> None:
         """Receive the conversation's frames: directly from generations in this process, and from
         its channel-layer group (other processes, titles). With `after` (a generation's
         `after_first_out`), the group is joined (and the oldest conversation's left, past
@@ -189,7 +190,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         live.follow(conversation_id, self)
         await self._group(conversation_id, join=True, after=after)
 
-    async def _group(self, conversation_id: str, *, join: bool, after: "Later | None") -> None:
+    async def _group(self, conversation_id: str, *, join: bool, after: Later | None) -> None:
         """Join or leave the conversation's channel-layer group: now, or through `after`."""
         if after is None:
             await self._group_now(conversation_id, join=join)

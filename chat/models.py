@@ -108,7 +108,7 @@ class Message(models.Model):
         self.content = [*others, {"type": "text", "text": text}]
         self.text = text
 
-    def branch(self) -> list["Message"]:
+    def branch(self) -> list[Message]:
         """The path from the root to this message (the context of a reply), oldest first."""
         by_id = {m.id: m for m in Message.objects.filter(conversation_id=self.conversation_id)}
         path, node = [], by_id.get(self.id, self)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -81,7 +81,7 @@ class Ping(_Frame):
 
 
 ClientFrame = Annotated[
-    Union[Join, Leave, Send, Edit, Regenerate, Continue, Stop, Ping], Field(discriminator="type")
+    Join | Leave | Send | Edit | Regenerate | Continue | Stop | Ping, Field(discriminator="type")
 ]
 _adapter: TypeAdapter[Any] = TypeAdapter(ClientFrame)
 FRAME_TYPES = ("join", "leave", "send", "edit", "regenerate", "continue", "stop", "ping")

@@ -21,7 +21,8 @@ import logging
 import threading
 import time
 import weakref
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from django.conf import settings
 
@@ -109,7 +110,7 @@ class _Memory:
 
 
 _memory = _Memory()
-_async_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any]" = weakref.WeakKeyDictionary()
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
 _sync_client: Any = None
 _clients_lock = threading.Lock()
 

@@ -28,7 +28,8 @@ from billing.tokens import count_chat_tokens, count_tokens, estimated_usage
 from chat.background import is_server_loop
 from chat.db import on_db
 from chat.groups import group_name
-from chat.models import Conversation, Message, Role as MessageRole
+from chat.models import Conversation, Message
+from chat.models import Role as MessageRole
 from endpoints import http
 from endpoints import services as endpoint_services
 from endpoints.adapters.types import (

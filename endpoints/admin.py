@@ -12,8 +12,8 @@ from django.utils.timesince import timesince
 
 from endpoints import demo
 from endpoints.catalogue import BY_KEY, create_endpoint_from_catalogue
-from endpoints.health import HEALTH_WINDOW, connection_test
 from endpoints.forms import CatalogueForm, EndpointForm, EndpointModelFormSet
+from endpoints.health import HEALTH_WINDOW, connection_test
 from endpoints.models import Endpoint, EndpointModel, ModelSpec, UserProviderKey
 from portal import crypto
 

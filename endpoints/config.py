@@ -10,7 +10,8 @@ import re
 from typing import Any, Literal
 
 from django.core.exceptions import ValidationError
-from pydantic import BaseModel, ConfigDict, ValidationError as PydanticError
+from pydantic import BaseModel, ConfigDict
+from pydantic import ValidationError as PydanticError
 
 USER_PROVIDED = "user_provided"
 RESERVED_NAMES = (

@@ -41,8 +41,9 @@ import threading
 import time
 import urllib.request
 import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from http.cookiejar import CookieJar, DefaultCookiePolicy
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any
 
 import anyio
 import httpcore
@@ -213,7 +214,7 @@ class _LoopPools:
         self.vetted = _Pools(vet=True)
 
 
-_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopPools]" = weakref.WeakKeyDictionary()
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopPools] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()
 
 

@@ -14,10 +14,11 @@ written and resolved at request time; a literal key is encrypted by the model fi
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
@@ -27,9 +28,9 @@ from accounts.models import Role
 from endpoints import config
 from endpoints.models import (
     DEFAULT_BASE_URLS,
+    KIND_PROTOCOLS,
     Endpoint,
     EndpointModel,
-    KIND_PROTOCOLS,
     Kind,
     ModelSpec,
     Protocol,

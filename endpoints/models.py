@@ -11,7 +11,13 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from endpoints import config
-from endpoints.adapters import AnthropicAdapter, AzureOpenAIAdapter, OpenAIChatAdapter, OpenAIResponsesAdapter, protocol_choices
+from endpoints.adapters import (
+    AnthropicAdapter,
+    AzureOpenAIAdapter,
+    OpenAIChatAdapter,
+    OpenAIResponsesAdapter,
+    protocol_choices,
+)
 from portal import crypto
 from portal.fields import EncryptedTextField
 from portal.models import RATE_FIELD

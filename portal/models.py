@@ -68,6 +68,6 @@ class PortalSettings(models.Model):
         raise ValidationError("The portal settings cannot be deleted.")
 
     @classmethod
-    def load(cls) -> "PortalSettings":
+    def load(cls) -> PortalSettings:
         obj, _ = cls.objects.get_or_create(pk=1)
         return obj

@@ -16,7 +16,7 @@ def certificate(tmp_path: Path, name: str) -> tuple[str, str, str]:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     pem = serialization.Encoding.PEM
 
     def issue(subject: str, key, issuer_name, issuer_key, *, ca: bool):

@@ -119,7 +119,7 @@ class Socket(ABC):
     async def nothing_within(self, seconds: float = 0.3) -> bool:
         try:
             frame = await self.receive(seconds)
-        except (asyncio.TimeoutError, TimeoutError):
+        except TimeoutError:
             return True
         raise AssertionError(f"unexpected frame {frame}")
 

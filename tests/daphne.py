@@ -67,7 +67,7 @@ class Daphne:
         self.port: int | None = port
         self.log = tempfile.NamedTemporaryFile(prefix=f"atrium-{name}-", suffix=".log", delete=False)
 
-    def start(self, timeout: float = 60.0) -> "Daphne":
+    def start(self, timeout: float = 60.0) -> Daphne:
         # The OS picks the port: this process binds port 0 and hands the listening socket to daphne.
         shared = self.port is not None
         listener = socket.socket()
@@ -125,7 +125,7 @@ class Daphne:
                 self.process.wait()
         self.log.close()
 
-    def __enter__(self) -> "Daphne":
+    def __enter__(self) -> Daphne:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -3,8 +3,8 @@ are still delivered; secrets never appear in the message. Each case runs on all 
 from __future__ import annotations
 
 import logging
-from email.utils import formatdate
 import time
+from email.utils import formatdate
 
 import pytest
 

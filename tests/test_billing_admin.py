@@ -15,7 +15,7 @@ from billing.services import record_usage
 from endpoints.adapters.types import Usage
 
 D = Decimal
-DAY0 = dt.datetime(2026, 3, 1, 10, 0, tzinfo=dt.timezone.utc)
+DAY0 = dt.datetime(2026, 3, 1, 10, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture

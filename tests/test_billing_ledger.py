@@ -25,7 +25,7 @@ from billing.services import (
 from endpoints.adapters.types import Usage
 
 D = Decimal
-T0 = dt.datetime(2026, 1, 31, 12, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 1, 31, 12, 0, tzinfo=dt.UTC)
 RATES = {"prompt_rate": D("2"), "completion_rate": D("8"), "context_tokens": 8192, "cache_read_rate": D("0.5")}
 
 
@@ -285,8 +285,8 @@ def test_monthly_refills_follow_the_calendar(make_user, make_role):
                      refill_interval_unit="months", refill_amount=D(100), start_balance=D(0))
     monthly = make_user(role=role)
     Balance.objects.filter(user=monthly).update(last_refill_at=T0)  # Jan 31
-    assert refill_if_due(user=monthly, now=dt.datetime(2026, 2, 28, 11, 59, tzinfo=dt.timezone.utc)) is None
-    assert refill_if_due(user=monthly, now=dt.datetime(2026, 2, 28, 12, 0, tzinfo=dt.timezone.utc)) is not None
+    assert refill_if_due(user=monthly, now=dt.datetime(2026, 2, 28, 11, 59, tzinfo=dt.UTC)) is None
+    assert refill_if_due(user=monthly, now=dt.datetime(2026, 2, 28, 12, 0, tzinfo=dt.UTC)) is not None
     assert credits(monthly) == D(100)
 
 
@@ -297,7 +297,7 @@ def test_intervals_in_every_unit():
     assert add_interval(T0, 2, "weeks") == T0 + dt.timedelta(days=14)
     assert add_interval(T0, 1, "months") == T0.replace(month=2, day=28)
     assert add_interval(T0, 13, "months") == T0.replace(year=2027, month=2, day=28)
-    assert add_interval(dt.datetime(2028, 1, 31, tzinfo=dt.timezone.utc), 1, "months").day == 29
+    assert add_interval(dt.datetime(2028, 1, 31, tzinfo=dt.UTC), 1, "months").day == 29
 
 
 def test_the_beat_job_refills_exactly_the_due_balances(make_user, metered):

@@ -249,8 +249,8 @@ async def test_fifty_concurrent_sends_without_max_tokens_overdraw_by_at_most_one
 async def test_an_answer_whose_bill_failed_stays_recoverable_and_recovery_posts_it(rated, upstream, chatter):
     from django.utils import timezone
 
-    from chat.recovery import recover_interrupted_answers
     from chat.models import Message
+    from chat.recovery import recover_interrupted_answers
     from endpoints.models import Endpoint
 
     endpoint = await db(rated)

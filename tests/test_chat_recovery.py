@@ -25,10 +25,10 @@ from billing import selectors
 from billing.models import Balance, Hold, Transaction
 from billing.services import adjust_balance, check_balance, ensure_balance
 from billing.tokens import count_tokens
-from chat.models import Message
-from chat.recovery import INTERRUPTED, INTERRUPTED_ERROR, recover_interrupted_answers
 from chat import store
 from chat.claims import lock_key
+from chat.models import Message
+from chat.recovery import INTERRUPTED, INTERRUPTED_ERROR, recover_interrupted_answers
 from chat.services import Operation, Turn, TurnAction, prepare_turn
 from chat.tasks import recover_interrupted_answers as recovery_task
 

@@ -42,10 +42,11 @@ import ssl
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from endpoints.adapters.types import Usage
@@ -123,7 +124,7 @@ def _halves(text: str) -> list[str]:
 
 
 class Upstream:
-    def __init__(self, tls: "ssl.SSLContext | None" = None) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         """`tls`: a server context (certificate and key) to speak HTTPS, like a real provider."""
         self.default = Script()
         self.models_default = ModelsScript()
@@ -145,7 +146,7 @@ class Upstream:
         self._held: list[socket.socket] = []
 
     # --- lifecycle -------------------------------------------------------------------------
-    def start(self) -> "Upstream":
+    def start(self) -> Upstream:
         self._thread.start()
         return self
 
@@ -156,7 +157,7 @@ class Upstream:
         for sock in self._held:
             sock.close()
 
-    def __enter__(self) -> "Upstream":
+    def __enter__(self) -> Upstream:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

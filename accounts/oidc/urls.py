@@ -1,10 +1,8 @@
 """allauth's openid_connect URLs (same names), served by Atrium's hardened views."""
+from allauth.socialaccount import app_settings
 from django.urls import include, path, re_path
 
-from allauth.socialaccount import app_settings
-
 from accounts.oidc import views
-
 
 urlpatterns = [
     re_path(

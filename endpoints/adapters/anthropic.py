@@ -16,8 +16,8 @@ from typing import Any
 from httpx_sse import ServerSentEvent
 
 from endpoints.adapters.base import Adapter, Shape, StreamState
-from endpoints.adapters.types import Call, Event, ReasoningDelta, TextDelta, ToolCallDelta, Usage, UsageReport
 from endpoints.adapters.openai_chat import reasoning_settings
+from endpoints.adapters.types import Call, Event, ReasoningDelta, TextDelta, ToolCallDelta, Usage, UsageReport
 
 ANTHROPIC_VERSION = "2023-06-01"
 VERTEX_VERSION = "vertex-2023-10-16"

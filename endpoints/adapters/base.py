@@ -16,14 +16,15 @@ import asyncio
 import email.utils
 import errno
 import json
+import logging
 import socket
 import ssl
-from abc import ABC, abstractmethod
-from contextlib import aclosing
-import logging
 import time
+from abc import ABC, abstractmethod
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, AsyncGenerator, AsyncIterator, Awaitable, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 import httpx

@@ -15,8 +15,8 @@ from typing import Any
 from httpx_sse import ServerSentEvent
 
 from endpoints.adapters.base import Adapter, Shape, StreamState
-from endpoints.adapters.types import Call, Event, ReasoningDelta, TextDelta, ToolCallDelta, Usage
 from endpoints.adapters.openai_chat import reasoning_settings
+from endpoints.adapters.types import Call, Event, ReasoningDelta, TextDelta, ToolCallDelta, Usage
 
 # Request parameters the Responses API accepts besides those built here; others are stripped.
 ACCEPTED_PARAMS = ("temperature", "top_p", "tool_choice", "parallel_tool_calls", "metadata", "text", "truncation",

@@ -27,7 +27,7 @@ class Usage:
     @classmethod
     def from_openai(
         cls, *, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0, reasoning_tokens: int = 0
-    ) -> "Usage":
+    ) -> Usage:
         """OpenAI (Chat Completions and Responses): `cached_tokens` is a SUBSET of `prompt_tokens`."""
         cached = min(max(cached_tokens or 0, 0), prompt_tokens or 0)
         return cls(
@@ -45,7 +45,7 @@ class Usage:
         output_tokens: int,
         cache_read_input_tokens: int = 0,
         cache_creation_input_tokens: int = 0,
-    ) -> "Usage":
+    ) -> Usage:
         """Anthropic: input, cache read and cache creation counts are already disjoint."""
         return cls(
             input_tokens=input_tokens or 0,
@@ -58,7 +58,7 @@ class Usage:
     def prompt_total(self) -> int:
         return self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
 
-    def __add__(self, other: "Usage") -> "Usage":
+    def __add__(self, other: Usage) -> Usage:
         return Usage(
             input_tokens=self.input_tokens + other.input_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
