@@ -21,8 +21,8 @@ from chat.db import on_db
 from chat.errors import ChatError, NotFound
 from chat.groups import group_name
 from chat.models import Conversation
-from chat.protocol import Continue, Edit, FrameError, Join, Leave, Ping, Regenerate, Send, Stop, parse_frame, to_action
 from chat.planning import prepare_turn
+from chat.protocol import Continue, Edit, FrameError, Join, Leave, Ping, Regenerate, Send, Stop, parse_frame, to_action
 
 log = logging.getLogger(__name__)
 

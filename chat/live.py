@@ -45,6 +45,7 @@ from channels.layers import get_channel_layer
 from chat import configcache, store
 from chat.background import LoopTask, raise_if_cancelling, serve_on_this_loop
 from chat.claims import PROCESS_ID, Claim
+from chat.finish import Done
 from chat.frames import (
     Frame,
     SoFar,
@@ -57,7 +58,6 @@ from chat.frames import (
 )
 from chat.groups import group_name, stop_group
 from chat.run import TurnRun
-from chat.finish import Done
 from chat.turns import Turn
 from endpoints.adapters.types import ReasoningDelta, StreamError, TextDelta, ToolCallDelta
 

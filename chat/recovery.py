@@ -92,14 +92,14 @@ def _tool_calls(parts: list[dict[str, Any]]) -> str:
 class Bill:
     """What an ended answer is billed: the usage, how it was obtained, and the hold it settles."""
 
-    user: "User"
-    endpoint: "Endpoint | None"
+    user: User
+    endpoint: Endpoint | None
     model: str
     usage: Usage
     context: str
     estimated: bool | frozenset[str]  # True: all counts; else the token types estimated
     hold: uuid.UUID | None
-    rates: "Rates | None" = None
+    rates: Rates | None = None
 
     def record(self) -> dict[str, Any]:
         """The bill as the in-flight record keeps it when it could not be posted."""
