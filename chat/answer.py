@@ -13,13 +13,13 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
 
-from billing import services as billing
+from billing import holds
 from chat import configcache, store
 from chat.claims import LOCK_REFRESH_SECONDS, LOCK_TTL, lock_key
 from chat.db import on_db
@@ -89,7 +89,7 @@ async def _touch_claim(conversation_id: uuid.UUID) -> None:
 
 async def _renew_hold(hold: uuid.UUID) -> None:
     with contextlib.suppress(Exception):  # database briefly away: the next refresh tries again
-        await on_db(billing.holds.renew)(call=hold)
+        await on_db(holds.renew)(call=hold)
 
 
 def _save_progress(message_id: uuid.UUID, text: str, parts: list[dict[str, Any]]) -> None:
@@ -303,7 +303,7 @@ class Answer:
 
 async def stream_turn(
     turn: Turn, *, stop: StopSignal | None = None, request: ProviderRequest | None = None
-) -> AsyncIterator[Event | Done]:
+) -> AsyncGenerator[Event | Done, None]:
     """Stream the answer: the adapter's events (text, reasoning, tool calls, usage, finish, error),
     then `Done`. Setting `stop` ends the stream early (partial answer kept, marked unfinished and
     billed); so does closing this generator (a client that went away) or cancelling its task.

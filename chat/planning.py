@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from django.core.exceptions import SynchronousOnlyOperation
 
 from accounts.models import User
+from billing import holds
 from billing import services as billing
 from billing.pricing import Rates
 from chat import configcache
@@ -84,7 +85,7 @@ def _release_hold(user: User, hold: uuid.UUID | None) -> None:
     """A turn admitted but never started gives its hold back."""
     if hold is not None:
         try:
-            billing.holds.release(user=user, call=hold)
+            holds.release(user=user, call=hold)
         except Exception:  # the hold expires with nobody renewing it
             log.exception("releasing the hold %s of an unstarted turn failed", hold)
 
@@ -366,7 +367,7 @@ async def _refuse_missing(user: User, action: TurnAction, early_claim: EarlyClai
     if early_claim is not None and await early_claim.aheld():
         await early_claim.arelease_if_held()
     else:
-        claim = await aread_claim(action.conversation_id)
+        claim = await aread_claim(action.conversation_id) if action.conversation_id is not None else None
         if claim is not None and claim.user_id == str(user.pk):
             raise Busy(BUSY_MESSAGE) from None
     raise NotFound("Conversation not found.") from None

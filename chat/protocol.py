@@ -83,7 +83,7 @@ class Ping(_Frame):
 ClientFrame = Annotated[
     Join | Leave | Send | Edit | Regenerate | Continue | Stop | Ping, Field(discriminator="type")
 ]
-_adapter: TypeAdapter[Any] = TypeAdapter(ClientFrame)
+_adapter: TypeAdapter[Join | Leave | Send | Edit | Regenerate | Continue | Stop | Ping] = TypeAdapter(ClientFrame)
 FRAME_TYPES = ("join", "leave", "send", "edit", "regenerate", "continue", "stop", "ping")
 
 

@@ -110,7 +110,7 @@ class Bill:
 def finish_answer(
     *,
     message_id: uuid.UUID | None,
-    conversation_id: uuid.UUID | None,
+    conversation_id: uuid.UUID,
     fields: dict[str, Any],
     bill: Bill,
     record: dict[str, Any] | None,
