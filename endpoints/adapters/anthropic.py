@@ -197,7 +197,7 @@ class AnthropicAdapter(Adapter):
         if kind == "content_block_start":
             index = int(payload.get("index") or 0)
             block = payload.get("content_block") or {}
-            info = {"type": block.get("type")}
+            info: dict[str, Any] = {"type": block.get("type")}
             blocks[index] = info
             if block.get("type") == "tool_use":
                 info["tool"] = state.extra["tools"] = state.extra.get("tools", -1) + 1
