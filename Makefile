@@ -29,10 +29,12 @@ run: install
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# The habits CI checks: ruff (pyproject.toml [tool.ruff]) and the import contract ([tool.importlinter]).
+# The habits CI checks: ruff (pyproject.toml [tool.ruff]), the import contract ([tool.importlinter])
+# and the types ([tool.mypy]).
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 bench: install
 	$(PY) bench/ttft.py $(BENCH_ARGS)

@@ -8,7 +8,7 @@ from django.utils.translation import gettext as _
 from ninja import Router, Status
 from ninja.errors import HttpError
 
-from accounts.auth import Principal, key_or_session, session_auth
+from accounts.auth import caller, key_or_session, session_auth
 from accounts.models import ApiKey
 from accounts.schemas import ApiKeyCreatedOut, ApiKeyIn, ApiKeyOut, MeOut
 from accounts.services import api_key_create
@@ -18,7 +18,7 @@ router = Router(tags=["accounts"], auth=key_or_session)
 
 @router.get("/me", response=MeOut)
 def me(request: HttpRequest):
-    principal: Principal = request.auth
+    principal = caller(request)
     user = principal.user
     role = principal.role
     return {
@@ -30,14 +30,14 @@ def me(request: HttpRequest):
 
 @router.get("/keys", response=list[ApiKeyOut])
 def list_keys(request: HttpRequest):
-    return ApiKey.objects.filter(user=request.auth.user)
+    return ApiKey.objects.filter(user=caller(request).user)
 
 
 @router.post("/keys", response={201: ApiKeyCreatedOut}, auth=session_auth)
 def create_key(request: HttpRequest, payload: ApiKeyIn):
     """Create a key (browser session only, so a leaked key cannot mint more). The key is in this
     response and nowhere else."""
-    principal: Principal = request.auth
+    principal = caller(request)
     if principal.role is None or not principal.role.can_use_api:
         raise HttpError(403, _("Your role does not include API access."))
     if payload.expires_at is not None and payload.expires_at <= timezone.now():
@@ -49,5 +49,5 @@ def create_key(request: HttpRequest, payload: ApiKeyIn):
 
 @router.delete("/keys/{key_id}", response={204: None})
 def revoke_key(request: HttpRequest, key_id: int):
-    get_object_or_404(ApiKey, pk=key_id, user=request.auth.user).revoke()
+    get_object_or_404(ApiKey, pk=key_id, user=caller(request).user).revoke()
     return Status(204, None)

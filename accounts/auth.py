@@ -27,6 +27,12 @@ class Principal:
         return self.api_key is not None
 
 
+def caller(request: HttpRequest) -> Principal:
+    """Who an authenticated API request acts for (ninja puts the auth's result on `request.auth`)."""
+    principal: Principal = getattr(request, "auth")  # noqa: B009 - HttpRequest declares no `auth`
+    return principal
+
+
 class ApiKeyAuth(HttpBearer):
     """`Authorization: Bearer atr_…`; 401 for unknown, revoked or expired keys and inactive owners,
     403 when the owner's role has no API access."""

@@ -3,6 +3,7 @@ their balance behaves; SSO/LDAP groups map to roles through RoleGroup."""
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import TypedDict
 
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
@@ -10,7 +11,13 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models.functions import Lower
 
-CREDITS = dict(max_digits=20, decimal_places=6)
+
+class DecimalShape(TypedDict):
+    max_digits: int
+    decimal_places: int
+
+
+CREDITS: DecimalShape = {"max_digits": 20, "decimal_places": 6}
 
 
 class IntervalUnit(models.TextChoices):

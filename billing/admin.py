@@ -6,7 +6,7 @@ import csv
 import datetime as dt
 from decimal import Decimal
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -14,12 +14,13 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
+from accounts.models import User
 from billing import selectors, services
 from billing.models import Balance, Transaction
-from billing.pricing import format_credits
+from billing.pricing import Currency, format_credits
 from portal.admin import LargeTableAdmin
 
 
@@ -35,14 +36,14 @@ class AdjustForm(forms.Form):
     )
 
     def clean_credits(self) -> Decimal:
-        value = self.cleaned_data["credits"]
+        value: Decimal = self.cleaned_data["credits"]
         if value == 0:
             raise forms.ValidationError("Enter a non-zero number of credits.")
         return value
 
 
 @admin.register(Balance)
-class BalanceAdmin(admin.ModelAdmin):
+class BalanceAdmin(admin.ModelAdmin):  # type: ignore[type-arg]  # (generic in django-stubs only)
     list_display = ("user", "role", "credits_display", "amount_display", "balance_enabled", "last_refill_at",
                     "updated_at", "adjust_link")
     list_select_related = ("user__role",)
@@ -56,10 +57,10 @@ class BalanceAdmin(admin.ModelAdmin):
     show_full_result_count = False
 
     @cached_property
-    def currency(self):
+    def currency(self) -> Currency:
         return selectors.display_currency()
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet:
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Balance]:
         self.__dict__.pop("currency", None)  # re-read the display currency once per request
         return super().get_queryset(request)
 
@@ -89,7 +90,7 @@ class BalanceAdmin(admin.ModelAdmin):
 
     @admin.display(description="balance enforced", boolean=True)
     def balance_enabled(self, obj: Balance) -> bool:
-        return bool(obj.user.role_id and obj.user.role.balance_enabled)
+        return bool(obj.user.role is not None and obj.user.role.balance_enabled)
 
     @admin.display(description="")
     def adjust_link(self, obj: Balance) -> str:
@@ -97,11 +98,11 @@ class BalanceAdmin(admin.ModelAdmin):
         return format_html('<a href="{}">Adjust…</a>', url)
 
     @admin.action(description="Adjust the balance of the selected users…", permissions=["adjust"])
-    def adjust_selected(self, request: HttpRequest, queryset: QuerySet) -> HttpResponseRedirect:
+    def adjust_selected(self, request: HttpRequest, queryset: QuerySet[Balance]) -> HttpResponseRedirect:
         ids = ",".join(str(pk) for pk in queryset.values_list("pk", flat=True))
         return HttpResponseRedirect(reverse("admin:billing_balance_adjust") + f"?ids={ids}")
 
-    def get_urls(self):
+    def get_urls(self) -> list[URLPattern]:
         return [
             path("adjust/", self.admin_site.admin_view(self.adjust_view), name="billing_balance_adjust"),
             *super().get_urls(),
@@ -127,7 +128,7 @@ class BalanceAdmin(admin.ModelAdmin):
                         user=balance.user,
                         credits=form.cleaned_data["credits"],
                         reason=form.cleaned_data["reason"],
-                        by=request.user,
+                        by=cast(User, request.user),  # (admin_view: a staff user)
                     )
             except services.BillingError as exc:
                 form.add_error(None, str(exc))
@@ -179,7 +180,7 @@ class TransactionAdmin(LargeTableAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def get_urls(self):
+    def get_urls(self) -> list[URLPattern]:
         return [
             path("report/", self.admin_site.admin_view(self.report_view), name="billing_transaction_report"),
             *super().get_urls(),
@@ -189,7 +190,9 @@ class TransactionAdmin(LargeTableAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         form = ReportForm(request.GET or {"group_by": "user"})
-        rows, totals, group_by = [], None, "user"
+        rows: list[selectors.ReportRow] = []
+        totals: selectors.UsageTotals | None = None
+        group_by = "user"
         if form.is_valid():
             group_by = form.cleaned_data["group_by"]
             rows, totals = selectors.usage_report(
@@ -223,7 +226,8 @@ class ReportForm(forms.Form):
     end = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), help_text="Last day.")
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if data.get("start") and data.get("end") and data["start"] > data["end"]:
             raise forms.ValidationError("The first day must be on or before the last day.")
         return data

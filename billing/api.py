@@ -10,7 +10,7 @@ from ninja import Query, Router, Schema
 from ninja.errors import HttpError
 from pydantic import Field
 
-from accounts.auth import key_or_session
+from accounts.auth import caller, key_or_session
 from billing.schemas import BalanceOut, DayUsageOut, TransactionPageOut
 from billing.selectors import balance_summary, usage_by_day, usage_history
 
@@ -19,7 +19,7 @@ router = Router(tags=["billing"], auth=key_or_session)
 
 @router.get("/balance", response=BalanceOut)
 def balance(request: HttpRequest) -> dict[str, Any]:
-    summary = balance_summary(user=request.auth.user)
+    summary = balance_summary(user=caller(request).user)
     return {**dataclasses.asdict(summary), "currency": summary.currency_code}
 
 
@@ -36,7 +36,7 @@ def transactions(request: HttpRequest, query: Query[TransactionsQuery]) -> dict[
         if not query.cursor.isdigit():
             raise HttpError(422, "The cursor is not one this API returned.")
         before_id = int(query.cursor)
-    rows = usage_history(user=request.auth.user, limit=query.limit + 1, before_id=before_id)
+    rows = usage_history(user=caller(request).user, limit=query.limit + 1, before_id=before_id)
     page = rows[: query.limit]
     items = [{**dataclasses.asdict(row), "endpoint": row.endpoint_name} for row in page]
     return {"items": items, "next_cursor": str(page[-1].id) if len(rows) > query.limit else None}
@@ -52,5 +52,5 @@ def usage(request: HttpRequest, query: Query[UsageQuery]) -> list[dict[str, Any]
     """The caller's tokens and cost per day, oldest first."""
     return [
         {**dataclasses.asdict(totals), "day": day}
-        for day, totals in usage_by_day(user=request.auth.user, start=query.start, end=query.end)
+        for day, totals in usage_by_day(user=caller(request).user, start=query.start, end=query.end)
     ]

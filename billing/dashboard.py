@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from django.db import connection, transaction
 from django.db.models import Count, F, Max, Q
@@ -143,7 +143,8 @@ def _aggregates(start: dt.date, end: dt.date) -> tuple[list[dict[str, Any]], lis
             .annotate(**token_sums(), answered=Count("pk", filter=Q(token_type=TokenType.PROMPT, context__in=ANSWERED)))
         )
         by_user_role = list(rows.values("user_id", "role_id").annotate(**token_sums()))
-    return by_day_endpoint_model, by_user_role
+    # (the stubs see the values() keys, not the annotations after them)
+    return cast(list[dict[str, Any]], by_day_endpoint_model), cast(list[dict[str, Any]], by_user_role)
 
 
 def _fold(rows: Iterable[dict[str, Any]], key: str) -> dict[Any, dict[str, Any]]:
@@ -204,7 +205,7 @@ def low_balances(currency: Currency, limit: int = 10) -> list[LowBalance]:
     return [
         LowBalance(user=b.user.username, role=str(b.user.role), credits=format_credits(b.credits),
                    amount=currency.format(b.credits), start_balance=format_credits(b.user.role.start_balance))
-        for b in balances
+        for b in balances if b.user.role is not None  # (the filter: a role with balance_enabled)
     ]
 
 

@@ -53,7 +53,7 @@ def admit(
 ) -> Admitted | None:
     """Place `hold` credits for `call` if the user's balance less its holds is positive and covers
     `estimate`; None when it does not (or the user has no balance row yet)."""
-    params = {
+    params: dict[str, Any] = {
         "user": user_id, "call": call, "model": model[:200], "hold": hold, "estimate": estimate, "now": now,
         "expires": now + hold_lifetime(),
     }
@@ -94,7 +94,7 @@ _ADMIT_SQL = """
 """
 
 
-def _admit_on_postgresql(params: dict[str, Any]) -> tuple | None:
+def _admit_on_postgresql(params: dict[str, Any]) -> tuple[Any, ...] | None:
     """The admission statement. Outside a transaction, in one round trip with the statements that
     make it a transaction whose commit does not wait for the disk: a hold is bookkeeping, not
     ledger (that halves admission's cost). A crash that loses it loses the held sum with it (one
@@ -102,10 +102,11 @@ def _admit_on_postgresql(params: dict[str, Any]) -> tuple | None:
     with connection.cursor() as cursor:
         if connection.in_atomic_block or not isinstance(cursor.cursor, psycopg.ClientCursor):
             cursor.execute(_ADMIT_SQL, params)  # (several statements in one query need client-side binding)
-            return cursor.fetchone()
+            one: tuple[Any, ...] | None = cursor.fetchone()
+            return one
         try:
             cursor.execute(f"BEGIN; SET LOCAL synchronous_commit TO OFF; {_ADMIT_SQL}; COMMIT", params)
-            row = None
+            row: tuple[Any, ...] | None = None
             while True:
                 if cursor.cursor.description is not None and len(cursor.cursor.description) == 4:
                     row = cursor.fetchone()

@@ -20,7 +20,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.db import connection, transaction
 from django.db.models import F, Sum
@@ -126,7 +126,7 @@ def _post_in_one_statement(
     returned), the order every writer of both tables keeps; a concurrent second release of the same
     call finds the hold gone and takes nothing off `held`. Rows are written only when the balance
     row exists; None when it does not."""
-    params: list = [release, user_id, amount, now, now if refilled else None, user_id]
+    params: list[Any] = [release, user_id, amount, now, now if refilled else None, user_id]
     sql = """
         WITH gone AS (
             DELETE FROM billing_hold WHERE call = %s::uuid AND user_id = %s RETURNING credits
@@ -194,7 +194,7 @@ def open_balance(*, user: User, now: dt.datetime | None = None) -> Balance:
     from accounts.models import Role
 
     now = now or timezone.now()
-    role = user.role if user.role_id else Role.objects.default()
+    role = user.role if user.role is not None else Role.objects.default()
     start = quantize(role.start_balance)
     with transaction.atomic():
         balance, created = Balance.objects.get_or_create(user=user, defaults={"credits": ZERO, "last_refill_at": now})

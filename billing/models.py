@@ -3,14 +3,16 @@ per token. Amounts are Decimal, never float. Transactions are append-only; a Bal
 the sum of its user's transactions (billing.ledger.post moves both in one DB transaction)."""
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
-from accounts.models import CREDITS
+from accounts.models import CREDITS, DecimalShape
 
-RATE = dict(max_digits=14, decimal_places=6)
+RATE: DecimalShape = {"max_digits": 14, "decimal_places": 6}
 
 
 class Balance(models.Model):
@@ -30,7 +32,7 @@ class Balance(models.Model):
     def __str__(self) -> str:
         return f"{self.user}: {self.credits:,} credits"
 
-    def save(self, *args, **kwargs):
+    def save(self, *args: Any, **kwargs: Any) -> None:
         update_fields = kwargs.get("update_fields")
         if not self._state.adding and (update_fields is None or {"credits", "held"} & set(update_fields)):
             raise ValidationError(
@@ -59,11 +61,11 @@ class Context(models.TextChoices):
     ADJUSTMENT = "adjustment", "admin adjustment"
 
 
-class TransactionQuerySet(models.QuerySet):
-    def update(self, **kwargs):
+class TransactionQuerySet(models.QuerySet["Transaction"]):
+    def update(self, **kwargs: Any) -> int:
         raise ValidationError("Transactions are append-only: record a new adjustment instead.")
 
-    def delete(self):
+    def delete(self) -> tuple[int, dict[str, int]]:
         raise ValidationError("Transactions are append-only and cannot be deleted.")
 
 
@@ -120,12 +122,12 @@ class Transaction(models.Model):
     def __str__(self) -> str:
         return f"{self.token_type} {self.tokens} → {self.credits} credits"
 
-    def save(self, *args, **kwargs):
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
             raise ValidationError("Transactions are append-only: record a new adjustment instead.")
         super().save(*args, **kwargs)
 
-    def delete(self, *args, **kwargs):
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise ValidationError("Transactions are append-only and cannot be deleted.")
 
 

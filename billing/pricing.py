@@ -66,8 +66,8 @@ class Rates:
     def resolve(cls, model: EndpointModel | None, portal: PortalSettings) -> Rates:
         """The model's tokenConfig when it has prompt and completion rates, else the portal's
         default rates (which an admin edits; never free)."""
-        if model is not None and model.has_rates:
-            return cls.of(
+        if model is not None and model.prompt_rate is not None and model.completion_rate is not None:
+            return cls.of(  # (the model's has_rates)
                 prompt=model.prompt_rate,
                 completion=model.completion_rate,
                 cache_read=model.cache_read_rate,
@@ -78,12 +78,13 @@ class Rates:
         )
 
     def for_type(self, token_type: str) -> Decimal:
-        return {
+        rates: dict[str, Decimal] = {
             TokenType.PROMPT: self.prompt,
             TokenType.COMPLETION: self.completion,
             TokenType.CACHE_READ: self.cache_read,
             TokenType.CACHE_WRITE: self.cache_write,
-        }[token_type]
+        }
+        return rates[token_type]
 
 
 @dataclass(frozen=True)

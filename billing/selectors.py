@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import Coalesce, TruncDate
@@ -65,7 +65,7 @@ class UsageTotals:
         return self.prompt_tokens + self.completion_tokens + self.cache_read_tokens + self.cache_write_tokens
 
     @classmethod
-    def from_row(cls, row: dict[str, Any], currency: Currency) -> UsageTotals:
+    def from_row(cls, row: Mapping[str, Any], currency: Currency) -> UsageTotals:
         credits = row.get("spent") or ZERO
         return cls(
             prompt_tokens=row.get("prompt_tokens") or 0,
@@ -244,7 +244,10 @@ def usage_report(
         "model": F("model"),
         "day": TruncDate("created_at", tzinfo=tz),
     }[group_by]
-    grouped = list(rows.order_by().annotate(key=key).values("key").annotate(**token_sums()).order_by("key"))
+    grouped = cast(  # (the stubs see the values() keys, not the annotations after them)
+        list[dict[str, Any]],
+        list(rows.order_by().annotate(key=key).values("key").annotate(**token_sums()).order_by("key")),
+    )
     labels = report_labels(group_by, [row["key"] for row in grouped])
     report = [ReportRow(row["key"], labels.get(row["key"], ""), UsageTotals.from_row(row, currency)) for row in grouped]
     totals = {

@@ -83,7 +83,7 @@ class InsufficientBalance(BillingError):
 
 
 def role_of(user: User) -> Role:
-    return user.role if user.role_id else Role.objects.default()
+    return user.role if user.role is not None else Role.objects.default()
 
 
 def add_interval(moment: dt.datetime, value: int, unit: str) -> dt.datetime:
@@ -93,14 +93,14 @@ def add_interval(moment: dt.datetime, value: int, unit: str) -> dt.datetime:
         year, month = moment.year + month_index // 12, month_index % 12 + 1
         day = min(moment.day, calendar.monthrange(year, month)[1])
         return moment.replace(year=year, month=month, day=day)
-    seconds = {
+    seconds: dict[str, int] = {
         IntervalUnit.SECONDS: 1,
         IntervalUnit.MINUTES: 60,
         IntervalUnit.HOURS: 3600,
         IntervalUnit.DAYS: 86400,
         IntervalUnit.WEEKS: 604800,
-    }[unit]
-    return moment + dt.timedelta(seconds=value * seconds)
+    }
+    return moment + dt.timedelta(seconds=value * seconds[unit])
 
 
 def next_refill_at(balance: Balance, role: Role) -> dt.datetime | None:
@@ -125,8 +125,8 @@ def rates_for(*, endpoint: Endpoint | None, model: str) -> Rates:
             .only("prompt_rate", "completion_rate", "cache_read_rate", "cache_write_rate")
             .order_by()[:1]
         ), None)
-    if configured is not None and configured.has_rates:
-        return Rates.of(
+    if configured is not None and configured.prompt_rate is not None and configured.completion_rate is not None:
+        return Rates.of(  # (configured.has_rates)
             prompt=configured.prompt_rate,
             completion=configured.completion_rate,
             cache_read=configured.cache_read_rate,
@@ -305,7 +305,8 @@ def record_usage(
         endpoint=endpoint,
         model=model,
     )
-    guessed = (lambda _type: estimated) if isinstance(estimated, bool) else (lambda token_type: token_type in estimated)
+    def guessed(token_type: str) -> bool:
+        return estimated if isinstance(estimated, bool) else token_type in estimated
     return post(
         user=user,
         lines=[

@@ -30,7 +30,8 @@ def ensure_day_statistics(sender: Any, using: str = "default", **kwargs: Any) ->
     from django.db import connections
 
     connection = connections[using]
-    if connection.vendor != "postgresql" or connection.pg_version < 140000:
+    # (pg_version: PostgreSQL's wrapper only)
+    if connection.vendor != "postgresql" or connection.pg_version < 140000:  # type: ignore[attr-defined]
         return
     zone = settings.TIME_ZONE
     if not re.fullmatch(r"[A-Za-z0-9_+\-/]+", zone):

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.text import Truncator
 
@@ -28,11 +30,14 @@ class ConversationAdmin(UsersRecordAdmin):
     list_filter = ["temporary", "archived", "endpoint"]
     list_select_related = ["user"]
     search_fields = ["=id", "title", "user__username", "user__email"]
-    fields = ["id", "title", "user", "endpoint", "endpoint_name", "model", "model_spec", "params", "system_prompt",
-              "temporary", "expires_at", "archived", "created_at", "updated_at"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "id", "title", "user", "endpoint", "endpoint_name", "model", "model_spec", "params", "system_prompt",
+        "temporary", "expires_at", "archived", "created_at", "updated_at",
+    )
 
-    def get_deleted_objects(self, objs, request):
+    def get_deleted_objects(
+        self, objs: Sequence[Any] | QuerySet[Any], request: HttpRequest
+    ) -> tuple[list[str], dict[str, int], set[str], list[str]]:
         # A conversation goes with its messages, which are not deletable one by one.
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
         perms_needed.discard(Message._meta.verbose_name)
@@ -58,10 +63,11 @@ class MessageAdmin(UsersRecordAdmin):
     list_filter = ["role", "unfinished"]
     list_select_related = ["user", "conversation"]
     search_fields = ["=id", "=conversation__id", "user__username"]
-    fields = ["id", "conversation", "user", "parent", "role", "text", "content", "endpoint", "model", "sender",
-              "prompt_tokens", "completion_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens",
-              "finish_reason", "error", "unfinished", "in_flight", "created_at", "updated_at"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "id", "conversation", "user", "parent", "role", "text", "content", "endpoint", "model", "sender",
+        "prompt_tokens", "completion_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens",
+        "finish_reason", "error", "unfinished", "in_flight", "created_at", "updated_at",
+    )
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -72,7 +78,7 @@ class MessageAdmin(UsersRecordAdmin):
 
 
 @admin.register(Preset)
-class PresetAdmin(admin.ModelAdmin):
+class PresetAdmin(admin.ModelAdmin):  # type: ignore[type-arg]  # (generic in django-stubs only)
     list_display = ["title", "user", "endpoint", "model", "shared", "updated_at"]
     list_filter = ["shared", "endpoint"]
     list_select_related = ["user", "endpoint"]

@@ -13,10 +13,11 @@ from ninja import Query, Router, Schema, Status
 from ninja.errors import HttpError
 from pydantic import Field
 
-from accounts.auth import key_or_session
+from accounts.auth import caller, key_or_session
 from billing.selectors import UsageTotals, display_currency
 from chat.conversations import conversation_delete, conversation_fork, conversation_rename
 from chat.db import on_db
+from chat.http_turns import HttpTurn, start_answer, stop_answer
 from chat.models import Conversation, Message
 from chat.schemas import (
     AnswerIn,
@@ -39,7 +40,6 @@ from chat.selectors import (
     thread_usage,
 )
 from chat.services import Operation, TurnAction
-from chat.turns import HttpTurn, start_answer, stop_answer
 
 router = Router(tags=["chat"], auth=key_or_session)
 
@@ -88,7 +88,7 @@ def list_conversations(request: HttpRequest, query: Query[ConversationsQuery]) -
     """The caller's conversations, most recently active first, a page at a time."""
     where = ConversationFilter(since=query.since, until=query.until, endpoint=query.endpoint, model=query.model)
     try:
-        page, cursor = conversation_page(user=request.auth.user, cursor=query.cursor, limit=query.limit, where=where)
+        page, cursor = conversation_page(user=caller(request).user, cursor=query.cursor, limit=query.limit, where=where)
     except BadCursor as exc:
         raise HttpError(422, str(exc)) from None
     return {"items": [conversation_out(c) for c in page], "next_cursor": cursor}
@@ -97,7 +97,7 @@ def list_conversations(request: HttpRequest, query: Query[ConversationsQuery]) -
 @router.get("/conversations/{conversation_id}", response=ThreadOut)
 def get_conversation(request: HttpRequest, conversation_id: uuid.UUID) -> dict[str, Any]:
     """One conversation with its whole message tree."""
-    user = request.auth.user
+    user = caller(request).user
     thread = conversation_thread(user=user, conversation_id=conversation_id)
     if thread is None:
         raise Http404
@@ -116,15 +116,15 @@ def get_conversation(request: HttpRequest, conversation_id: uuid.UUID) -> dict[s
 
 @router.patch("/conversations/{conversation_id}", response=ConversationOut)
 def rename_conversation(request: HttpRequest, conversation_id: uuid.UUID, payload: RenameIn) -> dict[str, Any]:
-    conversation = conversation_rename(user=request.auth.user, conversation_id=conversation_id, title=payload.title)
+    conversation = conversation_rename(user=caller(request).user, conversation_id=conversation_id, title=payload.title)
     if conversation is None:
         raise Http404
     return conversation_out(conversation)
 
 
 @router.delete("/conversations/{conversation_id}", response={204: None})
-def delete_conversation(request: HttpRequest, conversation_id: uuid.UUID) -> Status:
-    if not conversation_delete(user=request.auth.user, conversation_id=conversation_id):
+def delete_conversation(request: HttpRequest, conversation_id: uuid.UUID) -> Status[Any]:
+    if not conversation_delete(user=caller(request).user, conversation_id=conversation_id):
         raise Http404
     return Status(204, None)
 
@@ -135,16 +135,16 @@ def delete_conversation(request: HttpRequest, conversation_id: uuid.UUID) -> Sta
 @router.get("/messages/{message_id}", response=MessageOut)
 def get_message(request: HttpRequest, message_id: uuid.UUID) -> dict[str, Any]:
     """One message with its tokens and what it cost."""
-    found = message_with_usage(user=request.auth.user, message_id=message_id)
+    found = message_with_usage(user=caller(request).user, message_id=message_id)
     if found is None:
         raise Http404
     return message_out(*found)
 
 
 @router.post("/messages/{message_id}/fork", response={201: ConversationOut})
-def fork_message(request: HttpRequest, message_id: uuid.UUID) -> Status:
+def fork_message(request: HttpRequest, message_id: uuid.UUID) -> Status[Any]:
     """A new conversation holding the branch from the first message to this one."""
-    fork = conversation_fork(user=request.auth.user, message_id=message_id)
+    fork = conversation_fork(user=caller(request).user, message_id=message_id)
     if fork is None:
         raise Http404
     return Status(201, conversation_out(fork))
@@ -191,7 +191,7 @@ async def _events(run: HttpTurn) -> AsyncIterator[str]:
 
 
 async def _answer(request: HttpRequest, op: Operation, payload: SendIn | EditIn | AnswerIn) -> Any:
-    user = request.auth.user
+    user = caller(request).user
     run = await start_answer(user=user, action=_action(op, payload), request_id=payload.request_id)
     if payload.stream:
         response = StreamingHttpResponse(_events(run), content_type="text/event-stream")
@@ -230,8 +230,8 @@ async def continue_(request: HttpRequest, payload: AnswerIn) -> Any:
 
 
 @router.post("/conversations/{conversation_id}/stop", response={204: None})
-async def stop(request: HttpRequest, conversation_id: uuid.UUID) -> Status:
+async def stop(request: HttpRequest, conversation_id: uuid.UUID) -> Status[Any]:
     """Stop the answer being written in the conversation, whichever process writes it (websocket
     or HTTP): what was written is kept and billed. 409 `not_running` when nothing is."""
-    await stop_answer(user=request.auth.user, conversation_id=conversation_id)
+    await stop_answer(user=caller(request).user, conversation_id=conversation_id)
     return Status(204, None)

@@ -18,7 +18,7 @@ import asyncio
 import threading
 import uuid
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from django.db import transaction
 
@@ -38,7 +38,7 @@ def current_version() -> str:
     if version is None:
         store.add_sync(VERSION_KEY, uuid.uuid4().hex, None)
         version = store.get_sync(VERSION_KEY)
-    return version
+    return str(version)
 
 
 # What the announcements tell this process (see module doc): whether it follows them on which
@@ -51,7 +51,7 @@ CHANNEL = "config-changed"
 async def acurrent_version() -> str:
     following = _followed["loop"] is asyncio.get_running_loop()
     if following and _followed["version"] is not None:
-        return _followed["version"]
+        return str(_followed["version"])
     epoch = _followed["epoch"]
     version = await store.get(VERSION_KEY)
     if version is None:
@@ -59,7 +59,7 @@ async def acurrent_version() -> str:
         version = await store.get(VERSION_KEY)
     if following and _followed["epoch"] == epoch:
         _followed["version"] = version
-    return version
+    return str(version)
 
 
 def _forget_version(*_: Any) -> None:
@@ -101,7 +101,7 @@ class Snapshot:
 
     def get(self, key: Any, load: Callable[[], T]) -> T:
         try:
-            return self.entries[key]
+            return cast(T, self.entries[key])
         except KeyError:
             value = load()
             if len(self.entries) >= MAX_ENTRIES:

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -26,13 +27,17 @@ def _executor() -> ThreadPoolExecutor:
         return _db_executor
 
 
-def on_db(fn: Any) -> Any:
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def on_db(fn: Callable[P, R]) -> Callable[P, Coroutine[Any, Any, R]]:
     """`fn` as a coroutine run on one of the chat's database threads (see CHAT_DB_THREADS).
 
     A connection an error left unusable is closed, so the next call opens a fresh one.
     """
 
-    def call(*args: Any, **kwargs: Any) -> Any:
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
         except Exception:

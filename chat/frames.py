@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 from endpoints.adapters.types import ReasoningDelta, StreamError, TextDelta, ToolCallDelta
 
 if TYPE_CHECKING:
-    from chat.services import Done, Turn
+    from chat.finish import Done
+    from chat.turns import Turn
 
 Frame = dict[str, Any]
 DELTA_KEYS = ("text", "reasoning", "tool_calls")

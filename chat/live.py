@@ -40,11 +40,10 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from channels.layers import get_channel_layer
-
 from chat import configcache, store
 from chat.background import LoopTask, raise_if_cancelling, serve_on_this_loop
 from chat.claims import PROCESS_ID, Claim
+from chat.finish import Done
 from chat.frames import (
     Frame,
     SoFar,
@@ -55,9 +54,9 @@ from chat.frames import (
     error_frame,
     server_failure_frames,
 )
-from chat.groups import group_name, stop_group
+from chat.groups import channel_layer, group_name, stop_group
 from chat.run import TurnRun
-from chat.services import Done, Turn
+from chat.turns import Turn
 from endpoints.adapters.types import ReasoningDelta, StreamError, TextDelta, ToolCallDelta
 
 log = logging.getLogger(__name__)
@@ -243,7 +242,7 @@ class Generation:
         """Publishes the outbox to the store and the channel layer, in order, at most every
         PUBLISH_SECONDS (the batches handed out meanwhile together, as they are: a short answer is
         one publication, a long one costs Redis ~20 round trips a second however fast the model)."""
-        layer = get_channel_layer()
+        layer = channel_layer()
         group = group_name(self.conversation_id)
         published_at = time.monotonic()
         while self.outbox or not self.closed:
@@ -270,7 +269,7 @@ class Generation:
             self.published.apply(frame)
             snapshot_due = snapshot_due or frame["type"] in ("created", "done")
         head = frames[-1]["seq"]
-        entries = [(frame_key(self.id, f["seq"]), f, FRAME_TTL) for f in frames]
+        entries: list[tuple[str, Any, float | None]] = [(frame_key(self.id, f["seq"]), f, FRAME_TTL) for f in frames]
         entries.append((head_key(self.id), head, FRAME_TTL))
         if snapshot_due:  # with the snapshot, in one round trip
             await self.write_snapshot(entries)
@@ -422,13 +421,13 @@ async def request_stop(conversation_id: uuid.UUID | str, claim: Claim) -> None:
         local.stop()
         return
     await store.set(stop_key(claim.generation_id), True, STOP_TTL)
-    await get_channel_layer().group_send(
+    await channel_layer().group_send(
         stop_group(claim.process_id), {"type": "generation.stop", "generation_id": claim.generation_id}
     )
 
 
 async def _listen_for_stops() -> None:
-    layer = get_channel_layer()
+    layer = channel_layer()
     group = stop_group(PROCESS_ID)
     while True:
         refresher: asyncio.Task[None] | None = None

@@ -3,13 +3,17 @@ so reasoning, tool calls and attachments fit without a schema change."""
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
 
+if TYPE_CHECKING:
+    from accounts.models import User
 
-class ConversationQuerySet(models.QuerySet):
-    def owned_by(self, user):
+
+class ConversationQuerySet(models.QuerySet["Conversation"]):
+    def owned_by(self, user: User) -> ConversationQuerySet:
         return self.filter(user=user)
 
 
@@ -111,7 +115,8 @@ class Message(models.Model):
     def branch(self) -> list[Message]:
         """The path from the root to this message (the context of a reply), oldest first."""
         by_id = {m.id: m for m in Message.objects.filter(conversation_id=self.conversation_id)}
-        path, node = [], by_id.get(self.id, self)
+        path: list[Message] = []
+        node: Message | None = by_id.get(self.id, self)
         while node is not None:
             path.append(node)
             node = by_id.get(node.parent_id) if node.parent_id else None

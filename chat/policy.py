@@ -83,7 +83,7 @@ def _role_allows_endpoint(user: User, endpoint: Endpoint, snap: configcache.Snap
     """A role with no endpoints selected may use all of them."""
     ids = snap.get(
         ("role-endpoints", user.role_id),
-        lambda: set(user.role.allowed_endpoints.values_list("pk", flat=True)) if user.role_id else set(),
+        lambda: set(user.role.allowed_endpoints.values_list("pk", flat=True)) if user.role is not None else set(),
     )
     return not ids or endpoint.pk in ids
 
@@ -92,7 +92,7 @@ def _role_allows_spec(user: User, spec: ModelSpec, snap: configcache.Snapshot) -
     """A role with no model specs selected may use all of them."""
     ids = snap.get(
         ("role-specs", user.role_id),
-        lambda: set(user.role.allowed_model_specs.values_list("pk", flat=True)) if user.role_id else set(),
+        lambda: set(user.role.allowed_model_specs.values_list("pk", flat=True)) if user.role is not None else set(),
     )
     return not ids or spec.pk in ids
 
@@ -126,7 +126,7 @@ def _check_param(key: str, value: Any, declared: set[Any]) -> None:
         raise InvalidRequest(f"Unknown parameter '{key}' (allowed: {known}).")
     if isinstance(value, bool) or not isinstance(value, kinds):
         raise InvalidRequest(f"The parameter '{key}' has the wrong type ({type(value).__name__}).")
-    if key == "max_tokens" and value < 1:
+    if key == "max_tokens" and isinstance(value, int) and value < 1:
         raise InvalidRequest("max_tokens must be at least 1.")
     if key == "reasoning_effort" and value not in REASONING_EFFORTS:
         raise InvalidRequest(f"reasoning_effort must be one of {', '.join(sorted(REASONING_EFFORTS))}.")

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from chat.policy import MAX_TEXT_CHARS
-from chat.services import Operation, TurnAction
+from chat.turns import Operation, TurnAction
 
 MAX_FRAME_BYTES = 1_000_000
 
@@ -83,7 +83,7 @@ class Ping(_Frame):
 ClientFrame = Annotated[
     Join | Leave | Send | Edit | Regenerate | Continue | Stop | Ping, Field(discriminator="type")
 ]
-_adapter: TypeAdapter[Any] = TypeAdapter(ClientFrame)
+_adapter: TypeAdapter[Join | Leave | Send | Edit | Regenerate | Continue | Stop | Ping] = TypeAdapter(ClientFrame)
 FRAME_TYPES = ("join", "leave", "send", "edit", "regenerate", "continue", "stop", "ping")
 
 

@@ -3,8 +3,8 @@
 While an answer is written, its process keeps the conversation's claim alive (`lock:<id>` in the
 chat store, chat/store.py; refreshed every LOCK_REFRESH_SECONDS, expiring LOCK_TTL after the last
 refresh) and flushes the text to the database at most every second. The assistant message carries an
-`in_flight` record from the moment the turn's rows are saved (`chat.services.save_turn`) until the
-turn ends, however it ends (`chat.services._finish_turn` clears it). A process that dies (killed,
+`in_flight` record from the moment the turn's rows are saved (`chat.turns.save_turn`) until the
+turn ends, however it ends (`chat.finish.finish_turn` clears it). A process that dies (killed,
 out of memory, host lost) never clears it: without this module the answer would stay unfinished
 and unbilled, and the balance hold taken by the balance check would linger until it expires.
 
@@ -54,7 +54,6 @@ from endpoints.adapters.types import Usage
 if TYPE_CHECKING:
     from accounts.models import User
     from billing.pricing import Rates
-    from chat.services import Turn
     from endpoints.models import Endpoint
 
 log = logging.getLogger(__name__)
@@ -63,18 +62,20 @@ INTERRUPTED = "interrupted"
 INTERRUPTED_ERROR = "The server restarted while this answer was being written; what was written is kept."
 
 
-def in_flight_record(turn: "Turn") -> dict[str, Any]:
+def in_flight_record(
+    *, prompt_tokens: int, hold: uuid.UUID | None, prefix_text: str, prefix_parts: list[dict[str, Any]]
+) -> dict[str, Any]:
     """What a turn stores on its answer while it is written: the prompt tokens it was admitted with,
     when it started, and how much of the answer was there before (a continued answer), per kind
     (text, reasoning, tool calls), in characters."""
     return {
-        "prompt_tokens": turn.prompt_tokens,
-        "hold": str(turn.hold) if turn.hold is not None else None,
+        "prompt_tokens": prompt_tokens,
+        "hold": str(hold) if hold is not None else None,
         "started_at": timezone.now().isoformat(),
         "prefix": {
-            "text": len(turn.prefix_text),
-            "reasoning": len(_reasoning(turn.prefix_parts)),
-            "tool_calls": len(_tool_calls(turn.prefix_parts)),
+            "text": len(prefix_text),
+            "reasoning": len(_reasoning(prefix_parts)),
+            "tool_calls": len(_tool_calls(prefix_parts)),
         },
     }
 
@@ -91,14 +92,14 @@ def _tool_calls(parts: list[dict[str, Any]]) -> str:
 class Bill:
     """What an ended answer is billed: the usage, how it was obtained, and the hold it settles."""
 
-    user: "User"
-    endpoint: "Endpoint | None"
+    user: User
+    endpoint: Endpoint | None
     model: str
     usage: Usage
     context: str
     estimated: bool | frozenset[str]  # True: all counts; else the token types estimated
     hold: uuid.UUID | None
-    rates: "Rates | None" = None
+    rates: Rates | None = None
 
     def record(self) -> dict[str, Any]:
         """The bill as the in-flight record keeps it when it could not be posted."""
@@ -109,7 +110,7 @@ class Bill:
 def finish_answer(
     *,
     message_id: uuid.UUID | None,
-    conversation_id: uuid.UUID | None,
+    conversation_id: uuid.UUID,
     fields: dict[str, Any],
     bill: Bill,
     record: dict[str, Any] | None,
@@ -243,7 +244,7 @@ def _recover(pk: uuid.UUID, *, cutoff: dt.datetime, now: dt.datetime) -> bool:
             unfinished=True,
             finish_reason=INTERRUPTED,
             error=INTERRUPTED_ERROR,
-            # a continued answer's counts add up, as in chat.services._finish_turn
+            # a continued answer's counts add up, as in chat.finish.finish_turn
             prompt_tokens=(message.prompt_tokens or 0) + usage.prompt_total,
             completion_tokens=(message.completion_tokens or 0) + usage.output_tokens,
             cache_read_tokens=message.cache_read_tokens or 0,

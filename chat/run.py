@@ -15,7 +15,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from chat.services import Done, ProviderRequest, StopSignal, Turn, TurnAction, prepare_turn, stream_turn
+from chat.answer import ProviderRequest, StopSignal, stream_turn
+from chat.finish import Done
+from chat.planning import prepare_turn
+from chat.turns import Turn, TurnAction
 from endpoints.adapters.types import Event
 
 if TYPE_CHECKING:

@@ -119,6 +119,13 @@ def _redis_url() -> str | None:
     return getattr(settings, "REDIS_URL", None) or None
 
 
+def _required_redis_url() -> str:
+    url = _redis_url()
+    if url is None:  # callers check first: without REDIS_URL the store is in memory
+        raise RuntimeError("REDIS_URL is not set")
+    return url
+
+
 def _aclient() -> Any:
     """This loop's pooled async Redis client (connections belong to the loop they were opened on)."""
     loop = asyncio.get_running_loop()
@@ -126,7 +133,7 @@ def _aclient() -> Any:
     if client is None:
         import redis.asyncio
 
-        client = redis.asyncio.Redis.from_url(_redis_url(), health_check_interval=30)
+        client = redis.asyncio.Redis.from_url(_required_redis_url(), health_check_interval=30)
         _async_clients[loop] = client
     return client
 
@@ -137,7 +144,7 @@ def _client() -> Any:
         if _sync_client is None:
             import redis
 
-            _sync_client = redis.Redis.from_url(_redis_url(), health_check_interval=30)
+            _sync_client = redis.Redis.from_url(_required_redis_url(), health_check_interval=30)
         return _sync_client
 
 

@@ -21,13 +21,11 @@ import re
 import uuid
 from dataclasses import dataclass
 
-from channels.layers import get_channel_layer
-
 from billing import services as billing
 from billing.tokens import count_chat_tokens, count_tokens, estimated_usage
 from chat.background import is_server_loop
 from chat.db import on_db
-from chat.groups import group_name
+from chat.groups import channel_layer, group_name
 from chat.models import Conversation, Message
 from chat.models import Role as MessageRole
 from endpoints import http
@@ -110,8 +108,8 @@ def attempts_for(exchange: _Exchange) -> list[_Attempt]:
     endpoint = exchange.endpoint
     conversation = exchange.conversation
     model = conversation.model if endpoint.title_model in ("", CURRENT_MODEL) else endpoint.title_model
-    title_endpoint = endpoint.title_endpoint if endpoint.title_endpoint_id else endpoint
-    if title_endpoint is not None and not title_endpoint.enabled:
+    title_endpoint = (endpoint.title_endpoint if endpoint.title_endpoint_id else None) or endpoint
+    if not title_endpoint.enabled:
         title_endpoint = endpoint
     first = _Attempt(endpoint=title_endpoint, model=model)
     fallback = _Attempt(endpoint=endpoint, model=conversation.model)
@@ -191,7 +189,7 @@ async def _ask(exchange: _Exchange, attempt: _Attempt) -> tuple[str, str | None]
                 error = event.message
     finally:
         received = "".join(text) + "".join(arguments)
-        estimated = usage is None and bool(received)
+        estimated: bool | frozenset[str] = usage is None and bool(received)
         if usage is None:
             usage = (
                 estimated_usage(prompt_tokens=prompt_tokens, received_text=received, model=attempt.model)
@@ -202,7 +200,7 @@ async def _ask(exchange: _Exchange, attempt: _Attempt) -> tuple[str, str | None]
             # interrupted: at least what was delivered (the last report may predate most of it)
             delivered = count_tokens(received, attempt.model)
             if delivered > usage.output_tokens:
-                usage, estimated = dataclasses.replace(usage, output_tokens=delivered), {"completion"}
+                usage, estimated = dataclasses.replace(usage, output_tokens=delivered), frozenset({"completion"})
         await on_db(billing.record_usage)(
             user=user, endpoint=attempt.endpoint, model=attempt.model, usage=usage, context="title",
             conversation=conversation, estimated=estimated, release=hold,
@@ -229,7 +227,7 @@ async def title_conversation(conversation_id: uuid.UUID | str, timing: str = Tit
             title, error = await _ask(exchange, attempt)
             if title:
                 await on_db(_save_title)(exchange.conversation.pk, title)
-                await get_channel_layer().group_send(
+                await channel_layer().group_send(
                     group_name(exchange.conversation.pk),
                     {"type": "chat.frame", "frame": {
                         "type": "title", "conversation_id": str(exchange.conversation.pk), "title": title,

@@ -8,7 +8,7 @@ from django.http import Http404, HttpRequest
 from ninja import Router, Status
 from ninja.errors import HttpError
 
-from accounts.auth import key_or_session
+from accounts.auth import caller, key_or_session
 from endpoints.models import Endpoint, EndpointModel, ModelSpec, UserProviderKey
 from endpoints.schemas import OfferOut, ProviderKeyIn, ProviderKeyOut
 from endpoints.selectors import offer_for, provider_keys
@@ -51,7 +51,7 @@ def _spec(spec: ModelSpec) -> dict[str, Any]:
 @router.get("/models", response=OfferOut)
 def models(request: HttpRequest) -> dict[str, Any]:
     """The model specs, endpoints and models the caller's role may use, in the selector's order."""
-    offer = offer_for(user=request.auth.user)
+    offer = offer_for(user=caller(request).user)
     return {
         "enforce": offer.enforce, "prioritize": offer.prioritize, "free_choice": offer.free_choice,
         "specs": [_spec(spec) for spec in offer.specs],
@@ -66,7 +66,7 @@ def _key_out(key: UserProviderKey) -> dict[str, Any]:
 @router.get("/provider-keys", response=list[ProviderKeyOut], tags=["provider keys"])
 def list_provider_keys(request: HttpRequest) -> list[dict[str, Any]]:
     """Which endpoints the caller stored a key for."""
-    return [_key_out(key) for key in provider_keys(user=request.auth.user)]
+    return [_key_out(key) for key in provider_keys(user=caller(request).user)]
 
 
 @router.put("/provider-keys/{endpoint}", response=ProviderKeyOut, tags=["provider keys"])
@@ -74,7 +74,7 @@ def set_provider_key(request: HttpRequest, endpoint: str, payload: ProviderKeyIn
     """Store the caller's key (and base URL) for an endpoint that takes one; replaces any earlier."""
     try:
         key = provider_key_set(
-            user=request.auth.user, endpoint_name=endpoint, api_key=payload.api_key,
+            user=caller(request).user, endpoint_name=endpoint, api_key=payload.api_key,
             base_url=payload.base_url, expires_at=payload.expires_at,
         )
     except Endpoint.DoesNotExist:
@@ -85,7 +85,7 @@ def set_provider_key(request: HttpRequest, endpoint: str, payload: ProviderKeyIn
 
 
 @router.delete("/provider-keys/{endpoint}", response={204: None}, tags=["provider keys"])
-def delete_provider_key(request: HttpRequest, endpoint: str) -> Status:
-    if not provider_key_delete(user=request.auth.user, endpoint_name=endpoint):
+def delete_provider_key(request: HttpRequest, endpoint: str) -> Status[Any]:
+    if not provider_key_delete(user=caller(request).user, endpoint_name=endpoint):
         raise Http404
     return Status(204, None)

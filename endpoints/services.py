@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from typing import Any
 
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 async def stream_chat(
     *, endpoint: Endpoint, request: ChatRequest, user: Any, call: Call | None = None,
     on_sent: Callable[[], Awaitable[None]] | None = None,
-) -> AsyncIterator[Event]:
+) -> AsyncGenerator[Event, None]:
     """Stream one answer from `endpoint` as normalised events (see the module docstring). `call`:
     the request already built by `build_call` for exactly these arguments (the chat turn builds
     it on its database thread ahead of time); otherwise it is built here. `on_sent` is awaited once

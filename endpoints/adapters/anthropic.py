@@ -245,7 +245,7 @@ def _block_started(payload: dict[str, Any], state: StreamState, blocks: dict[int
     """A content block opens: remember its type (and tool call number) for the deltas that follow."""
     index = int(payload.get("index") or 0)
     block = payload.get("content_block") or {}
-    info = {"type": block.get("type")}
+    info: dict[str, Any] = {"type": block.get("type")}
     blocks[index] = info
     if block.get("type") == "tool_use":
         info["tool"] = state.extra["tools"] = state.extra.get("tools", -1) + 1

@@ -154,7 +154,9 @@ class Adapter(ABC):
         return ""
 
     # --- the exchange ----------------------------------------------------------------------
-    async def run(self, call: Call, *, on_sent: Callable[[], Awaitable[None]] | None = None) -> AsyncIterator[Event]:
+    async def run(
+        self, call: Call, *, on_sent: Callable[[], Awaitable[None]] | None = None
+    ) -> AsyncGenerator[Event, None]:
         """Send `call`, yield its events; the last one is Finish or StreamError, never an exception.
         `on_sent` is awaited once the request is on the wire (see `endpoints.http.stream`)."""
         state = StreamState()
@@ -209,7 +211,7 @@ class Adapter(ABC):
 
     async def _exchange(
         self, call: Call, state: StreamState, on_sent: Callable[[], Awaitable[None]] | None
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         content = json.dumps(call.body, default=_json_default).encode()
         signature = self.sign(call, content)
         async with http.stream(

@@ -68,7 +68,8 @@ class OpenAIChatAdapter(Adapter):
 
     def finalize(self, body: dict[str, Any], shape: Shape, dropped: list[str]) -> dict[str, Any]:
         if body.get("stream") and "stream_options" not in dropped:
-            options = body.get("stream_options") if isinstance(body.get("stream_options"), dict) else {}
+            options = body.get("stream_options")
+            options = options if isinstance(options, dict) else {}
             body["stream_options"] = {**options, "include_usage": True}
         return body
 

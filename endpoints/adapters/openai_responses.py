@@ -131,7 +131,8 @@ class OpenAIResponsesAdapter(Adapter):
             error = response.get("error") or {}
             raise self.stream_error(call, failure_message(error), str(error.get("code") or ""))
         if kind == "error":
-            error = payload.get("error") if isinstance(payload.get("error"), dict) else payload
+            error = payload.get("error")
+            error = error if isinstance(error, dict) else payload
             error_type = str(error.get("code") or error.get("type") or "")
             raise self.stream_error(call, str(error.get("message") or ""), error_type)
         return []

@@ -2,6 +2,8 @@
 (see billing.ledger_check)."""
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.management.base import BaseCommand, CommandError
 
 from billing.ledger_check import ledger_problems
@@ -10,7 +12,7 @@ from billing.ledger_check import ledger_problems
 class Command(BaseCommand):
     help = "Check that every balance equals the sum of its transactions and every hold belongs to a live call."
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         problems = ledger_problems()
         if problems:
             for problem in problems:

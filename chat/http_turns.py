@@ -1,0 +1,93 @@
+"""A chat turn for request/response callers (the REST API): start one and read its frames, or stop
+one — the websocket's turn, not a second implementation.
+
+A turn started here is a `chat.live.Generation`, exactly as one started over the websocket: it runs
+in a task of its own through `chat.run.TurnRun`, every socket following the conversation (any tab,
+any process) sees it live, it holds the conversation's claim, and a stop reaches it from any
+process. The HTTP caller follows the conversation like a socket of this process (`FrameQueue`) and
+reads the same numbered frames the websocket sends. A caller that goes away stops nothing, as a
+closed socket stops nothing: the answer is written to the end and can be read afterwards (or
+stopped with `stop_answer`).
+"""
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from chat import live
+from chat.claims import aread_claim
+from chat.db import on_db
+from chat.errors import ChatError, NotFound
+from chat.models import Conversation
+from chat.services import TurnAction, prepare_turn
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
+Frame = dict[str, Any]
+
+
+class FrameQueue:
+    """Follows a conversation like a socket of this process (`chat.live.follow`), keeping the
+    frames of one generation for whoever reads them."""
+
+    def __init__(self, generation_id: str) -> None:
+        self.generation_id = generation_id
+        self.queue: asyncio.Queue[Frame] = asyncio.Queue()
+
+    async def deliver(self, frames: list[Frame]) -> None:
+        for frame in frames:
+            if frame.get("generation_id") == self.generation_id:
+                self.queue.put_nowait(frame)
+
+
+class HttpTurn:
+    """A started turn; iterate `frames()` once, from `created` to `done`."""
+
+    def __init__(self, generation: live.Generation, follower: FrameQueue) -> None:
+        self.generation = generation
+        self.follower = follower
+        self.conversation_id = generation.conversation_id
+
+    async def frames(self) -> AsyncIterator[Frame]:
+        try:
+            while True:
+                frame = await self.follower.queue.get()
+                yield frame
+                if frame["type"] == "done":
+                    return
+        finally:
+            live.unfollow(self.conversation_id, self.follower)
+
+
+async def start_answer(*, user: User, action: TurnAction, request_id: str | None = None) -> HttpTurn:
+    """Check and start a turn (raises ChatError for the user to read, before anything is sent)."""
+    turn = await prepare_turn(user=user, action=action)
+    generation = live.Generation(turn, request_id=request_id)
+    follower = FrameQueue(generation.id)
+    live.follow(generation.conversation_id, follower)  # before it starts: every frame reaches it
+    live.launch(generation)
+    return HttpTurn(generation, follower)
+
+
+def _owns(user_id: int, conversation_id: uuid.UUID) -> bool:
+    return Conversation.objects.filter(user_id=user_id, pk=conversation_id).exists()
+
+
+async def stop_answer(*, user: User, conversation_id: uuid.UUID) -> None:
+    """Stop the answer being written in the user's conversation, in whichever process writes it
+    (the answer so far is kept and billed). NotFound for a conversation that is not the user's;
+    ChatError `not_running` when nothing is being written."""
+    generation = live.local_generation(str(conversation_id))
+    if generation is not None and generation.turn.user.pk == user.pk:  # written here
+        generation.stop()
+        return
+    claim = await aread_claim(conversation_id)
+    ours = claim is not None and claim.user_id == str(user.pk)
+    if not ours and not await on_db(_owns)(user.pk, conversation_id):
+        raise NotFound("Conversation not found.")
+    if claim is None or not ours:
+        raise ChatError("Nothing is being written in this conversation.", code="not_running")
+    await live.request_stop(conversation_id, claim)
