@@ -143,6 +143,9 @@ class Turn:
     pending_claim: EarlyClaim | None = None
     # the call id of the turn's balance hold (None: the role has no balance); released by its bill
     hold: uuid.UUID | None = None
+    # A turn with no conversation (the gateway: the caller sends the whole message list): no
+    # claim, no rows, no title, no recovery record; only the bill is written (context `gateway`).
+    stateless: bool = False
     _rows: Rows | None = None
 
     def rows(self) -> Rows:
@@ -172,7 +175,11 @@ class Turn:
         A new conversation's rows are saved once its claim is written (`EarlyClaim.confirm`).
         """
         if self.saved is None:
-            self.saved = asyncio.ensure_future(self._save())
+            if self.stateless:
+                self.saved = asyncio.get_running_loop().create_future()
+                self.saved.set_result(None)
+            else:
+                self.saved = asyncio.ensure_future(self._save())
         return self.saved
 
     async def _save(self) -> None:
@@ -792,6 +799,11 @@ def _finish_turn(
     usage, estimated = _usage_to_bill(
         turn, answer, reported, interrupted=interrupted, stopped=stopped, request_sent=request_sent
     )
+    if turn.stateless:
+        return _finish_stateless(
+            turn, answer, usage=usage, estimated=estimated, finish_reason=finish_reason, error_text=error_text,
+            unfinished=unfinished, snap=snap,
+        )
     message = turn.assistant_message
     fields = dict(
         text=answer.full_text,
@@ -827,6 +839,32 @@ def _finish_turn(
         release_conversation(turn.conversation_id, turn.generation_id, turn.user.pk)
     return Done(
         message_id=message.pk,
+        finish_reason=finish_reason,
+        unfinished=unfinished,
+        error=error_text,
+        usage=usage,
+        estimated=bool(estimated),
+        text=answer.full_text,
+    )
+
+
+def _finish_stateless(
+    turn: Turn, answer: _Answer, *, usage: Usage, estimated: bool | frozenset[str], finish_reason: str,
+    error_text: str, unfinished: bool, snap: configcache.Snapshot | None,
+) -> Done:
+    """The end of a turn with no conversation: the bill alone (context `gateway`), through the
+    same posting path as an answer's (finish_answer without a message)."""
+    try:
+        rates: Rates | None = _rates(turn.endpoint, turn.model, snap or configcache.snapshot())
+    except Exception:  # the configuration store is away: billing looks the rates up itself
+        rates = None
+    bill = Bill(
+        user=turn.user, endpoint=turn.endpoint, model=turn.model, usage=usage, context="gateway",
+        estimated=estimated, hold=turn.hold, rates=rates,
+    )
+    finish_answer(message_id=None, conversation_id=None, fields={"updated_at": timezone.now()}, bill=bill, record=None)
+    return Done(
+        message_id=turn.assistant_message_id,
         finish_reason=finish_reason,
         unfinished=unfinished,
         error=error_text,
@@ -1000,7 +1038,8 @@ async def stream_turn(
 
     def refresh_claim() -> None:
         nonlocal claim_timer, hold_renewed
-        _in_background(_touch_claim(turn.conversation_id))
+        if not turn.stateless:
+            _in_background(_touch_claim(turn.conversation_id))
         # A long answer renews its balance hold (it expires only when its call died).
         if turn.hold is not None and time.monotonic() - hold_renewed > settings.BILLING_HOLD_SECONDS / 3:
             hold_renewed = time.monotonic()
@@ -1077,6 +1116,7 @@ async def stream_turn(
             now = time.monotonic()
             if (
                 answer.changed and now - last_flush >= FLUSH_SECONDS and (flush_task is None or flush_task.done())
+                and not turn.stateless
                 and turn.saved is not None and turn.saved.done() and turn.saved.exception() is None
             ):
                 answer.changed = False
