@@ -26,6 +26,17 @@ def health(request):
     return {"status": "ok" if ok else "degraded", "database": ok}
 
 
+from portal.ratelimit import RateLimited  # noqa: E402
+
+
+@api.exception_handler(RateLimited)
+def rate_limited(request, exc: RateLimited):
+    """A role's rate limit (portal.ratelimit): 429 with Retry-After."""
+    response = api.create_response(request, {"error": {"code": "rate_limited", "message": str(exc)}}, status=429)
+    response["Retry-After"] = str(exc.retry_after)
+    return response
+
+
 from accounts.api import router as accounts_router  # noqa: E402
 
 api.add_router("/", accounts_router)
