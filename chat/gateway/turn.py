@@ -146,7 +146,18 @@ async def prepare_gateway_turn(*, user: User, ask: GatewayAsk) -> tuple[Turn, Ra
     if not ask.messages:
         raise InvalidRequest("messages must contain at least one message.")
     snap = await configcache.asnapshot()
-    fresh, target, prompt_tokens, needs_fetch_check = await on_db(_plan)(user, ask, snap)
-    if needs_fetch_check:
-        await check_fetched_model(user=fresh, target=target)
+    planned = await on_db(_plan_and_admit)(user, ask, snap)
+    if isinstance(planned[0], Turn):
+        return planned
+    fresh, target, prompt_tokens = planned
+    await check_fetched_model(user=fresh, target=target)
     return await on_db(_admit)(fresh, ask, target, prompt_tokens, snap)
+
+
+def _plan_and_admit(user: User, ask: GatewayAsk, snap: configcache.Snapshot) -> tuple[Any, ...]:
+    """_plan and, unless a fetched model list must be checked first (asynchronously), _admit: one
+    trip to a database thread on the way to the upstream, not two."""
+    fresh, target, prompt_tokens, needs_fetch_check = _plan(user, ask, snap)
+    if needs_fetch_check:
+        return fresh, target, prompt_tokens
+    return _admit(fresh, ask, target, prompt_tokens, snap)
