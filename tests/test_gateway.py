@@ -349,3 +349,25 @@ def test_a_roles_token_limit_stops_the_calls_after_the_one_that_reached_it(oai, 
 
     assert made in (2, 3) and "30 tokens per minute" in str(refused)
     assert len(upstream.completions()) == made - 1
+
+
+def test_a_client_that_leaves_mid_stream_is_billed_for_what_was_delivered(base, key, caller, chat_endpoint, upstream):
+    import time
+
+    import httpx
+
+    chat_endpoint("Lab", rates=RATES)
+    upstream.reply(text=" ".join(["word"] * 200), chunk_delay=0.02)
+
+    with httpx.Client(base_url=base, timeout=10) as client, client.stream(
+        "POST", "/v1/chat/completions", json={**ASK, "stream": True}, headers={"Authorization": f"Bearer {key}"}
+    ) as response:
+        for line in response.iter_lines():
+            if '"content":"word' in line:
+                break  # and hang up
+
+    assert upstream.wait_for_disconnects(1) == 1  # the gateway stopped asking the upstream
+    deadline = time.monotonic() + 10
+    while not (rows := _gateway_rows(caller)) and time.monotonic() < deadline:
+        time.sleep(0.05)  # (the bill is written by the server process as the turn ends)
+    assert rows["completion"].tokens >= 1 and rows["completion"].estimated
