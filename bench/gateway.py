@@ -16,8 +16,8 @@ The caller's role has API access and no balance (admission is measured by bench/
 with neither, the embedded default in a temporary directory.
 
 `--profile N` then runs N whole answers through the gateway in this process (the ASGI app over
-httpx's ASGITransport, the upstream as above) under cProfile and prints the functions with the
-most cumulative time — where Atrium's share goes.
+httpx's ASGITransport, the upstream as above) under cProfile, on the event loop and on the
+chat's database thread, and prints the functions with the most time of their own in each.
 """
 from __future__ import annotations
 
@@ -110,6 +110,7 @@ def profile(upstream_url: str, key: str, requests: int) -> None:
 
     import httpx
 
+    from chat.db import _executor
     from portal.asgi import application
 
     async def run() -> None:
@@ -118,14 +119,17 @@ def profile(upstream_url: str, key: str, requests: int) -> None:
             headers = {"Authorization": f"Bearer {key}"}
             for _ in range(20):
                 await timed(client, "/v1/chat/completions", headers, False)
-            profiler = cProfile.Profile()
+            profiler, on_db_thread = cProfile.Profile(), cProfile.Profile()
+            database = _executor()  # (a profiler sees its own thread: one on the database thread too)
+            database.submit(on_db_thread.enable).result()
             profiler.enable()
             for _ in range(requests):
                 await timed(client, "/v1/chat/completions", headers, False)
             profiler.disable()
-        stats = pstats.Stats(profiler)
-        print(f"\nprofile: {requests} whole answers through the gateway in-process, by cumulative time")
-        stats.sort_stats("cumulative").print_stats(30)
+            database.submit(on_db_thread.disable).result()
+        for label, which in (("the event loop", profiler), ("the database thread", on_db_thread)):
+            print(f"\nprofile of {label}: {requests} whole answers through the gateway in-process, by own time")
+            pstats.Stats(which).sort_stats("tottime").print_stats(20)
 
     asyncio.run(run())
 

@@ -145,6 +145,9 @@ async def prepare_gateway_turn(*, user: User, ask: GatewayAsk) -> tuple[Turn, Ra
     call is billed at (for its cost header)."""
     if not ask.messages:
         raise InvalidRequest("messages must contain at least one message.")
+    # Follow the configuration's announcements (as chat.live does for answers): the version check
+    # then costs no Redis round trip per call.
+    configcache.listener.ensure()
     snap = await configcache.asnapshot()
     planned = await on_db(_plan_and_admit)(user, ask, snap)
     if isinstance(planned[0], Turn):
