@@ -60,6 +60,14 @@ class RoleAdmin(admin.ModelAdmin):
                 "description": "Credits: 1 USD = 1,000,000 credits.",
             },
         ),
+        (
+            "Rate limits",
+            {
+                "fields": ["requests_per_minute", "tokens_per_minute"],
+                "description": "Per user of the role, per minute, across every server; 0: no limit. "
+                "A request over a limit gets 429 with Retry-After.",
+            },
+        ),
     ]
 
     def get_queryset(self, request):

@@ -83,6 +83,16 @@ class Role(models.Model):
         default=Decimal(10000), validators=[MinValueValidator(Decimal(0))],
         help_text="balance.refillAmount: credits added per refill.", **CREDITS
     )
+    # Rate limits of the REST API and the gateway, per user of the role, per minute (portal.ratelimit).
+    requests_per_minute = models.PositiveIntegerField(
+        "API requests per minute", default=0,
+        help_text="Requests each user of this role may make to /api/ and /v1/ per minute; 0: no limit.",
+    )
+    tokens_per_minute = models.PositiveIntegerField(
+        "gateway tokens per minute", default=0,
+        help_text="Prompt + completion tokens each user of this role may spend through /v1/ per minute; "
+        "0: no limit.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -198,7 +198,8 @@ class Answer:
 
     def _refresh_claim(self) -> None:
         turn = self.turn
-        _in_background(_touch_claim(turn.conversation_id))
+        if not turn.stateless:
+            _in_background(_touch_claim(turn.conversation_id))
         # A long answer renews its balance hold (it expires only when its call died).
         if turn.hold is not None and time.monotonic() - self._hold_renewed > settings.BILLING_HOLD_SECONDS / 3:
             self._hold_renewed = time.monotonic()
@@ -249,6 +250,7 @@ class Answer:
         if (
             received.changed and now - self._last_flush >= FLUSH_SECONDS
             and (self._flush_task is None or self._flush_task.done())
+            and not self.turn.stateless
             and saved is not None and saved.done() and saved.exception() is None
         ):
             received.changed = False

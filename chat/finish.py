@@ -166,6 +166,21 @@ def finish_turn(turn: Turn, received: Received, outcome: Outcome, *, saved: bool
     finish_reason = "stopped" if outcome.stopped else "error" if error is not None else outcome.finish_reason
     error_text = error.message if error is not None else ""
     usage, estimated = usage_to_bill(turn, received, outcome, interrupted=interrupted)
+    done = Done(
+        message_id=turn.assistant_message_id,
+        finish_reason=finish_reason,
+        unfinished=not clean,
+        error=error_text,
+        usage=usage,
+        estimated=bool(estimated),
+        text=received.full_text,
+    )
+    if turn.stateless:  # the gateway: no conversation, the bill alone (context `gateway`)
+        bill = Bill(user=turn.user, endpoint=turn.endpoint, model=turn.model, usage=usage, context="gateway",
+                    estimated=estimated, hold=turn.hold, rates=_rates_or_none(turn, snap))
+        finish_answer(message_id=None, conversation_id=None, fields={"updated_at": timezone.now()}, bill=bill,
+                      record=None)
+        return done
     message = turn.assistant_message
     fields = _stored_fields(turn, received, usage, finish_reason, error_text, unfinished=not clean)
     try:
@@ -183,12 +198,4 @@ def finish_turn(turn: Turn, received: Received, outcome: Outcome, *, saved: bool
         )
     finally:
         release_conversation(turn.conversation_id, turn.generation_id, turn.user.pk)
-    return Done(
-        message_id=message.pk,
-        finish_reason=finish_reason,
-        unfinished=not clean,
-        error=error_text,
-        usage=usage,
-        estimated=bool(estimated),
-        text=received.full_text,
-    )
+    return done

@@ -56,7 +56,7 @@ def rates_of(endpoint: Endpoint, model: str, snap: configcache.Snapshot) -> Rate
 
 # --- admission ---------------------------------------------------------------------------------
 
-def _check_balance(
+def check_target_balance(
     *, user: User, target: Target, prompt_tokens: int, snap: configcache.Snapshot | None = None
 ) -> tuple[uuid.UUID | None, int | None]:
     """The turn's admission (billing.check_balance). Returns the call id its hold is under (None:
@@ -234,7 +234,7 @@ def plan_turn(
     admit_later = needs_fetch_check or (on_loop and billing.role_of(user).balance_enabled)
     hold, answer_limit = None, None
     if not admit_later:
-        hold, answer_limit = _check_balance(user=user, target=target, prompt_tokens=prompt_tokens, snap=snap)
+        hold, answer_limit = check_target_balance(user=user, target=target, prompt_tokens=prompt_tokens, snap=snap)
     try:
         if early_claim is not None:
             conversation_id, generation_id = early_claim.conversation_id, early_claim.generation_id
@@ -296,7 +296,7 @@ def _admit_and_build(plan: TurnPlan, snap: configcache.Snapshot | None = None) -
     """The admission prepare_turn left for a database thread, then the turn and its provider call
     (one trip; an admitted turn that cannot be built gives its hold back). `snap`: the
     configuration the turn was planned with (its rates: no second look at the cache's version)."""
-    hold, answer_limit = _check_balance(
+    hold, answer_limit = check_target_balance(
         user=plan.user, target=plan.target, prompt_tokens=plan.prompt_tokens, snap=snap
     )
     try:

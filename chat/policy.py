@@ -79,7 +79,7 @@ class Draft:
 
 
 
-def _role_allows_endpoint(user: User, endpoint: Endpoint, snap: configcache.Snapshot) -> bool:
+def role_allows_endpoint(user: User, endpoint: Endpoint, snap: configcache.Snapshot) -> bool:
     """A role with no endpoints selected may use all of them."""
     ids = snap.get(
         ("role-endpoints", user.role_id),
@@ -163,7 +163,7 @@ def _model_row(endpoint: Endpoint, model: str, snap: configcache.Snapshot) -> En
     )
 
 
-def _listed_models(endpoint: Endpoint, snap: configcache.Snapshot) -> list[str]:
+def listed_models(endpoint: Endpoint, snap: configcache.Snapshot) -> list[str]:
     return snap.get(("listed-models", endpoint.pk), endpoint.listed_model_names)
 
 
@@ -262,7 +262,7 @@ def _free_target(
     if not user.role.can_choose_models:
         raise Forbidden("Your role may only use model specs; pick one of the model specs.")
     chosen = _allowed_endpoint(user, endpoint, conversation, snap)
-    listed = _listed_models(chosen, snap)
+    listed = listed_models(chosen, snap)
     model = model or _default_model(chosen, conversation, listed)
     needs_fetch_check = False
     if model not in listed:
@@ -300,7 +300,7 @@ def _allowed_endpoint(
         raise NotFound(f"There is no endpoint '{ref}'.")
     if not endpoint.enabled:
         raise Forbidden(f"The endpoint '{endpoint.name}' is switched off.")
-    if not _role_allows_endpoint(user, endpoint, snap):
+    if not role_allows_endpoint(user, endpoint, snap):
         raise Forbidden(f"Your role may not use the endpoint '{endpoint.name}'.")
     return endpoint
 

@@ -110,7 +110,7 @@ class Bill:
 def finish_answer(
     *,
     message_id: uuid.UUID | None,
-    conversation_id: uuid.UUID,
+    conversation_id: uuid.UUID | None,
     fields: dict[str, Any],
     bill: Bill,
     record: dict[str, Any] | None,
@@ -123,7 +123,9 @@ def finish_answer(
     When posting the bill raises, the answer is stored all the same but keeps its in-flight
     record, with the bill in it: recovery posts it later (the turn's claim is gone by then); only
     a log line remains of the failure. Returns whether the bill was posted."""
-    message = Message(pk=message_id, conversation_id=conversation_id) if message_id is not None else None
+    message = None
+    if message_id is not None and conversation_id is not None:
+        message = Message(pk=message_id, conversation_id=conversation_id)
     try:
         with transaction.atomic():
             if message_id is not None:
@@ -134,7 +136,7 @@ def finish_answer(
                     if only_in_flight:
                         return False
                     message = None  # deleted meanwhile (its conversation was): billed all the same
-                if not only_in_flight:  # the turn's own end: the conversation moved on now
+                if not only_in_flight and conversation_id is not None:  # the turn's end: the conversation moved on
                     Conversation.objects.filter(pk=conversation_id).update(updated_at=fields["updated_at"])
             billing.record_usage(
                 user=bill.user,

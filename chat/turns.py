@@ -119,6 +119,9 @@ class Turn:
     pending_claim: EarlyClaim | None = None
     # the call id of the turn's balance hold (None: the role has no balance); released by its bill
     hold: uuid.UUID | None = None
+    # A turn with no conversation (the gateway: the caller sends the whole message list): no
+    # claim, no rows, no title, no recovery record; only the bill is written (context `gateway`).
+    stateless: bool = False
     _rows: Rows | None = None
 
     def rows(self) -> Rows:
@@ -148,7 +151,11 @@ class Turn:
         A new conversation's rows are saved once its claim is written (`EarlyClaim.confirm`).
         """
         if self.saved is None:
-            self.saved = asyncio.ensure_future(self._save())
+            if self.stateless:
+                self.saved = asyncio.get_running_loop().create_future()
+                self.saved.set_result(None)
+            else:
+                self.saved = asyncio.ensure_future(self._save())
         return self.saved
 
     async def _save(self) -> None:

@@ -88,6 +88,17 @@ def health(request: HttpRequest) -> dict[str, Any]:
     return {"status": "ok" if ok else "degraded", "database": ok}
 
 
+from portal.ratelimit import RateLimited  # noqa: E402
+
+
+@api.exception_handler(RateLimited)
+def rate_limited(request, exc: RateLimited):
+    """A role's rate limit (portal.ratelimit): 429 with Retry-After."""
+    response = api.create_response(request, {"error": {"code": "rate_limited", "message": str(exc)}}, status=429)
+    response["Retry-After"] = str(exc.retry_after)
+    return response
+
+
 from accounts.api import router as accounts_router  # noqa: E402
 from billing.api import router as billing_router  # noqa: E402
 from chat.api import router as chat_router  # noqa: E402

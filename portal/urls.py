@@ -14,6 +14,7 @@ admin.site.index_title = "Portal configuration"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", api.urls),
+    path("v1/", include("chat.gateway.urls")),  # the OpenAI- and Anthropic-compatible gateway (chat/gateway/)
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),  # set_language: POST, CSRF-checked, remembered in a cookie
     # Atrium's demo model (endpoints/demo.py), the upstream of the endpoint `bootstrap` creates.

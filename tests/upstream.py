@@ -306,7 +306,8 @@ class _Handler(BaseHTTPRequestHandler):
         if recorded.path.endswith("/models"):
             self._serve_models()
         else:
-            self._send_json(404, {"error": {"message": f"Unknown path {recorded.path}", "type": "invalid_request_error"}})
+            error = {"message": f"Unknown path {recorded.path}", "type": "invalid_request_error"}
+            self._send_json(404, {"error": error})
 
     def do_POST(self) -> None:
         recorded = self._read_request()
@@ -369,7 +370,9 @@ class _Handler(BaseHTTPRequestHandler):
         script = self.upstream._next_models()
         self.upstream._sleep(script.delay)
         if script.status >= 400:
-            body = script.body if script.body is not None else {"error": {"message": "models unavailable", "type": "server_error"}}
+            body = script.body
+            if body is None:
+                body = {"error": {"message": "models unavailable", "type": "server_error"}}
             self._send_json(script.status, body)
             return
         if script.body is not None:
@@ -377,7 +380,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._send_json(200, {
             "object": "list",
-            "data": [{"id": model, "object": "model", "created": 1700000000, "owned_by": "upstream"} for model in script.ids],
+            "data": [
+                {"id": model, "object": "model", "created": 1700000000, "owned_by": "upstream"} for model in script.ids
+            ],
         })
 
     def _send_error(self, protocol: str, script: Script, body: dict[str, Any]) -> None:
@@ -467,7 +472,8 @@ class _EventWriter:
         if script.malformed_after is not None and self.deltas >= script.malformed_after and not self.malformed_sent:
             # a truncated JSON object in a well-framed event; the stream then goes on normally
             self.malformed_sent = True
-            self._write((f"event: {name}\n" if name else "") + 'data: {"choices": [{"delta": {"content": "unterminated\n\n')
+            truncated = 'data: {"choices": [{"delta": {"content": "unterminated\n\n'
+            self._write((f"event: {name}\n" if name else "") + truncated)
         if script.error_after is not None and self.deltas >= script.error_after:
             raise _StreamFailed
 
@@ -498,8 +504,9 @@ def _error_body(protocol: str, status: int, model: str | None) -> dict[str, Any]
     message = message.format(model=model)
     if protocol == "anthropic":
         return {"type": "error", "error": {"type": kind, "message": message}}
-    openai_type = {"authentication_error": "invalid_request_error", "not_found_error": "invalid_request_error",
-                   "rate_limit_error": "requests", "permission_error": "invalid_request_error"}.get(kind, "server_error")
+    openai_types = {"authentication_error": "invalid_request_error", "not_found_error": "invalid_request_error",
+                    "rate_limit_error": "requests", "permission_error": "invalid_request_error"}
+    openai_type = openai_types.get(kind, "server_error")
     code = {401: "invalid_api_key", 404: "model_not_found", 429: "rate_limit_exceeded"}.get(status)
     return {"error": {"message": message, "type": openai_type, "param": None, "code": code}}
 
@@ -607,8 +614,9 @@ def _anthropic_stream(writer: _EventWriter, script: Script, body: dict[str, Any]
     index = 0
     try:
         if script.reasoning:
-            writer.event({"type": "content_block_start", "index": index,
-                          "content_block": {"type": "thinking", "thinking": "", "signature": ""}}, "content_block_start")
+            thinking = {"type": "thinking", "thinking": "", "signature": ""}
+            start = {"type": "content_block_start", "index": index, "content_block": thinking}
+            writer.event(start, "content_block_start")
             for piece in _split(script.reasoning):
                 writer.delta({"type": "content_block_delta", "index": index,
                               "delta": {"type": "thinking_delta", "thinking": piece}}, "content_block_delta")
@@ -726,7 +734,8 @@ def _responses_stream(writer: _EventWriter, script: Script, body: dict[str, Any]
                        "summary": [{"type": "summary_text", "text": script.reasoning}]})
             output_index += 1
         send("response.output_item.added", output_index=output_index,
-             item={"id": ids["message"], "type": "message", "status": "in_progress", "role": "assistant", "content": []})
+             item={"id": ids["message"], "type": "message", "status": "in_progress", "role": "assistant",
+                   "content": []})
         send("response.content_part.added", item_id=ids["message"], output_index=output_index, content_index=0,
              part={"type": "output_text", "text": "", "annotations": []})
         for piece in script.pieces if script.pieces is not None else _split(script.text):
@@ -766,7 +775,8 @@ def _responses_stream(writer: _EventWriter, script: Script, body: dict[str, Any]
 def _responses_full(script: Script, body: dict[str, Any]) -> dict[str, Any]:
     ids = {"reasoning": f"rs_{uuid.uuid4().hex[:16]}", "message": f"msg_{uuid.uuid4().hex[:16]}"}
     status = "incomplete" if script.finish == "length" else "completed"
-    return _responses_object(script, body, f"resp_{uuid.uuid4().hex[:24]}", status, _responses_output(script, ids), True)
+    output = _responses_output(script, ids)
+    return _responses_object(script, body, f"resp_{uuid.uuid4().hex[:24]}", status, output, True)
 
 
 _STREAMS = {"chat": _chat_stream, "anthropic": _anthropic_stream, "responses": _responses_stream}
