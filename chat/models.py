@@ -136,3 +136,19 @@ class Preset(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class Tag(models.Model):
+    """A user's bookmark (LibreChat's name): a label put on conversations, listed with its count."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tags")
+    name = models.CharField(max_length=100)
+    conversations = models.ManyToManyField(Conversation, related_name="tags", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["user", "name"], name="tag_unique_per_user")]
+
+    def __str__(self) -> str:
+        return self.name

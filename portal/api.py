@@ -29,3 +29,7 @@ def health(request):
 from accounts.api import router as accounts_router  # noqa: E402
 
 api.add_router("/", accounts_router)
+
+from chat.library_api import router as library_router  # noqa: E402
+
+api.add_router("/", library_router)

@@ -1,0 +1,160 @@
+"""The conversation library's routes: search, import, export, bookmarks and archive.
+Every route works on the caller's own conversations only: another user's id is a 404."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from functools import wraps
+from uuid import UUID
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from django.utils.text import slugify
+from django.utils.translation import gettext as _
+from ninja import File, Query, Router, Schema, Status
+from ninja.errors import HttpError
+from ninja.files import UploadedFile
+
+from accounts.auth import Principal, key_or_session
+from chat import exports, search, tags
+from chat.errors import ChatError, Forbidden, InvalidRequest, NotFound
+from chat.importers import import_file, max_bytes
+from chat.library_schemas import (
+    ArchiveIn,
+    ConversationLibraryOut,
+    ConversationTagsIn,
+    ImportOut,
+    SearchHitOut,
+    TagIn,
+    TagOut,
+)
+from chat.models import Conversation, Tag
+
+router = Router(tags=["library"], auth=key_or_session)
+STATUS = {Forbidden: 403, NotFound: 404, InvalidRequest: 422}
+
+
+def domain_errors(view: Callable) -> Callable:
+    """The chat's domain errors as HTTP errors with their message (403, 404, 422)."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        try:
+            return view(*args, **kwargs)
+        except ChatError as exc:
+            status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 400)
+            raise HttpError(status, exc.message) from exc
+
+    return wrapper
+
+
+def _own(request: HttpRequest, conversation_id: UUID) -> Conversation:
+    return get_object_or_404(Conversation, pk=conversation_id, user=request.auth.user)
+
+
+def _require_bookmarks(principal: Principal) -> None:
+    if principal.role is None or not principal.role.can_use_bookmarks:
+        raise HttpError(403, _("Your role does not include bookmarks."))
+
+
+class SearchQuery(Schema):
+    q: str
+    start: datetime | None = None
+    end: datetime | None = None
+    endpoint: str | None = None
+    model: str | None = None
+    tag: str | None = None
+    limit: int = 20
+    offset: int = 0
+
+
+@router.get("/library/search", response=list[SearchHitOut])
+@domain_errors
+def search_messages(request: HttpRequest, filters: Query[SearchQuery]):
+    """The caller's messages matching `q` (quotes, `or`, `-word`), best first, with snippets;
+    open a hit at `message_id` in `conversation_id`. Temporary chats are never searched."""
+    return search.search_messages(
+        user=request.auth.user, query=filters.q,
+        filters=search.SearchFilters(start=filters.start, end=filters.end, endpoint=filters.endpoint,
+                                     model=filters.model, tag=filters.tag),
+        limit=max(1, min(filters.limit, 100)), offset=max(0, filters.offset),
+    )
+
+
+@router.post("/library/import", response={201: ImportOut})
+@domain_errors
+def import_conversations(request: HttpRequest, file: File[UploadedFile]):
+    """Import a LibreChat, ChatGPT (conversations.json or the export zip), Claude or Chatbot UI
+    export: every conversation in it, or nothing (422 says what and where)."""
+    if file.size is not None and file.size > max_bytes():
+        raise HttpError(413, _("The file is larger than the import limit (%(mb)d MB).") % {"mb": max_bytes() >> 20})
+    report = import_file(user=request.auth.user, fileobj=file.file, name=file.name or "upload")
+    return Status(201, {"conversations": report.conversations, "messages": report.messages})
+
+
+def _download(body: str, fmt: str, stem: str) -> HttpResponse:
+    response = HttpResponse(body, content_type=f"{exports.FORMATS[fmt]}; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{slugify(stem) or "conversation"}.{fmt}"'
+    return response
+
+
+@router.get("/library/export", response={200: None})
+@domain_errors
+def export_all(request: HttpRequest, format: str = "json"):
+    """All of the caller's conversations (temporary ones left out) in one file."""
+    conversations = Conversation.objects.filter(user=request.auth.user, temporary=False).order_by("created_at")
+    body = exports.export_conversations(conversations, format)
+    return _download(body, format, f"atrium-{timezone.now():%Y-%m-%d}")
+
+
+@router.get("/library/conversations/{conversation_id}/export", response={200: None})
+@domain_errors
+def export_one(request: HttpRequest, conversation_id: UUID, format: str = "md"):
+    conversation = _own(request, conversation_id)
+    return _download(exports.export_conversations([conversation], format), format, conversation.title)
+
+
+@router.get("/library/tags", response=list[TagOut])
+def list_tags(request: HttpRequest):
+    _require_bookmarks(request.auth)
+    return tags.tags_with_counts(user=request.auth.user)
+
+
+@router.post("/library/tags", response={201: TagOut})
+@domain_errors
+def create_tag(request: HttpRequest, payload: TagIn):
+    _require_bookmarks(request.auth)
+    tag = tags.tag_create(user=request.auth.user, name=payload.name)
+    return Status(201, {"id": tag.pk, "name": tag.name, "count": tag.conversations.filter(temporary=False).count()})
+
+
+@router.delete("/library/tags/{tag_id}", response={204: None})
+def delete_tag(request: HttpRequest, tag_id: int):
+    _require_bookmarks(request.auth)
+    get_object_or_404(Tag, pk=tag_id, user=request.auth.user).delete()
+    return Status(204, None)
+
+
+def _library_out(conversation: Conversation) -> dict:
+    return {"id": conversation.pk, "title": conversation.title, "archived": conversation.archived,
+            "tags": sorted(conversation.tags.values_list("name", flat=True))}
+
+
+@router.put("/library/conversations/{conversation_id}/tags", response=ConversationLibraryOut)
+@domain_errors
+def set_conversation_tags(request: HttpRequest, conversation_id: UUID, payload: ConversationTagsIn):
+    _require_bookmarks(request.auth)
+    conversation = _own(request, conversation_id)
+    tags.conversation_set_tags(conversation=conversation, names=payload.tags)
+    return _library_out(conversation)
+
+
+@router.put("/library/conversations/{conversation_id}/archive", response=ConversationLibraryOut)
+def archive_conversation(request: HttpRequest, conversation_id: UUID, payload: ArchiveIn):
+    """Archive (hide from the list, still searchable) or restore; the conversation's place in
+    the recent list (updated_at) does not move."""
+    conversation = _own(request, conversation_id)
+    Conversation.objects.filter(pk=conversation.pk).update(archived=payload.archived)
+    conversation.archived = payload.archived
+    return _library_out(conversation)

@@ -1,0 +1,46 @@
+"""Schemas of the conversation library's routes (chat/library_api.py)."""
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from ninja import Schema
+
+
+class SearchHitOut(Schema):
+    conversation_id: UUID
+    conversation_title: str
+    message_id: UUID
+    role: str
+    created_at: datetime
+    snippet: str  # HTML-escaped text, matches wrapped in <mark>
+
+
+class ImportOut(Schema):
+    conversations: list[UUID]
+    messages: int
+
+
+class TagIn(Schema):
+    name: str
+
+
+class TagOut(Schema):
+    id: int
+    name: str
+    count: int
+
+
+class ConversationTagsIn(Schema):
+    tags: list[str]
+
+
+class ArchiveIn(Schema):
+    archived: bool
+
+
+class ConversationLibraryOut(Schema):
+    id: UUID
+    title: str
+    archived: bool
+    tags: list[str]
