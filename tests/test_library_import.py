@@ -92,7 +92,8 @@ def test_a_chatgpt_conversations_json_gives_every_conversation_with_regeneration
         (None, "user", question),
         (question, "assistant", "Feed it once a day at room temperature."),
         (question, "assistant", "Twice a day if it lives on the counter."),
-        ("Twice a day if it lives on the counter.", "user", "[image: file-service://file-9Xk2]\n\nIs this bubbly enough?"),
+        ("Twice a day if it lives on the counter.", "user",
+         "[image: file-service://file-9Xk2]\n\nIs this bubbly enough?"),
     ]
     assert sourdough.created_at == datetime.fromtimestamp(1717142400.123456, tz=UTC)
     assert Message.objects.get(text="Twice a day if it lives on the counter.").model == "gpt-4o-mini"
