@@ -9,6 +9,7 @@ from uuid import UUID
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
@@ -17,7 +18,7 @@ from ninja.errors import HttpError
 from ninja.files import UploadedFile
 
 from accounts.auth import Principal, key_or_session
-from chat import exports, search, tags
+from chat import exports, search, shares, tags
 from chat.errors import ChatError, Forbidden, InvalidRequest, NotFound
 from chat.importers import import_file, max_bytes
 from chat.library_schemas import (
@@ -26,10 +27,12 @@ from chat.library_schemas import (
     ConversationTagsIn,
     ImportOut,
     SearchHitOut,
+    ShareIn,
+    ShareOut,
     TagIn,
     TagOut,
 )
-from chat.models import Conversation, Tag
+from chat.models import Conversation, ShareLink, Tag
 
 router = Router(tags=["library"], auth=key_or_session)
 STATUS = {Forbidden: 403, NotFound: 404, InvalidRequest: 422}
@@ -158,3 +161,33 @@ def archive_conversation(request: HttpRequest, conversation_id: UUID, payload: A
     Conversation.objects.filter(pk=conversation.pk).update(archived=payload.archived)
     conversation.archived = payload.archived
     return _library_out(conversation)
+
+
+def _share_out(request: HttpRequest, link: ShareLink) -> dict:
+    return {"id": link.pk, "conversation_id": link.conversation_id, "title": link.title,
+            "url": request.build_absolute_uri(reverse("shared_conversation", args=[link.token])),
+            "messages": len(link.snapshot), "created_at": link.created_at, "expires_at": link.expires_at}
+
+
+@router.post("/library/conversations/{conversation_id}/shares", response={201: ShareOut})
+@domain_errors
+def create_share(request: HttpRequest, conversation_id: UUID, payload: ShareIn):
+    """A public read-only link to the conversation up to `message_id` (a snapshot: later messages
+    are not shown), optionally expiring. Needs the role's `share conversations`."""
+    link = shares.share_create(user=request.auth.user, conversation=_own(request, conversation_id),
+                               message_id=payload.message_id, expires_at=payload.expires_at)
+    return Status(201, _share_out(request, link))
+
+
+@router.get("/library/shares", response=list[ShareOut])
+def list_shares(request: HttpRequest):
+    """The caller's links that still work (not revoked, not expired), newest first."""
+    now = timezone.now()
+    links = ShareLink.objects.filter(user=request.auth.user, revoked_at__isnull=True).order_by("-created_at")
+    return [_share_out(request, link) for link in links if link.is_live(now)]
+
+
+@router.delete("/library/shares/{share_id}", response={204: None})
+def revoke_share(request: HttpRequest, share_id: UUID):
+    shares.share_revoke(link=get_object_or_404(ShareLink, pk=share_id, user=request.auth.user))
+    return Status(204, None)

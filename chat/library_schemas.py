@@ -44,3 +44,18 @@ class ConversationLibraryOut(Schema):
     title: str
     archived: bool
     tags: list[str]
+
+
+class ShareIn(Schema):
+    message_id: UUID | None = None  # the last message shown; default: the branch the chat shows
+    expires_at: datetime | None = None
+
+
+class ShareOut(Schema):
+    id: UUID
+    conversation_id: UUID
+    title: str
+    url: str
+    messages: int
+    created_at: datetime
+    expires_at: datetime | None

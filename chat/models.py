@@ -152,3 +152,33 @@ class Tag(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ShareLink(models.Model):
+    """A read-only public page of a conversation up to one message. The page shows `snapshot`, the
+    branch copied when the link was made (role, label, model, text only): later messages, edits and
+    deletions do not change it, and nothing of the owner (email, balance, costs) is in it."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    token = models.CharField(max_length=64, unique=True, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="share_links")
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="share_links")
+    up_to = models.ForeignKey(Message, null=True, on_delete=models.SET_NULL, related_name="+")
+    title = models.CharField(max_length=300)
+    snapshot = models.JSONField(default=list, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["user", "-created_at"], name="share_user_recent")]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def is_live(self, now=None) -> bool:
+        from django.utils import timezone
+
+        now = now or timezone.now()
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)

@@ -1,4 +1,4 @@
-"""The conversation library: tags (bookmarks) and the full-text search index.
+"""The conversation library: tags (bookmarks), share links and the full-text search index.
 
 The search index lives outside the ORM because each database has its own:
 - PostgreSQL: a stored, generated `tsvector` column on chat_message ('simple' configuration: one
@@ -8,8 +8,12 @@ The search index lives outside the ORM because each database has its own:
   and Japanese, which have no spaces for a word-based parser to split on.
 - SQLite: an FTS5 table over chat_message's rowid kept in step by triggers.
 """
+
 from __future__ import annotations
 
+import uuid
+
+import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
@@ -55,7 +59,6 @@ def _run(statements_by_vendor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("chat", "0002_message_in_flight"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
@@ -69,14 +72,54 @@ class Migration(migrations.Migration):
                 ("name", models.CharField(max_length=100)),
                 ("created_at", models.DateTimeField(auto_now_add=True)),
                 ("conversations", models.ManyToManyField(blank=True, related_name="tags", to="chat.conversation")),
-                ("user", models.ForeignKey(
-                    on_delete=models.deletion.CASCADE, related_name="tags", to=settings.AUTH_USER_MODEL)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=models.deletion.CASCADE, related_name="tags", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={"ordering": ["name"]},
         ),
         migrations.AddConstraint(
             model_name="tag",
             constraint=models.UniqueConstraint(fields=("user", "name"), name="tag_unique_per_user"),
+        ),
+        migrations.CreateModel(
+            name="ShareLink",
+            fields=[
+                ("id", models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
+                ("token", models.CharField(editable=False, max_length=64, unique=True)),
+                ("title", models.CharField(max_length=300)),
+                ("snapshot", models.JSONField(default=list, editable=False)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("expires_at", models.DateTimeField(blank=True, null=True)),
+                ("revoked_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "conversation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="share_links", to="chat.conversation"
+                    ),
+                ),
+                (
+                    "up_to",
+                    models.ForeignKey(
+                        null=True, on_delete=django.db.models.deletion.SET_NULL, related_name="+", to="chat.message"
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="share_links",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+            ],
+            options={
+                "ordering": ["-created_at"],
+                "indexes": [models.Index(fields=["user", "-created_at"], name="share_user_recent")],
+            },
         ),
         migrations.RunPython(
             _run({"postgresql": POSTGRES_UP, "sqlite": SQLITE_UP}),
