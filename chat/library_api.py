@@ -18,21 +18,25 @@ from ninja.errors import HttpError
 from ninja.files import UploadedFile
 
 from accounts.auth import Principal, key_or_session
-from chat import exports, search, shares, tags
+from chat import exports, presets, search, shares, tags
 from chat.errors import ChatError, Forbidden, InvalidRequest, NotFound
 from chat.importers import import_file, max_bytes
 from chat.library_schemas import (
+    ApplyPresetIn,
     ArchiveIn,
     ConversationLibraryOut,
+    ConversationSettingsOut,
     ConversationTagsIn,
     ImportOut,
+    PresetIn,
+    PresetOut,
     SearchHitOut,
     ShareIn,
     ShareOut,
     TagIn,
     TagOut,
 )
-from chat.models import Conversation, ShareLink, Tag
+from chat.models import Conversation, Preset, ShareLink, Tag
 
 router = Router(tags=["library"], auth=key_or_session)
 STATUS = {Forbidden: 403, NotFound: 404, InvalidRequest: 422}
@@ -191,3 +195,55 @@ def list_shares(request: HttpRequest):
 def revoke_share(request: HttpRequest, share_id: UUID):
     shares.share_revoke(link=get_object_or_404(ShareLink, pk=share_id, user=request.auth.user))
     return Status(204, None)
+
+
+def _preset_out(preset: Preset, user) -> dict:
+    return {"id": preset.pk, "title": preset.title, "endpoint": preset.endpoint.name, "model": preset.model,
+            "params": preset.params, "system_prompt": preset.system_prompt, "shared": preset.shared,
+            "shared_roles": sorted(r.name for r in preset.shared_roles.all()), "mine": preset.user_id == user.pk}
+
+
+def _preset_data(payload: PresetIn) -> presets.PresetData:
+    return presets.PresetData(**payload.dict())
+
+
+@router.get("/library/presets", response=list[PresetOut])
+@domain_errors
+def list_presets(request: HttpRequest):
+    """The caller's presets and those shared with everyone or with the caller's role."""
+    user = request.auth.user
+    presets.require_presets(user)
+    return [_preset_out(p, user) for p in presets.visible_presets(user=user)]
+
+
+@router.post("/library/presets", response={201: PresetOut})
+@domain_errors
+def create_preset(request: HttpRequest, payload: PresetIn):
+    preset = presets.preset_save(user=request.auth.user, data=_preset_data(payload))
+    return Status(201, _preset_out(preset, request.auth.user))
+
+
+@router.put("/library/presets/{preset_id}", response=PresetOut)
+@domain_errors
+def update_preset(request: HttpRequest, preset_id: int, payload: PresetIn):
+    preset = get_object_or_404(Preset, pk=preset_id, user=request.auth.user)
+    return _preset_out(presets.preset_save(user=request.auth.user, data=_preset_data(payload), preset=preset),
+                       request.auth.user)
+
+
+@router.delete("/library/presets/{preset_id}", response={204: None})
+def delete_preset(request: HttpRequest, preset_id: int):
+    get_object_or_404(Preset, pk=preset_id, user=request.auth.user).delete()
+    return Status(204, None)
+
+
+@router.put("/library/conversations/{conversation_id}/preset", response=ConversationSettingsOut)
+@domain_errors
+def apply_preset(request: HttpRequest, conversation_id: UUID, payload: ApplyPresetIn):
+    """The conversation's next turns use the preset (one the caller sees); a new conversation takes
+    the preset's fields in its first send."""
+    user = request.auth.user
+    preset = get_object_or_404(presets.visible_presets(user=user), pk=payload.preset_id)
+    conversation = presets.preset_apply(user=user, preset=preset, conversation=_own(request, conversation_id))
+    return {"id": conversation.pk, "endpoint": conversation.endpoint_name, "model": conversation.model,
+            "params": conversation.params, "system_prompt": conversation.system_prompt}

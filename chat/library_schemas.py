@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from ninja import Schema
@@ -59,3 +60,37 @@ class ShareOut(Schema):
     messages: int
     created_at: datetime
     expires_at: datetime | None
+
+
+class PresetIn(Schema):
+    title: str
+    endpoint: str  # the endpoint's name
+    model: str
+    params: dict[str, Any] = {}
+    system_prompt: str = ""
+    shared: bool = False  # with everyone (staff only)
+    shared_roles: list[str] = []  # role names; a user may name their own role
+
+
+class PresetOut(Schema):
+    id: int
+    title: str
+    endpoint: str
+    model: str
+    params: dict[str, Any]
+    system_prompt: str
+    shared: bool
+    shared_roles: list[str]
+    mine: bool
+
+
+class ApplyPresetIn(Schema):
+    preset_id: int
+
+
+class ConversationSettingsOut(Schema):
+    id: UUID
+    endpoint: str
+    model: str
+    params: dict[str, Any]
+    system_prompt: str

@@ -125,7 +125,10 @@ class Preset(models.Model):
     model = models.CharField(max_length=200)
     system_prompt = models.TextField(blank=True)
     params = models.JSONField(default=dict, blank=True)
-    shared = models.BooleanField(default=False, help_text="Visible to other users, who may copy it.")
+    shared = models.BooleanField(default=False, help_text="Visible to every user, who may apply it.")
+    shared_roles = models.ManyToManyField(
+        "accounts.Role", blank=True, related_name="+", help_text="Visible to the users of these roles."
+    )
     is_default = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -1,4 +1,5 @@
-"""The conversation library: tags (bookmarks), share links and the full-text search index.
+"""The conversation library: tags (bookmarks), share links, presets shared to roles and the
+full-text search index.
 
 The search index lives outside the ORM because each database has its own:
 - PostgreSQL: a stored, generated `tsvector` column on chat_message ('simple' configuration: one
@@ -61,6 +62,7 @@ def _run(statements_by_vendor):
 class Migration(migrations.Migration):
     dependencies = [
         ("chat", "0002_message_in_flight"),
+        ("accounts", "0005_staff_role_follows_groups"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
@@ -120,6 +122,18 @@ class Migration(migrations.Migration):
                 "ordering": ["-created_at"],
                 "indexes": [models.Index(fields=["user", "-created_at"], name="share_user_recent")],
             },
+        ),
+        migrations.AddField(
+            model_name="preset",
+            name="shared_roles",
+            field=models.ManyToManyField(
+                blank=True, help_text="Visible to the users of these roles.", related_name="+", to="accounts.role"
+            ),
+        ),
+        migrations.AlterField(
+            model_name="preset",
+            name="shared",
+            field=models.BooleanField(default=False, help_text="Visible to every user, who may apply it."),
         ),
         migrations.RunPython(
             _run({"postgresql": POSTGRES_UP, "sqlite": SQLITE_UP}),
