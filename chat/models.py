@@ -3,9 +3,11 @@ so reasoning, tool calls and attachments fit without a schema change."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class ConversationQuerySet(models.QuerySet):
@@ -180,8 +182,6 @@ class ShareLink(models.Model):
     def __str__(self) -> str:
         return self.title
 
-    def is_live(self, now=None) -> bool:
-        from django.utils import timezone
-
+    def is_live(self, now: datetime | None = None) -> bool:
         now = now or timezone.now()
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
