@@ -10,8 +10,11 @@ from chat.models import Conversation, Preset
 
 
 @pytest.fixture
-def endpoint(make_endpoint):
-    return make_endpoint("Work GPT", models=("gpt-4o", "gpt-4o-mini"))
+def endpoint(make_endpoint, django_capture_on_commit_callbacks):
+    # run what a commit runs (chat.configcache's version bump), as saving it in the admin would:
+    # the test's transaction never commits, and the cache would keep a previous test's endpoint
+    with django_capture_on_commit_callbacks(execute=True):
+        return make_endpoint("Work GPT", models=("gpt-4o", "gpt-4o-mini"))
 
 
 @pytest.fixture
