@@ -170,10 +170,13 @@ PERMISSIONS: list[tuple[str, str, bool]] = [
     (f.name, str(f.verbose_name), f.default) for f in Role._meta.local_fields
     if isinstance(f, models.BooleanField) and f.name.startswith("can_")
 ]
-# The flags whose features exist today (chat, free endpoint/model choice, API keys): the role page
-# shows these. The others keep their columns (and LibreChat's defaults) and appear on the page when
-# their feature does.
-IMPLEMENTED_PERMISSIONS: tuple[str, ...] = ("can_chat", "can_choose_models", "can_use_api")
+# The flags whose features exist today (chat, free endpoint/model choice, bookmarks, presets, share
+# links, API keys): the role page shows these. The others keep their columns (and LibreChat's defaults) and
+# appear on the page when their feature does.
+IMPLEMENTED_PERMISSIONS: tuple[str, ...] = (
+    "can_chat", "can_choose_models", "can_use_bookmarks", "can_use_presets", "can_share_conversations",
+    "can_use_api",
+)
 
 
 class GroupSource(models.TextChoices):

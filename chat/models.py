@@ -3,10 +3,12 @@ so reasoning, tool calls and attachments fit without a schema change."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -130,7 +132,10 @@ class Preset(models.Model):
     model = models.CharField(max_length=200)
     system_prompt = models.TextField(blank=True)
     params = models.JSONField(default=dict, blank=True)
-    shared = models.BooleanField(default=False, help_text="Visible to other users, who may copy it.")
+    shared = models.BooleanField(default=False, help_text="Visible to every user, who may apply it.")
+    shared_roles = models.ManyToManyField(
+        "accounts.Role", blank=True, related_name="+", help_text="Visible to the users of these roles."
+    )
     is_default = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -141,3 +146,47 @@ class Preset(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class Tag(models.Model):
+    """A user's bookmark (LibreChat's name): a label put on conversations, listed with its count."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tags")
+    name = models.CharField(max_length=100)
+    conversations = models.ManyToManyField(Conversation, related_name="tags", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["user", "name"], name="tag_unique_per_user")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ShareLink(models.Model):
+    """A read-only public page of a conversation up to one message. The page shows `snapshot`, the
+    branch copied when the link was made (role, label, model, text only): later messages, edits and
+    deletions do not change it, and nothing of the owner (email, balance, costs) is in it."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    token = models.CharField(max_length=64, unique=True, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="share_links")
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="share_links")
+    up_to = models.ForeignKey(Message, null=True, on_delete=models.SET_NULL, related_name="+")
+    title = models.CharField(max_length=300)
+    snapshot = models.JSONField(default=list, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["user", "-created_at"], name="share_user_recent")]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def is_live(self, now: datetime | None = None) -> bool:
+        now = now or timezone.now()
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)

@@ -49,3 +49,12 @@ def _schedule_in_thread(conversation_id: uuid.UUID, timing: str) -> None:
         log.exception("enqueueing the title of conversation %s failed", conversation_id)
     finally:
         close_old_connections()
+
+
+@shared_task(name="chat.tasks.purge_temporary_chats", ignore_result=True)
+def purge_temporary_chats() -> int:
+    """Delete temporary chats past the admin-set retention window (chat.temporary; scheduled in
+    settings.CELERY_BEAT_SCHEDULE every CHAT_TEMPORARY_PURGE_SECONDS)."""
+    from chat.temporary import purge_expired_temporary_chats
+
+    return purge_expired_temporary_chats()

@@ -36,6 +36,7 @@ class PortalSettingsAdmin(admin.ModelAdmin):
     fieldsets = [
         ("Model specs", {"fields": ["model_specs_enforce", "model_specs_prioritize"]}),
         ("Cost display (interface.currency)", {"fields": ["currency_code", "currency_symbol", "currency_rate"]}),
+        ("Temporary chats", {"fields": ["temporary_chat_retention_hours"]}),
         (
             "Models without configured rates",
             {

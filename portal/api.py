@@ -108,3 +108,7 @@ api.add_router("/", accounts_router)
 api.add_router("/", endpoints_router)
 api.add_router("/", billing_router)
 api.add_router("/", chat_router)
+
+from chat.library_api import router as library_router  # noqa: E402
+
+api.add_router("/", library_router)

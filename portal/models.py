@@ -4,7 +4,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 RATE_FIELD = dict(max_digits=14, decimal_places=6, validators=[MinValueValidator(Decimal(0))])
@@ -52,6 +52,13 @@ class PortalSettings(models.Model):
     default_context_tokens = models.PositiveIntegerField(
         default=8192,
         help_text="Context window assumed for models without a configured context size.",
+    )
+    temporary_chat_retention_hours = models.PositiveIntegerField(
+        "temporary chat retention (hours)",
+        default=720,
+        validators=[MinValueValidator(1), MaxValueValidator(8760)],
+        help_text="interface.temporaryChatRetention: temporary chats are hidden and deleted this many "
+        "hours after they were started (1 to 8760; LibreChat's default is 720, 30 days).",
     )
 
     class Meta:

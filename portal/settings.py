@@ -345,3 +345,14 @@ CELERY_BEAT_SCHEDULE["chat-recover-interrupted-answers"] = {
     "task": "chat.tasks.recover_interrupted_answers",
     "schedule": float(CHAT_RECOVERY_CHECK_SECONDS),
 }
+
+# --- Chat: temporary chats (chat/temporary.py) ---------------------------------------------------
+# The retention window is set by admins (portal settings); this is only how often beat deletes the
+# temporary chats past it.
+CHAT_TEMPORARY_PURGE_SECONDS = env_int("CHAT_TEMPORARY_PURGE_SECONDS", 3600)
+if CHAT_TEMPORARY_PURGE_SECONDS < 1:
+    raise ImproperlyConfigured("CHAT_TEMPORARY_PURGE_SECONDS must be at least 1 (seconds).")
+CELERY_BEAT_SCHEDULE["chat-purge-temporary-chats"] = {
+    "task": "chat.tasks.purge_temporary_chats",
+    "schedule": float(CHAT_TEMPORARY_PURGE_SECONDS),
+}

@@ -3,6 +3,7 @@ from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from chat.share_views import shared_conversation
 from chat.views import home
 from endpoints import demo
 from portal.api import api
@@ -20,6 +21,7 @@ urlpatterns = [
     # Atrium's demo model (endpoints/demo.py), the upstream of the endpoint `bootstrap` creates.
     path("demo/v1/models", demo.models, name="demo_models"),
     path("demo/v1/chat/completions", demo.chat_completions, name="demo_chat_completions"),
+    path("share/<str:token>", shared_conversation, name="shared_conversation"),  # public, read-only
     path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
     # Every signed-in user's landing page (the chat page will replace it); staff find the admin there.
     path("", home, name="home"),
