@@ -11,7 +11,7 @@ from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, AuthorizationError, HttpError, ValidationError
 
 from accounts.auth import key_or_session
-from chat.errors import ChatError
+from chat.errors import ChatError, Forbidden, InvalidRequest, NotFound
 
 # Authenticated unless a route says otherwise (auth=None): a new route cannot be public by accident.
 api = NinjaAPI(
@@ -31,6 +31,7 @@ CHAT_ERROR_STATUS = {
     "busy": 409,
     "not_running": 409,
 }
+CHAT_ERROR_KINDS = ((Forbidden, 403), (NotFound, 404), (InvalidRequest, 422))
 HTTP_ERROR_CODES = {
     400: "bad_request", 401: "unauthenticated", 402: "balance", 403: "forbidden", 404: "not_found",
     405: "method_not_allowed", 409: "conflict", 422: "invalid", 429: "rate_limited",
@@ -43,7 +44,10 @@ def error_response(request: HttpRequest, status: int, code: str, message: str, *
 
 @api.exception_handler(ChatError)
 def chat_error(request: HttpRequest, exc: ChatError) -> HttpResponse:
-    return error_response(request, CHAT_ERROR_STATUS.get(exc.code, 400), exc.code, exc.message)
+    status = CHAT_ERROR_STATUS.get(exc.code)
+    if status is None:  # a kind of its own (e.g. import_failed): the status of the kind it is
+        status = next((code for kind, code in CHAT_ERROR_KINDS if isinstance(exc, kind)), 400)
+    return error_response(request, status, exc.code, exc.message)
 
 
 @api.exception_handler(AuthenticationError)

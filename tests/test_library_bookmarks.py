@@ -65,7 +65,7 @@ def test_a_blank_bookmark_name_is_refused(client, owner):
     response = client.post("/api/library/tags", {"name": "   "}, content_type="application/json")
 
     assert response.status_code == 422
-    assert response.json()["detail"] == "A bookmark needs a name."
+    assert response.json()["error"]["message"] == "A bookmark needs a name."
 
 
 def test_another_user_can_neither_tag_nor_see_nor_delete_the_owners_bookmarks(client, owner, conversation, make_user):
@@ -95,7 +95,7 @@ def test_a_role_without_bookmarks_is_refused(client, make_user, db):
     response = client.get("/api/library/tags")
 
     assert response.status_code == 403
-    assert "bookmarks" in response.json()["detail"]
+    assert "bookmarks" in response.json()["error"]["message"]
 
 
 def test_archiving_hides_nothing_from_search_and_keeps_the_recent_order(client, owner, conversation):

@@ -100,7 +100,7 @@ def test_an_unknown_format_is_refused(client, imported):
     response = export(client, imported, "docx")
 
     assert response.status_code == 422
-    assert "docx" in response.json()["detail"]
+    assert "docx" in response.json()["error"]["message"]
 
 
 def test_another_user_cannot_export_the_conversation(client, imported, make_user):

@@ -145,7 +145,7 @@ def test_a_zip_whose_manifest_names_a_missing_shard_imports_nothing(client, owne
     response = upload(client, "export.zip", body)
 
     assert response.status_code == 422
-    assert "conversations-001.json" in response.json()["detail"]
+    assert "conversations-001.json" in response.json()["error"]["message"]
     assert not Conversation.objects.exists()
 
 
@@ -193,7 +193,7 @@ def test_a_malformed_file_imports_nothing_and_says_why(client, owner, body, says
     response = upload(client, "bad.json", body)
 
     assert response.status_code == 422
-    assert says in response.json()["detail"]
+    assert says in response.json()["error"]["message"]
     assert not Conversation.objects.exists()
 
 
@@ -205,7 +205,7 @@ def test_an_unknown_content_type_late_in_the_file_rolls_back_the_conversations_b
     response = upload(client, "conversations.json", json.dumps(conversations).encode())
 
     assert response.status_code == 422
-    detail = response.json()["detail"]
+    detail = response.json()["error"]["message"]
     assert "conversation 2" in detail and "node ans" in detail and "'hologram'" in detail
     assert not Conversation.objects.exists()
 
@@ -218,7 +218,7 @@ def test_a_message_answering_one_that_is_not_in_the_file_is_refused(client, owne
     response = upload(client, "librechat.json", json.dumps(export).encode())
 
     assert response.status_code == 422
-    assert "answers not-there, which is not in the file" in response.json()["detail"]
+    assert "answers not-there, which is not in the file" in response.json()["error"]["message"]
 
 
 def test_a_file_over_the_import_limit_is_refused_before_it_is_read(client, owner, settings):

@@ -49,7 +49,7 @@ def test_a_model_the_endpoint_does_not_offer_is_refused(client, owner, endpoint)
     response = create(client, model="gpt-9")
 
     assert response.status_code == 404
-    assert "gpt-9" in response.json()["detail"]
+    assert "gpt-9" in response.json()["error"]["message"]
     assert not Preset.objects.exists()
 
 
