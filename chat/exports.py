@@ -6,7 +6,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import uuid
 from collections.abc import Iterable
+from typing import Any
 
 from django.utils import timezone
 
@@ -31,7 +33,7 @@ def export_conversations(conversations: Iterable[Conversation], fmt: str) -> str
     return "\n\n".join(render(c, messages) for c, messages in pairs)
 
 
-def librechat_json(conversation: Conversation, messages: list[Message]) -> dict:
+def librechat_json(conversation: Conversation, messages: list[Message]) -> dict[str, Any]:
     return {
         "conversationId": str(conversation.pk),
         "title": conversation.title,
@@ -63,7 +65,7 @@ def librechat_json(conversation: Conversation, messages: list[Message]) -> dict:
 
 def _current_path(messages: list[Message]) -> list[Message]:
     """The branch shown in the chat: from the root, each time the latest child."""
-    latest: dict = {}
+    latest: dict[uuid.UUID | None, Message] = {}
     for m in messages:  # oldest first: the last one written wins
         latest[m.parent_id] = m
     path, node = [], latest.get(None)

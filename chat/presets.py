@@ -8,7 +8,7 @@ the presets in the admin)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from django.db.models import Q, QuerySet
@@ -17,6 +17,9 @@ from accounts.models import Role
 from chat.errors import Forbidden, InvalidRequest
 from chat.models import Conversation, Preset
 from chat.policy import resolve_target
+
+if TYPE_CHECKING:
+    from accounts.models import User
 
 
 @dataclass
@@ -30,12 +33,12 @@ class PresetData:
     shared_roles: list[str] = field(default_factory=list)
 
 
-def require_presets(user) -> None:
+def require_presets(user: User) -> None:
     if user.role is None or not user.role.can_use_presets:
         raise Forbidden("Your role does not include presets.")
 
 
-def visible_presets(*, user) -> QuerySet[Preset]:
+def visible_presets(*, user: User) -> QuerySet[Preset]:
     mine_or_shared = Q(user=user) | Q(shared=True)
     if user.role_id:
         mine_or_shared |= Q(shared_roles=user.role_id)
@@ -43,7 +46,7 @@ def visible_presets(*, user) -> QuerySet[Preset]:
             .prefetch_related("shared_roles").order_by("title", "pk"))
 
 
-def _roles(user, data: PresetData) -> list[Role]:
+def _roles(user: User, data: PresetData) -> list[Role]:
     names = sorted(set(data.shared_roles))
     roles = list(Role.objects.filter(name__in=names))
     missing = set(names) - {r.name for r in roles}
@@ -55,7 +58,7 @@ def _roles(user, data: PresetData) -> list[Role]:
 
 
 @transaction.atomic
-def preset_save(*, user, data: PresetData, preset: Preset | None = None) -> Preset:
+def preset_save(*, user: User, data: PresetData, preset: Preset | None = None) -> Preset:
     """Create (or, given `preset`, replace) a preset after checking the user may use what it holds."""
     require_presets(user)
     title = " ".join(data.title.split())
@@ -72,7 +75,7 @@ def preset_save(*, user, data: PresetData, preset: Preset | None = None) -> Pres
     return preset
 
 
-def preset_apply(*, user, preset: Preset, conversation: Conversation) -> Conversation:
+def preset_apply(*, user: User, preset: Preset, conversation: Conversation) -> Conversation:
     """The conversation's next turns use the preset's endpoint, model, parameters and prompt."""
     require_presets(user)
     target, _ = resolve_target(user=user, endpoint=preset.endpoint, model=preset.model, params=preset.params,

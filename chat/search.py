@@ -18,12 +18,16 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING, cast
 
 from django.db import connection
 from django.utils.dateparse import parse_datetime
 from django.utils.html import escape
 
 from chat.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from accounts.models import User
 
 # Highlight markers placed by the database around matches, turned into <mark> after escaping:
 # private-use characters, which escaping leaves alone and no real text contains.
@@ -35,6 +39,7 @@ CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\
 TERM = re.compile(r'(-?)"([^"]*)"|(\S+)')
 MAX_QUERY = 500
 SNIPPET_CHARS = 80
+SqlParam = int | str | datetime  # what these queries bind
 
 
 @dataclass(frozen=True)
@@ -56,7 +61,7 @@ class Hit:
     snippet: str
 
 
-def search_messages(*, user, query: str, filters: SearchFilters | None = None,
+def search_messages(*, user: User, query: str, filters: SearchFilters | None = None,
                     limit: int = 20, offset: int = 0) -> list[Hit]:
     """The user's messages matching `query`, best first (newest first for CJK substring queries)."""
     query = query.strip()
@@ -72,8 +77,9 @@ def search_messages(*, user, query: str, filters: SearchFilters | None = None,
     return _sqlite_search(query, where, params, limit, offset)
 
 
-def _filters(user_id: int, filters: SearchFilters) -> tuple[str, list]:
-    where, params = ["m.user_id = %s", "NOT c.temporary"], [user_id]
+def _filters(user_id: int, filters: SearchFilters) -> tuple[str, list[SqlParam]]:
+    where = ["m.user_id = %s", "NOT c.temporary"]
+    params: list[SqlParam] = [user_id]
     if filters.start:
         where.append("m.created_at >= %s")
         params.append(filters.start)
@@ -95,7 +101,7 @@ def _filters(user_id: int, filters: SearchFilters) -> tuple[str, list]:
     return " AND ".join(where), params
 
 
-def _postgres_search(query: str, where: str, params: list, limit: int, offset: int) -> list[Hit]:
+def _postgres_search(query: str, where: str, params: list[SqlParam], limit: int, offset: int) -> list[Hit]:
     sql = f"""
         SELECT h.id, h.conversation_id, h.title, h.role, h.created_at,
                ts_headline('simple', h.text, websearch_to_tsquery('simple', %s), %s)
@@ -113,7 +119,7 @@ def _postgres_search(query: str, where: str, params: list, limit: int, offset: i
     return _hits(sql, [query, HEADLINE_OPTIONS, query, *params, limit, offset])
 
 
-def _sqlite_search(query: str, where: str, params: list, limit: int, offset: int) -> list[Hit]:
+def _sqlite_search(query: str, where: str, params: list[SqlParam], limit: int, offset: int) -> list[Hit]:
     match = fts5_query(query)
     if not match:
         return []
@@ -129,7 +135,7 @@ def _sqlite_search(query: str, where: str, params: list, limit: int, offset: int
     return _hits(sql, [START, STOP, match, *params, limit, offset])
 
 
-def _substring_search(query: str, where: str, params: list, limit: int, offset: int) -> list[Hit]:
+def _substring_search(query: str, where: str, params: list[SqlParam], limit: int, offset: int) -> list[Hit]:
     terms = [t for t in query.split() if t]
     like = " AND ".join(["m.text LIKE %s ESCAPE '!'" if connection.vendor != "postgresql"
                          else "m.text ILIKE %s ESCAPE '!'"] * len(terms))
@@ -144,19 +150,20 @@ def _substring_search(query: str, where: str, params: list, limit: int, offset: 
     return [Hit(**{**h.__dict__, "snippet": substring_snippet(h.snippet, terms)}) for h in hits]
 
 
-def _hits(sql: str, params: list, *, highlight: bool = True) -> list[Hit]:
+def _hits(sql: str, params: list[SqlParam], *, highlight: bool = True) -> list[Hit]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     return [
         Hit(conversation_id=_uuid(conv), conversation_title=title, message_id=_uuid(mid), role=role,
-            created_at=created if isinstance(created, datetime) else parse_datetime(created),
+            # SQLite returns the (non-null) column as ISO text, which always parses
+            created_at=created if isinstance(created, datetime) else cast(datetime, parse_datetime(created)),
             snippet=_marked(snippet) if highlight else snippet)
         for mid, conv, title, role, created, snippet in rows
     ]
 
 
-def _uuid(value) -> str:
+def _uuid(value: object) -> str:
     # SQLite hands back UUIDs as 32 hex characters without dashes
     return str(value if not isinstance(value, str) else uuid.UUID(value))
 

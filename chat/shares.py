@@ -3,17 +3,22 @@ revocable and optionally expiring (chat.models.ShareLink)."""
 from __future__ import annotations
 
 import secrets
+import uuid
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from django.utils import timezone
 
 from chat.errors import Forbidden, InvalidRequest, NotFound
 from chat.models import Conversation, Message, ShareLink
 
+if TYPE_CHECKING:
+    from accounts.models import User
+
 
 def _latest_leaf(conversation: Conversation) -> Message | None:
     """The end of the branch the chat shows: from the root, the latest child each time."""
-    latest: dict = {}
+    latest: dict[uuid.UUID | None, Message] = {}
     for message in Message.objects.filter(conversation=conversation).order_by("created_at", "id"):
         latest[message.parent_id] = message
     node, leaf = latest.get(None), None
@@ -22,7 +27,8 @@ def _latest_leaf(conversation: Conversation) -> Message | None:
     return leaf
 
 
-def share_create(*, user, conversation: Conversation, message_id=None, expires_at: datetime | None = None) -> ShareLink:
+def share_create(*, user: User, conversation: Conversation, message_id: uuid.UUID | str | None = None,
+                 expires_at: datetime | None = None) -> ShareLink:
     """A link to the branch ending at `message_id` (default: the branch the chat shows)."""
     if user.role is None or not user.role.can_share_conversations:
         raise Forbidden("Your role does not allow sharing conversations.")
@@ -44,7 +50,7 @@ def share_create(*, user, conversation: Conversation, message_id=None, expires_a
     )
 
 
-def _public(message: Message) -> dict:
+def _public(message: Message) -> dict[str, str]:
     """What a stranger may see of a message: no ids, tokens, costs or errors."""
     return {"role": message.role, "sender": message.sender if message.role != "user" else "",
             "model": message.model if message.role != "user" else "", "text": message.text,

@@ -1,16 +1,21 @@
 """Bookmarks (LibreChat's name for tags on conversations): a user's own labels with counts."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.db import transaction
 from django.db.models import Count, Q
 
 from chat.errors import InvalidRequest
 from chat.models import Conversation, Tag
 
+if TYPE_CHECKING:
+    from accounts.models import User
+
 MAX_NAME = 100
 
 
-def tags_with_counts(*, user) -> list[Tag]:
+def tags_with_counts(*, user: User) -> list[Tag]:
     """The user's tags, each with `count`: its conversations, temporary ones left out."""
     return list(
         Tag.objects.filter(user=user)
@@ -28,7 +33,7 @@ def _clean(name: str) -> str:
     return name
 
 
-def tag_create(*, user, name: str) -> Tag:
+def tag_create(*, user: User, name: str) -> Tag:
     tag, _ = Tag.objects.get_or_create(user=user, name=_clean(name))
     return tag
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, TYPE_CHECKING, Any
 
 import ijson
 from django.conf import settings
@@ -22,6 +22,11 @@ from django.db import transaction
 from chat.importers import chatbotui, chatgpt, claude, librechat
 from chat.importers.base import ImportedConversation, ImportFailed
 from chat.importers.save import save_conversation
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
+Parser = Callable[[Any, str], ImportedConversation]
 
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024  # ChatGPT exports of heavy users reach a few hundred MB
 ZIP_MAGIC = b"PK\x03\x04"
@@ -37,7 +42,7 @@ def max_bytes() -> int:
     return int(getattr(settings, "CHAT_IMPORT_MAX_BYTES", DEFAULT_MAX_BYTES))
 
 
-def import_file(*, user, fileobj: IO[bytes], name: str = "upload") -> ImportReport:
+def import_file(*, user: User, fileobj: IO[bytes], name: str = "upload") -> ImportReport:
     """Import every conversation in the file for `user`, or nothing (ImportFailed says why)."""
     report = ImportReport()
     with transaction.atomic():
@@ -90,7 +95,7 @@ def _shards(archive: zipfile.ZipFile, members: set[str], name: str) -> list[str]
     raise ImportFailed(f"{name}: neither export_manifest.json nor conversations.json is in the zip.")
 
 
-def _manifest_shards(manifest) -> list[str] | None:
+def _manifest_shards(manifest: object) -> list[str] | None:
     """The conversation shards a manifest names, wherever it lists files: a list of names or of
     objects with a path/name, under `conversations` or `files`."""
     for key in ("conversations", "files"):
@@ -121,7 +126,7 @@ def _json(stream: IO[bytes], name: str) -> Iterator[tuple[str, ImportedConversat
 
 def _first_char(stream: IO[bytes]) -> bytes:
     """The first non-blank byte, the stream left at its start (zip members cannot seek back)."""
-    peeked = stream.peek(64) if hasattr(stream, "peek") else None
+    peeked: bytes | None = stream.peek(64) if hasattr(stream, "peek") else None
     if peeked is not None:
         return peeked.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
     position = stream.tell()
@@ -131,7 +136,7 @@ def _first_char(stream: IO[bytes]) -> bytes:
 
 
 def _array(stream: IO[bytes], name: str) -> Iterator[tuple[str, ImportedConversation]]:
-    parser = None
+    parser: Parser | None = None
     for index, item in enumerate(ijson.items(stream, "item", use_float=True)):
         where = f"{name}, conversation {index + 1}"
         if parser is None:
@@ -139,7 +144,7 @@ def _array(stream: IO[bytes], name: str) -> Iterator[tuple[str, ImportedConversa
         yield where, parser(item, where)
 
 
-def _array_parser(item, where: str):
+def _array_parser(item: object, where: str) -> Parser:
     if chatgpt.looks_like(item):
         return chatgpt.parse
     if claude.looks_like(item):
@@ -149,7 +154,7 @@ def _array_parser(item, where: str):
     raise ImportFailed(f"{where}: not a ChatGPT, Claude or LibreChat conversation.")
 
 
-def _object(data: dict, name: str) -> Iterator[tuple[str, ImportedConversation]]:
+def _object(data: dict[str, Any], name: str) -> Iterator[tuple[str, ImportedConversation]]:
     if librechat.looks_like(data):
         yield name, librechat.parse(data, name)
     elif chatbotui.looks_like(data):

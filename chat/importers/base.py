@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from django.utils.dateparse import parse_datetime
 
@@ -38,11 +39,11 @@ class ImportedConversation:
     endpoint_name: str = ""
     model: str = ""
     system_prompt: str = ""
-    params: dict = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
     messages: list[ImportedMessage] = field(default_factory=list)
 
 
-def timestamp(value, where: str) -> datetime | None:
+def timestamp(value: object, where: str) -> datetime | None:
     """ISO 8601 strings (LibreChat, Claude) or epoch seconds (ChatGPT) as aware datetimes."""
     if value in (None, ""):
         return None
@@ -55,7 +56,7 @@ def timestamp(value, where: str) -> datetime | None:
     raise ImportFailed(f"{where}: {value!r} is not a date.")
 
 
-def require(mapping, key: str, kind: type | tuple, where: str):
+def require(mapping: object, key: str, kind: type | tuple[type, ...], where: str) -> Any:
     if not isinstance(mapping, dict):
         raise ImportFailed(f"{where}: expected an object, found {type(mapping).__name__}.")
     value = mapping.get(key)
@@ -65,7 +66,7 @@ def require(mapping, key: str, kind: type | tuple, where: str):
     return value
 
 
-def _kind_name(kind) -> str:
+def _kind_name(kind: type | tuple[type, ...]) -> str:
     kinds = kind if isinstance(kind, tuple) else (kind,)
     names = {str: "text", list: "a list", dict: "an object", int: "a number", float: "a number", bool: "true/false"}
     return " or ".join(dict.fromkeys(names.get(k, k.__name__) for k in kinds))

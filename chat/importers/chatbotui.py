@@ -2,21 +2,24 @@
 prompt, temperature}], folders, prompts}`. Each conversation is a single line of messages."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 from chat.importers.base import ImportedConversation, ImportedMessage, ImportFailed, require
 
 ROLES = {"user": "user", "assistant": "assistant", "system": "system"}
 
 
-def looks_like(data) -> bool:
+def looks_like(data: object) -> bool:
     return isinstance(data, dict) and "version" in data and isinstance(data.get("history"), list)
 
 
-def parse_all(data: dict, where: str):
+def parse_all(data: dict[str, Any], where: str) -> Iterator[ImportedConversation]:
     for index, raw in enumerate(data["history"]):
         yield parse(raw, f"{where}, conversation {index + 1}")
 
 
-def parse(raw, where: str) -> ImportedConversation:
+def parse(raw: Any, where: str) -> ImportedConversation:
     messages = require(raw, "messages", list, where)
     model = raw.get("model") if isinstance(raw.get("model"), dict) else {}
     conversation = ImportedConversation(
@@ -24,7 +27,7 @@ def parse(raw, where: str) -> ImportedConversation:
         system_prompt=str(raw.get("prompt") or ""),
         params={"temperature": raw["temperature"]} if isinstance(raw.get("temperature"), int | float) else {},
     )
-    parent = None
+    parent: str | None = None
     for index, message in enumerate(messages):
         here = f"{where}, message {index + 1}"
         role = require(message, "role", str, here)

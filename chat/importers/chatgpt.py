@@ -6,6 +6,8 @@ Nodes without a message (the root) and hidden system/context messages are left o
 children hang from the nearest kept ancestor, so branches (edits, regenerations) survive."""
 from __future__ import annotations
 
+from typing import Any
+
 from chat.importers.base import ImportedConversation, ImportedMessage, ImportFailed, require, timestamp
 
 ROLES = {"user": "user", "assistant": "assistant", "system": "system", "tool": "assistant"}
@@ -15,11 +17,11 @@ REASONING_TYPES = {"thoughts", "reasoning_recap"}
 HIDDEN_TYPES = {"user_editable_context", "model_editable_context", "tether_browsing_display"}
 
 
-def looks_like(item) -> bool:
+def looks_like(item: object) -> bool:
     return isinstance(item, dict) and "mapping" in item
 
 
-def parse(raw, where: str) -> ImportedConversation:
+def parse(raw: Any, where: str) -> ImportedConversation:
     mapping = require(raw, "mapping", dict, where)
     title = str(raw.get("title") or "Imported chat")[:300]
     where = f"{where} ('{title}')"
@@ -42,7 +44,7 @@ def parse(raw, where: str) -> ImportedConversation:
     return conversation
 
 
-def _roots_first(mapping: dict, where: str) -> list[str]:
+def _roots_first(mapping: dict[str, Any], where: str) -> list[str]:
     """Node ids, each after its parent (the order saving needs), refusing cycles."""
     children: dict[str | None, list[str]] = {}
     for key, node in mapping.items():
@@ -50,7 +52,8 @@ def _roots_first(mapping: dict, where: str) -> list[str]:
             raise ImportFailed(f"{where}, node {key}: expected an object.")
         parent = node.get("parent")
         children.setdefault(parent if parent in mapping else None, []).append(key)
-    order, stack = [], list(reversed(children.get(None, [])))
+    order: list[str] = []
+    stack = list(reversed(children.get(None, [])))
     while stack:
         key = stack.pop()
         order.append(key)
@@ -60,13 +63,13 @@ def _roots_first(mapping: dict, where: str) -> list[str]:
     return order
 
 
-def _kept_ancestor(mapping: dict, node_id, kept: dict) -> str | None:
+def _kept_ancestor(mapping: dict[str, Any], node_id: str | None, kept: dict[str, ImportedMessage]) -> str | None:
     while node_id is not None and node_id not in kept:
         node_id = mapping.get(node_id, {}).get("parent")
     return node_id
 
 
-def _message(raw, key: str, parent: str | None, where: str) -> ImportedMessage | None:
+def _message(raw: Any, key: str, parent: str | None, where: str) -> ImportedMessage | None:
     if raw is None:
         return None
     author = require(raw, "author", dict, where)
@@ -92,12 +95,12 @@ def _message(raw, key: str, parent: str | None, where: str) -> ImportedMessage |
     )
 
 
-def _text(content: dict, kind: str) -> str:
+def _text(content: dict[str, Any], kind: str) -> str:
     if kind == "thoughts":
         return "\n\n".join(str(t.get("content", "")) for t in content.get("thoughts") or [] if isinstance(t, dict))
     if kind in ("code", "execution_output", "reasoning_recap", "tether_quote", "system_error"):
         return str(content.get("text") or content.get("content") or "")
-    parts = []
+    parts: list[str] = []
     for part in content.get("parts") or []:
         if isinstance(part, str):
             parts.append(part)

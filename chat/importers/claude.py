@@ -4,6 +4,8 @@ thinking | tool_use | tool_result, …}], created_at, parent_message_uuid?}]}`. 
 `parent_message_uuid` where the export has it (branches), otherwise they form one line."""
 from __future__ import annotations
 
+from typing import Any
+
 from chat.importers.base import ImportedConversation, ImportedMessage, ImportFailed, require, timestamp
 
 ROLES = {"human": "user", "assistant": "assistant"}
@@ -11,11 +13,11 @@ NO_PARENT = "00000000-0000-4000-8000-000000000000"
 KNOWN_PARTS = {"text", "thinking", "tool_use", "tool_result", "image", "document", "token_budget", "voice_note"}
 
 
-def looks_like(item) -> bool:
+def looks_like(item: object) -> bool:
     return isinstance(item, dict) and "chat_messages" in item
 
 
-def parse(raw, where: str) -> ImportedConversation:
+def parse(raw: Any, where: str) -> ImportedConversation:
     messages = require(raw, "chat_messages", list, where)
     title = str(raw.get("name") or "Imported chat")[:300]
     where = f"{where} ('{title}')"
@@ -24,7 +26,7 @@ def parse(raw, where: str) -> ImportedConversation:
         updated_at=timestamp(raw.get("updated_at"), where),
     )
     keys: set[str] = set()
-    previous = None
+    previous: str | None = None
     for index, message in enumerate(messages):
         here = f"{where}, message {index + 1}"
         key = require(message, "uuid", str, here)
@@ -43,13 +45,14 @@ def parse(raw, where: str) -> ImportedConversation:
     return conversation
 
 
-def _content(message: dict, where: str) -> tuple[str, str]:
+def _content(message: dict[str, Any], where: str) -> tuple[str, str]:
     content = message.get("content")
     if not content:
         return str(message.get("text") or ""), ""
     if not isinstance(content, list):
         raise ImportFailed(f"{where}: 'content' is not a list.")
-    texts, thoughts = [], []
+    texts: list[str] = []
+    thoughts: list[str] = []
     for part in content:
         kind = part.get("type") if isinstance(part, dict) else None
         if kind not in KNOWN_PARTS:

@@ -3,16 +3,18 @@
 this shape, and a list of such objects (all of one's conversations) is read too."""
 from __future__ import annotations
 
+from typing import Any
+
 from chat.importers.base import ImportedConversation, ImportedMessage, ImportFailed, require, timestamp
 
 NO_PARENT = "00000000-0000-0000-0000-000000000000"
 
 
-def looks_like(data) -> bool:
+def looks_like(data: object) -> bool:
     return isinstance(data, dict) and "conversationId" in data and ("messages" in data or "messagesTree" in data)
 
 
-def parse(data: dict, where: str) -> ImportedConversation:
+def parse(data: dict[str, Any], where: str) -> ImportedConversation:
     messages = data.get("messagesTree") or data.get("messages")
     if not isinstance(messages, list):
         raise ImportFailed(f"{where}: 'messages' is not a list.")
@@ -32,7 +34,7 @@ def parse(data: dict, where: str) -> ImportedConversation:
     return conversation
 
 
-def _walk(nodes: list, parent_key: str | None, out: list[ImportedMessage], where: str) -> None:
+def _walk(nodes: list[Any], parent_key: str | None, out: list[ImportedMessage], where: str) -> None:
     for raw in nodes:
         message = _message(raw, parent_key, f"{where}, message {len(out) + 1}")
         out.append(message)
@@ -42,12 +44,12 @@ def _walk(nodes: list, parent_key: str | None, out: list[ImportedMessage], where
         _walk(children, message.key, out, where)
 
 
-def _parent(raw) -> str | None:
+def _parent(raw: object) -> str | None:
     parent = raw.get("parentMessageId") if isinstance(raw, dict) else None
     return None if parent in (None, "", NO_PARENT) else str(parent)
 
 
-def _message(raw, parent_key: str | None, where: str) -> ImportedMessage:
+def _message(raw: Any, parent_key: str | None, where: str) -> ImportedMessage:
     key = require(raw, "messageId", str, where)
     mine = raw.get("isCreatedByUser")
     if not isinstance(mine, bool):
@@ -59,16 +61,17 @@ def _message(raw, parent_key: str | None, where: str) -> ImportedMessage:
     )
 
 
-def _text(raw: dict, where: str) -> str:
+def _text(raw: dict[str, Any], where: str) -> str:
     """`text`, or for agents' messages the text parts of `content` ({type: text, text: str | {value}})."""
-    if isinstance(raw.get("text"), str) and raw["text"]:
-        return raw["text"]
+    text = raw.get("text")
+    if isinstance(text, str) and text:
+        return text
     content = raw.get("content")
     if content in (None, []):
         return str(raw.get("text") or "")
     if not isinstance(content, list):
         raise ImportFailed(f"{where}: 'content' is not a list.")
-    texts = []
+    texts: list[str] = []
     for part in content:
         if isinstance(part, dict) and part.get("type") == "text":
             value = part.get("text")

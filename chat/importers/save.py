@@ -1,13 +1,18 @@
 """Saving an imported conversation: new ids, the source's tree, timestamps and models kept."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.utils import timezone
 
 from chat.importers.base import ImportedConversation, ImportedMessage, ImportFailed
 from chat.models import Conversation, Message
 
+if TYPE_CHECKING:
+    from accounts.models import User
 
-def save_conversation(*, user, imported: ImportedConversation, where: str) -> Conversation:
+
+def save_conversation(*, user: User, imported: ImportedConversation, where: str) -> Conversation:
     """Save one conversation (inside the caller's transaction: an import is all or nothing)."""
     by_key: dict[str, Message] = {}
     now = timezone.now()

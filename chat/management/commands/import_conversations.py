@@ -4,21 +4,25 @@ nothing; a failed file is reported and the others still import (exit status 1 if
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from chat.importers import import_file
 from chat.importers.base import ImportFailed
+
+if TYPE_CHECKING:
+    from accounts.models import User
 
 
 class Command(BaseCommand):
     help = "Import conversation exports for users: USERNAME=FILE ... (LibreChat, ChatGPT, Claude, Chatbot UI)."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("pairs", nargs="+", metavar="USERNAME=FILE")
 
-    def handle(self, *args, pairs: list[str], **options):
+    def handle(self, *args: Any, pairs: list[str], **options: Any) -> None:
         jobs = [self._job(pair) for pair in pairs]  # every argument checked before anything imports
         failed = 0
         for user, path in jobs:
@@ -35,7 +39,7 @@ class Command(BaseCommand):
         if failed:
             raise CommandError(f"{failed} of {len(jobs)} files were not imported.", returncode=1)
 
-    def _job(self, pair: str):
+    def _job(self, pair: str) -> tuple[User, Path]:
         username, sep, filename = pair.partition("=")
         if not sep or not username or not filename:
             raise CommandError(f"{pair!r}: expected USERNAME=FILE.")
