@@ -11,7 +11,8 @@ from accounts.models import User
 from accounts.services import api_key_create
 from billing.ledger import Line, Posting, post
 from billing.models import Context, TokenType
-from chat.models import Conversation, Message
+from chat.models import Conversation, Message, Preset, Tag
+from chat.shares import share_create
 from endpoints.models import Endpoint, UserProviderKey
 
 
@@ -28,6 +29,9 @@ class Owned:
     api_key: str
     api_key_id: int
     keyed_endpoint: Endpoint
+    tag_id: int
+    preset_id: int
+    share_id: Any
 
     @property
     def params(self) -> dict[str, Any]:
@@ -36,6 +40,9 @@ class Owned:
             "message_id": self.first_answer.pk,
             "key_id": self.api_key_id,
             "endpoint": self.keyed_endpoint.name,
+            "tag_id": self.tag_id,
+            "preset_id": self.preset_id,
+            "share_id": self.share_id,
         }
 
     @property
@@ -76,4 +83,9 @@ def seed(user: User, endpoint: Endpoint, keyed_endpoint: Endpoint, *, title: str
     ])
     issued = api_key_create(user=user, name="script")
     UserProviderKey.objects.create(user=user, endpoint=keyed_endpoint, api_key="sk-owners-own-key-123456")
-    return Owned(user, conversation, q1, a1, q2, a2, issued.key, issued.api_key.pk, keyed_endpoint)
+    tag = Tag.objects.create(user=user, name=f"{title} tag")
+    tag.conversations.add(conversation)
+    preset = Preset.objects.create(user=user, title=f"{title} preset", endpoint=endpoint, model="test-model")
+    share = share_create(user=user, conversation=conversation)
+    return Owned(user, conversation, q1, a1, q2, a2, issued.key, issued.api_key.pk, keyed_endpoint, tag.pk,
+                 preset.pk, share.pk)

@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import AsyncClient
 from django.urls import URLPattern, URLResolver, get_resolver
 
@@ -21,6 +23,8 @@ from tests.apidata import Owned, seed
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("builtin_roles")]
 
 PUBLIC = {("GET", "/api/health")}
+PRESET = {"title": "Mine", "endpoint": "Acme", "model": "test-model"}
+EXPORT = Path(__file__).parent / "fixtures" / "library" / "librechat-flat.json"
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,8 @@ class Route:
     # the path names something shared (an endpoint) and the route acts on the caller's own record of
     # it: another user acts on theirs, and the owner's is untouched (the owner's call comes after)
     callers_own: bool = False
+    query: str = ""  # appended to the path
+    upload: bool = False  # the body is a file (a LibreChat export), sent as a form
 
 
 ROUTES: dict[tuple[str, str], Route] = {
@@ -60,6 +66,24 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/api/chat/edit"): Route(body=lambda o: {"text": "Edited", "message_id": str(o.first_question.pk)}),
     ("POST", "/api/chat/regenerate"): Route(body=lambda o: {"message_id": str(o.first_answer.pk)}),
     ("POST", "/api/chat/continue"): Route(body=lambda o: {"message_id": str(o.edited_answer.pk)}),
+    # the conversation library
+    ("GET", "/api/library/search"): Route(query="?q=plan"),
+    ("POST", "/api/library/import"): Route(upload=True, owner=(201,)),
+    ("GET", "/api/library/export"): Route(),
+    ("GET", "/api/library/conversations/{conversation_id}/export"): Route(),
+    ("PUT", "/api/library/conversations/{conversation_id}/archive"): Route(body=lambda o: {"archived": True}),
+    ("PUT", "/api/library/conversations/{conversation_id}/tags"): Route(body=lambda o: {"tags": ["work"]}),
+    ("GET", "/api/library/tags"): Route(),
+    ("POST", "/api/library/tags"): Route(body=lambda o: {"name": "another"}, owner=(201,)),
+    ("DELETE", "/api/library/tags/{tag_id}"): Route(owner=(204,)),
+    ("POST", "/api/library/conversations/{conversation_id}/shares"): Route(body=lambda o: {}, owner=(201,)),
+    ("GET", "/api/library/shares"): Route(),
+    ("DELETE", "/api/library/shares/{share_id}"): Route(owner=(204,)),
+    ("GET", "/api/library/presets"): Route(),
+    ("POST", "/api/library/presets"): Route(body=lambda o: PRESET, owner=(201,)),
+    ("PUT", "/api/library/presets/{preset_id}"): Route(body=lambda o: PRESET),
+    ("DELETE", "/api/library/presets/{preset_id}"): Route(owner=(204,)),
+    ("PUT", "/api/library/conversations/{conversation_id}/preset"): Route(body=lambda o: {"preset_id": o.preset_id}),
 }
 
 
@@ -98,10 +122,12 @@ def people(make_user, chat_endpoint, upstream):
 
 
 async def _call(client: AsyncClient, method: str, path: str, route: Route, owned: Owned, **headers: str):
-    url = path.format(**owned.params)
+    url = path.format(**owned.params) + route.query
     body = route.body(owned) if route.body else None
     kwargs: dict[str, Any] = {"headers": headers} if headers else {}
-    if body is not None:
+    if route.upload:
+        kwargs["data"] = {"file": SimpleUploadedFile(EXPORT.name, EXPORT.read_bytes(), "application/json")}
+    elif body is not None:
         kwargs.update(data=json.dumps(body), content_type="application/json")
     return await getattr(client, method.lower())(url, **kwargs)
 
