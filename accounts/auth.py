@@ -14,6 +14,7 @@ from ninja.security import HttpBearer, SessionAuth
 
 from accounts.models import ApiKey, Role, User
 from accounts.services import api_key_authenticate
+from portal.ratelimit import check_request
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ def caller(request: HttpRequest) -> Principal:
 
 class ApiKeyAuth(HttpBearer):
     """`Authorization: Bearer atr_…`; 401 for unknown, revoked or expired keys and inactive owners,
-    403 when the owner's role has no API access."""
+    403 when the owner's role has no API access, 429 over the role's requests per minute."""
 
     openapi_description = "Personal API key (create one under /api/keys), sent as a Bearer token."
 
@@ -46,6 +47,7 @@ class ApiKeyAuth(HttpBearer):
         user = api_key.user
         if user.role is None or not user.role.can_use_api:
             raise HttpError(403, _("Your role does not include API access."))
+        check_request(user)  # the role's requests per minute (RateLimited: 429 with Retry-After)
         request.user = user
         return Principal(user=user, role=user.role, api_key=api_key)
 

@@ -9,18 +9,17 @@ call that crosses the limit completes and the next one waits).
 
 With REDIS_URL set the counters live in Redis (one pipelined round trip per check: INCR, EXPIRE,
 GET), so they hold across daphne processes; without it, in this process's memory (the embedded
-default is one process). The REST API calls `check_request` / `acheck_request` (or decorates a
-view with `rate_limited`); the gateway calls `acheck_request` and `aspend_tokens`.
+default is one process). The REST API counts every request made with a personal API key
+(`accounts.auth.ApiKeyAuth`: scripts; the browser's own session requests are not counted); the
+gateway calls `acheck_request` and `aspend_tokens`.
 """
 from __future__ import annotations
 
 import asyncio
-import functools
 import math
 import threading
 import time
 import weakref
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -181,17 +180,3 @@ async def aspend_tokens(user: Any, tokens: int) -> None:
     pipe.incrby(token_key, tokens)
     pipe.expire(token_key, KEEP)
     await pipe.execute()
-
-
-def rate_limited(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorate a (sync) ninja or Django view: counts the request of `request.user` before the
-    view runs. The API maps RateLimited to 429 with Retry-After (see portal.api)."""
-
-    @functools.wraps(view)
-    def wrapped(request: Any, *args: Any, **kwargs: Any) -> Any:
-        user = getattr(request, "user", None)
-        if user is not None and getattr(user, "is_authenticated", False):
-            check_request(user)
-        return view(request, *args, **kwargs)
-
-    return wrapped

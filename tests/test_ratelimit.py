@@ -3,11 +3,9 @@ minute, in Redis when REDIS_URL is set, else in this process's memory."""
 from __future__ import annotations
 
 import pytest
-from django.http import HttpResponse
-from django.test import RequestFactory
 
 from portal import ratelimit
-from portal.ratelimit import RateLimited, check_request, rate_limited
+from portal.ratelimit import RateLimited, check_request
 
 pytestmark = pytest.mark.django_db
 
@@ -49,12 +47,15 @@ def test_each_user_has_a_count_of_their_own(make_role, make_user):
     check_request(second)  # not refused: the first user's request is not counted against them
 
 
-def test_the_decorator_counts_the_signed_in_users_requests(make_role, make_user):
-    user = make_user(role=make_role(requests_per_minute=1))
-    view = rate_limited(lambda request: HttpResponse("ok"))
-    request = RequestFactory().get("/api/anything")
-    request.user = user
+def test_the_rest_api_answers_a_keys_requests_over_the_roles_limit_with_429(client, make_role, make_user):
+    from accounts.services import api_key_create
 
-    made, _refused = _requests_until_refused(lambda: view(request), attempts=3)
+    user = make_user(role=make_role(requests_per_minute=2, can_use_api=True))
+    key = api_key_create(user=user, name="script").key
 
-    assert made in (2, 3)
+    responses = [client.get("/api/me", HTTP_AUTHORIZATION=f"Bearer {key}") for _ in range(6)]
+
+    statuses = [r.status_code for r in responses]
+    assert statuses[:2] == [200, 200] and 429 in statuses  # (a run over a minute's end counts again once)
+    refused = next(r for r in responses if r.status_code == 429)
+    assert refused.json()["error"]["code"] == "rate_limited" and 1 <= int(refused["Retry-After"]) <= 60
