@@ -17,7 +17,8 @@ from accounts.auth import caller, key_or_session
 from billing.selectors import UsageTotals, display_currency
 from chat.conversations import conversation_delete, conversation_fork, conversation_rename
 from chat.db import on_db
-from chat.http_turns import HttpTurn, start_answer, stop_answer
+from chat.http_turns import HttpTurn, start_answer
+from chat.live import stop_answer
 from chat.models import Conversation, Message
 from chat.schemas import (
     AnswerIn,

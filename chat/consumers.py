@@ -156,17 +156,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._group(key, join=False, after=after)
 
     async def stop(self, conversation_id: uuid.UUID, *, request_id: str | None) -> None:
-        generation = live.local_generation(str(conversation_id))
-        if generation is not None and generation.turn.user.pk == self.user.pk:  # generated here
-            generation.stop()
-            return
-        claim = await aread_claim(conversation_id)
-        ours = claim is not None and claim.user_id == str(self.user.pk)
-        if not ours and await _conversation_title(self.user, conversation_id) is None:
-            raise NotFound("Conversation not found.")
-        if claim is None or not ours:
-            raise ChatError("Nothing is being written in this conversation.", code="not_running")
-        await live.request_stop(conversation_id, claim)
+        await live.stop_answer(user=self.user, conversation_id=conversation_id)
 
     async def _starting_title(self, conversation_id: uuid.UUID) -> str | None:
         """The title of this user's new conversation whose first answer is starting: its rows are

@@ -7,20 +7,15 @@ any process) sees it live, it holds the conversation's claim, and a stop reaches
 process. The HTTP caller follows the conversation like a socket of this process (`FrameQueue`) and
 reads the same numbered frames the websocket sends. A caller that goes away stops nothing, as a
 closed socket stops nothing: the answer is written to the end and can be read afterwards (or
-stopped with `stop_answer`).
+stopped with `chat.live.stop_answer`).
 """
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from chat import live
-from chat.claims import aread_claim
-from chat.db import on_db
-from chat.errors import ChatError, NotFound
-from chat.models import Conversation
 from chat.services import TurnAction, prepare_turn
 
 if TYPE_CHECKING:
@@ -70,24 +65,3 @@ async def start_answer(*, user: User, action: TurnAction, request_id: str | None
     live.follow(generation.conversation_id, follower)  # before it starts: every frame reaches it
     live.launch(generation)
     return HttpTurn(generation, follower)
-
-
-def _owns(user_id: int, conversation_id: uuid.UUID) -> bool:
-    return Conversation.objects.filter(user_id=user_id, pk=conversation_id).exists()
-
-
-async def stop_answer(*, user: User, conversation_id: uuid.UUID) -> None:
-    """Stop the answer being written in the user's conversation, in whichever process writes it
-    (the answer so far is kept and billed). NotFound for a conversation that is not the user's;
-    ChatError `not_running` when nothing is being written."""
-    generation = live.local_generation(str(conversation_id))
-    if generation is not None and generation.turn.user.pk == user.pk:  # written here
-        generation.stop()
-        return
-    claim = await aread_claim(conversation_id)
-    ours = claim is not None and claim.user_id == str(user.pk)
-    if not ours and not await on_db(_owns)(user.pk, conversation_id):
-        raise NotFound("Conversation not found.")
-    if claim is None or not ours:
-        raise ChatError("Nothing is being written in this conversation.", code="not_running")
-    await live.request_stop(conversation_id, claim)

@@ -38,11 +38,13 @@ import time
 import uuid
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chat import configcache, store
 from chat.background import LoopTask, raise_if_cancelling, serve_on_this_loop
-from chat.claims import PROCESS_ID, Claim
+from chat.claims import PROCESS_ID, Claim, aread_claim
+from chat.db import on_db
+from chat.errors import ChatError, NotFound
 from chat.finish import Done
 from chat.frames import (
     Frame,
@@ -55,9 +57,13 @@ from chat.frames import (
     server_failure_frames,
 )
 from chat.groups import channel_layer, group_name, stop_group
+from chat.models import Conversation
 from chat.run import TurnRun
 from chat.turns import Turn
 from endpoints.adapters.types import ReasoningDelta, StreamError, TextDelta, ToolCallDelta
+
+if TYPE_CHECKING:
+    from accounts.models import User
 
 log = logging.getLogger(__name__)
 
@@ -461,3 +467,24 @@ async def _keep_in_group(layer: Any, group: str, channel: str) -> None:
 
 # One task per process receives stop requests for the answers it writes (see module doc).
 stop_listener = LoopTask("chat-stops", _listen_for_stops)
+
+
+def _owns(user_id: int, conversation_id: uuid.UUID) -> bool:
+    return Conversation.objects.filter(user_id=user_id, pk=conversation_id).exists()
+
+
+async def stop_answer(*, user: User, conversation_id: uuid.UUID) -> None:
+    """Stop the answer being written in the user's conversation, in whichever process writes it
+    (the answer so far is kept and billed). NotFound for a conversation that is not the user's;
+    ChatError `not_running` when nothing is being written."""
+    generation = local_generation(str(conversation_id))
+    if generation is not None and generation.turn.user.pk == user.pk:  # written here
+        generation.stop()
+        return
+    claim = await aread_claim(conversation_id)
+    ours = claim is not None and claim.user_id == str(user.pk)
+    if not ours and not await on_db(_owns)(user.pk, conversation_id):
+        raise NotFound("Conversation not found.")
+    if claim is None or not ours:
+        raise ChatError("Nothing is being written in this conversation.", code="not_running")
+    await request_stop(conversation_id, claim)
