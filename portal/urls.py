@@ -2,11 +2,13 @@ from django.contrib import admin
 from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
+from django.views.i18n import JavaScriptCatalog
 
 from chat.share_views import shared_conversation
 from chat.views import home
 from endpoints import demo
 from portal.api import api
+from portal.ui import set_theme
 
 admin.site.site_header = "Atrium administration"
 admin.site.site_title = "Atrium"
@@ -18,6 +20,8 @@ urlpatterns = [
     path("v1/", include("chat.gateway.urls")),  # the OpenAI- and Anthropic-compatible gateway (chat/gateway/)
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),  # set_language: POST, CSRF-checked, remembered in a cookie
+    path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),  # the pages' scripts' strings (djangojs)
+    path("theme/", set_theme, name="set_theme"),  # POST: light / dark / system, remembered in a cookie
     # Atrium's demo model (endpoints/demo.py), the upstream of the endpoint `bootstrap` creates.
     path("demo/v1/models", demo.models, name="demo_models"),
     path("demo/v1/chat/completions", demo.chat_completions, name="demo_chat_completions"),
