@@ -3,42 +3,23 @@ tour fits a 1,400 px window without scrolling sideways. A screenshot of each pag
 the test's temporary folder (its path is printed; `pytest -s` shows it)."""
 from __future__ import annotations
 
-import os
-import shutil
 from decimal import Decimal
 
 import pytest
 from django.urls import reverse
 
+from tests.browser import ARGS, require_chromium
 from tests.chatsocket import session_cookie
 from tests.daphne import Daphne
 
-CHROMIUM = "/usr/bin/chromium"
 WIDTH = 1400
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("builtin_roles")]
 
 
-def _browser_missing() -> str | None:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "playwright is not installed (pip install -e '.[dev]')"
-    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
-        return f"chromium is not installed ({CHROMIUM}; apt-get install chromium)"
-    return None
-
-
 @pytest.fixture
 def chromium():
-    missing = _browser_missing()
-    if missing:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI needs the headless browser: {missing}")
-        pytest.skip(missing)
-    return CHROMIUM
+    return require_chromium()
 
 
 @pytest.fixture(scope="module")
