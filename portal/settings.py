@@ -148,6 +148,10 @@ STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "portal" / "static"]
 WHITENOISE_USE_FINDERS = True  # serve app static files without requiring collectstatic
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "portal.storage.HashedStaticFiles"},  # hashed names once collected
+}
 
 # --- Redis: channel layer, cache, Celery broker -------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")
