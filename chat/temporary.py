@@ -1,5 +1,6 @@
-"""Temporary chats: kept for the retention window an admin sets (PortalSettings,
-LibreChat's interface.temporaryChatRetention), then deleted by a Celery beat job."""
+"""Temporary chats: started by a send marked `temporary` (chat.planning sets `expires_at` from
+`retention()`), kept for the retention window an admin sets (PortalSettings, LibreChat's
+interface.temporaryChatRetention), then hidden and deleted by a Celery beat job."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
