@@ -180,3 +180,16 @@ async def test_the_rest_api_refuses_temporary_chats_to_a_role_without_them(chatt
 
     assert response.status_code == 403 and response.json()["error"]["code"] == "forbidden"
     assert not await db(Conversation.objects.exists)
+
+
+def test_a_fork_of_a_temporary_chat_is_temporary_and_expires_with_it(client, chatter):
+    expires = timezone.now() + dt.timedelta(hours=3)
+    source = Conversation.objects.create(user=chatter, title="Secret", temporary=True, expires_at=expires)
+    question = Message.objects.create(conversation=source, user=chatter, role="user", text="Psst")
+    client.force_login(chatter)
+
+    response = client.post(f"/api/messages/{question.pk}/fork")
+
+    fork = Conversation.objects.get(pk=response.json()["id"])
+    assert response.status_code == 201 and response.json()["temporary"] is True
+    assert (fork.temporary, fork.expires_at) == (True, expires)
