@@ -89,9 +89,9 @@ class Role(models.Model):
         help_text="Requests each user of this role may make to /api/ and /v1/ per minute; 0: no limit.",
     )
     tokens_per_minute = models.PositiveIntegerField(
-        "gateway tokens per minute", default=0,
-        help_text="Prompt + completion tokens each user of this role may spend through /v1/ per minute; "
-        "0: no limit.",
+        "API tokens per minute", default=0,
+        help_text="Prompt + completion tokens each user of this role may spend per minute through /v1/ and "
+        "chat turns over /api/ made with a personal API key; 0: no limit.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -170,12 +170,12 @@ PERMISSIONS: list[tuple[str, str, bool]] = [
     (f.name, str(f.verbose_name), f.default) for f in Role._meta.local_fields
     if isinstance(f, models.BooleanField) and f.name.startswith("can_")
 ]
-# The flags whose features exist today (chat, free endpoint/model choice, bookmarks, presets, share
-# links, API keys): the role page shows these. The others keep their columns (and LibreChat's defaults) and
+# The flags whose features exist today (chat, free endpoint/model choice, bookmarks, presets, temporary
+# chats, share links, API keys): the role page shows these. The others keep their columns (and LibreChat's defaults) and
 # appear on the page when their feature does.
 IMPLEMENTED_PERMISSIONS: tuple[str, ...] = (
-    "can_chat", "can_choose_models", "can_use_bookmarks", "can_use_presets", "can_share_conversations",
-    "can_use_api",
+    "can_chat", "can_choose_models", "can_use_bookmarks", "can_use_presets", "can_temporary_chat",
+    "can_share_conversations", "can_use_api",
 )
 
 

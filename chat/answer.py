@@ -38,6 +38,7 @@ from endpoints.adapters.types import (
     Usage,
     UsageReport,
 )
+from portal.ratelimit import aspend_tokens
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,15 @@ async def _snapshot_or_none() -> configcache.Snapshot | None:
         return await configcache.asnapshot()
     except Exception:
         return None
+
+
+async def _meter(turn: Turn, usage: Usage) -> None:
+    """Count a metered turn's tokens (`Turn.metered`) against its user's tokens per minute; the
+    answer ends the same when the counter cannot be reached."""
+    try:
+        await aspend_tokens(turn.user, usage.prompt_total + usage.output_tokens)
+    except Exception:
+        log.warning("counting the tokens of generation %s failed", turn.generation_id, exc_info=True)
 
 
 def _wants_title(turn: Turn, timing: str) -> bool:
@@ -298,6 +308,8 @@ class Answer:
         done: Done = await on_db(finish_turn)(
             self.turn, self.received, outcome, saved=saved, snap=await _snapshot_or_none()
         )
+        if self.turn.metered:
+            await _meter(self.turn, done.usage)
         if not abandoned and _wants_title(self.turn, "final") and done.text:
             _in_background(schedule_title_soon(self.turn.conversation_id, "final"))
         return done

@@ -52,6 +52,7 @@ def conversation_out(conversation: Conversation) -> dict[str, Any]:
         "model": conversation.model, "spec": conversation.model_spec.name if conversation.model_spec else None,
         "system_prompt": conversation.system_prompt, "params": conversation.params,
         "temporary": conversation.temporary, "archived": conversation.archived,
+        "tags": sorted(tag.name for tag in conversation.tags.all()),
         "created_at": conversation.created_at, "updated_at": conversation.updated_at,
     }
 
@@ -82,12 +83,18 @@ class ConversationsQuery(Schema):
     until: dt.date | None = Field(default=None, description="Active on or before this day.")
     endpoint: str | None = Field(default=None, max_length=100, description="Endpoint name.")
     model: str | None = Field(default=None, max_length=200)
+    bookmark: str | None = Field(default=None, max_length=100, description="Only conversations with this tag (name).")
+    archived: bool = Field(default=False, description="true: only archived conversations (else they are left out).")
 
 
 @router.get("/conversations", response=ConversationPageOut)
 def list_conversations(request: HttpRequest, query: Query[ConversationsQuery]) -> dict[str, Any]:
-    """The caller's conversations, most recently active first, a page at a time."""
-    where = ConversationFilter(since=query.since, until=query.until, endpoint=query.endpoint, model=query.model)
+    """The caller's conversations, most recently active first, a page at a time: archived ones
+    only with `archived=true`, temporary chats until they expire."""
+    where = ConversationFilter(
+        since=query.since, until=query.until, endpoint=query.endpoint, model=query.model,
+        archived=query.archived, bookmark=query.bookmark,
+    )
     try:
         page, cursor = conversation_page(user=caller(request).user, cursor=query.cursor, limit=query.limit, where=where)
     except BadCursor as exc:
@@ -154,15 +161,6 @@ def fork_message(request: HttpRequest, message_id: uuid.UUID) -> Status[Any]:
 # --- a turn over HTTP ------------------------------------------------------------------------------
 
 
-def _action(op: Operation, payload: SendIn | EditIn | AnswerIn) -> TurnAction:
-    return TurnAction(
-        op=op, text=getattr(payload, "text", ""), conversation_id=getattr(payload, "conversation_id", None),
-        parent_id=getattr(payload, "parent_id", None), message_id=getattr(payload, "message_id", None),
-        endpoint=payload.endpoint, model=payload.model, spec=payload.spec, params=payload.params,
-        system_prompt=payload.system_prompt,
-    )
-
-
 def _stored(user: Any, ids: list[str | None]) -> list[dict[str, Any] | None]:
     found = [message_with_usage(user=user, message_id=uuid.UUID(i)) if i else None for i in ids]
     return [message_out(*pair) if pair else None for pair in found]
@@ -192,8 +190,12 @@ async def _events(run: HttpTurn) -> AsyncIterator[str]:
 
 
 async def _answer(request: HttpRequest, op: Operation, payload: SendIn | EditIn | AnswerIn) -> Any:
-    user = caller(request).user
-    run = await start_answer(user=user, action=_action(op, payload), request_id=payload.request_id)
+    principal = caller(request)
+    user = principal.user
+    run = await start_answer(
+        user=user, action=TurnAction.asked(op, payload), request_id=payload.request_id,
+        metered=principal.via_api_key,
+    )
     if payload.stream:
         response = StreamingHttpResponse(_events(run), content_type="text/event-stream")
         response["Cache-Control"] = "no-cache"

@@ -3,11 +3,13 @@ owner and finds nothing of anyone else's (None / False: not found)."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from django.db import transaction
 
 from chat.models import Conversation, Message
+from chat.temporary import retention
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -30,10 +32,18 @@ def conversation_delete(*, user: User, conversation_id: uuid.UUID) -> bool:
     return deleted > 0
 
 
+def _expiry(conversation: Conversation) -> datetime | None:
+    """When a temporary chat expires (chat.temporary: its own expiry, else the window from its start)."""
+    if not conversation.temporary:
+        return None
+    return conversation.expires_at or conversation.created_at + retention()
+
+
 @transaction.atomic
 def conversation_fork(*, user: User, message_id: uuid.UUID) -> Conversation | None:
     """A new conversation holding the branch from the root to `message_id` (copies with new ids, in
-    the same order), with the original's endpoint, model, parameters and system prompt."""
+    the same order), with the original's endpoint, model, parameters and system prompt. A fork of
+    a temporary chat is temporary and expires with it (a copy never outlives its original)."""
     message = Message.objects.filter(user=user, pk=message_id).select_related("conversation").first()
     if message is None:
         return None
@@ -41,7 +51,7 @@ def conversation_fork(*, user: User, message_id: uuid.UUID) -> Conversation | No
     fork = Conversation.objects.create(
         user=user, title=source.title, endpoint=source.endpoint, endpoint_name=source.endpoint_name,
         model=source.model, model_spec=source.model_spec, params=source.params,
-        system_prompt=source.system_prompt,
+        system_prompt=source.system_prompt, temporary=source.temporary, expires_at=_expiry(source),
     )
     copies: list[Message] = []
     parent_id: uuid.UUID | None = None

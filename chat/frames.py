@@ -36,6 +36,7 @@ def created_frame(turn: Turn, *, request_id: str | None) -> Frame:
         "model": turn.model,
         "spec": turn.target.spec.name if turn.target.spec is not None else None,
         "sender": shown["sender"],
+        "temporary": shown["temporary"],
     }
 
 

@@ -57,9 +57,14 @@ class HttpTurn:
             live.unfollow(self.conversation_id, self.follower)
 
 
-async def start_answer(*, user: User, action: TurnAction, request_id: str | None = None) -> HttpTurn:
-    """Check and start a turn (raises ChatError for the user to read, before anything is sent)."""
+async def start_answer(
+    *, user: User, action: TurnAction, request_id: str | None = None, metered: bool = False
+) -> HttpTurn:
+    """Check and start a turn (raises ChatError for the user to read, before anything is sent).
+    `metered`: asked with a personal API key, so its tokens count against the role's tokens per
+    minute (`Turn.metered`)."""
     turn = await prepare_turn(user=user, action=action)
+    turn.metered = metered
     generation = live.Generation(turn, request_id=request_id)
     follower = FrameQueue(generation.id)
     live.follow(generation.conversation_id, follower)  # before it starts: every frame reaches it

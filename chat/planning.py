@@ -15,8 +15,10 @@ import dataclasses
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.core.exceptions import SynchronousOnlyOperation
+from django.utils import timezone
 
 from accounts.models import User
 from billing import holds
@@ -41,6 +43,7 @@ from chat.policy import (
     reserved_for_answer,
     resolve_target,
 )
+from chat.temporary import retention
 from chat.turns import Operation, Turn, TurnAction, TurnPlan, build_turn
 from endpoints.adapters.types import Call
 from endpoints.models import Endpoint
@@ -135,6 +138,19 @@ def _checked_text(action: TurnAction) -> str:
     return text
 
 
+def _temporary_until(user: User, action: TurnAction, snap: configcache.Snapshot) -> datetime | None:
+    """A send that starts a temporary chat: when it expires (the portal's retention window from
+    now, chat.temporary). Only a new conversation can be one, and only for a role allowed them."""
+    if not action.temporary:
+        return None
+    if action.op != Operation.SEND or action.conversation_id is not None:
+        raise InvalidRequest("Only a new conversation can be a temporary chat: leave out conversation_id.")
+    role = user.role
+    if role is None or not role.can_temporary_chat:
+        raise Forbidden("Your role does not allow temporary chats.")
+    return timezone.now() + retention(_portal(snap))
+
+
 def _anchors(user: User, action: TurnAction) -> _Anchors:
     if action.op == Operation.SEND:
         return _send_anchors(user, action)
@@ -215,6 +231,7 @@ def plan_turn(
     snap = snap or configcache.snapshot()
     user = _active_user(user, snap)
     text = _checked_text(action)
+    temporary_until = _temporary_until(user, action, snap)
     anchors = _anchors(user, action)
     target, needs_fetch_check = resolve_target(
         user=user,
@@ -250,7 +267,7 @@ def plan_turn(
         conversation_id=conversation_id, generation_id=generation_id,
         conversation=anchors.conversation, parent=anchors.parent, answered=anchors.answered,
         continued=anchors.continued, messages=messages, prompt_tokens=prompt_tokens,
-        hold=hold, answer_limit=answer_limit, admit_later=admit_later,
+        hold=hold, answer_limit=answer_limit, admit_later=admit_later, temporary_until=temporary_until,
     )
     return plan, needs_fetch_check
 

@@ -53,6 +53,7 @@ class Send(_Switch):
     text: str = Field(max_length=MAX_TEXT_CHARS)
     conversation_id: uuid.UUID | None = None
     parent_id: uuid.UUID | None = None
+    temporary: bool = Field(default=False, description="A new conversation only: a temporary chat.")
 
 
 class Edit(_Switch):
@@ -115,15 +116,4 @@ def parse_frame(text: str | None) -> Join | Leave | Send | Edit | Regenerate | C
 
 
 def to_action(frame: Send | Edit | Regenerate | Continue) -> TurnAction:
-    return TurnAction(
-        op=Operation(frame.type),
-        text=getattr(frame, "text", ""),
-        conversation_id=getattr(frame, "conversation_id", None),
-        parent_id=getattr(frame, "parent_id", None),
-        message_id=getattr(frame, "message_id", None),
-        endpoint=frame.endpoint,
-        model=frame.model,
-        spec=frame.spec,
-        params=frame.params,
-        system_prompt=frame.system_prompt,
-    )
+    return TurnAction.asked(Operation(frame.type), frame)

@@ -20,8 +20,9 @@ class ConversationOut(Schema):
     spec: str | None
     system_prompt: str
     params: dict[str, Any]
-    temporary: bool
+    temporary: bool = Field(description="A temporary chat: deleted after the portal's retention window.")
     archived: bool
+    tags: list[str] = Field(description="Its bookmarks (tag names), sorted.")
     created_at: dt.datetime
     updated_at: dt.datetime
 
@@ -92,6 +93,10 @@ class SendIn(_TurnIn):
     text: str = Field(max_length=MAX_TEXT_CHARS)
     conversation_id: uuid.UUID | None = Field(default=None, description="None: a new conversation.")
     parent_id: uuid.UUID | None = Field(default=None, description="The message answered (default: the newest).")
+    temporary: bool = Field(
+        default=False,
+        description="Start a temporary chat (a new conversation only; deleted after the portal's retention window).",
+    )
 
 
 class EditIn(_TurnIn):

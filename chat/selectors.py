@@ -9,11 +9,12 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from django.db.models import Q
+from django.db.models import Prefetch, Q
 from django.utils import timezone
 
 from billing.selectors import UsageTotals, display_currency, message_usage
-from chat.models import Conversation, Message
+from chat.models import Conversation, Message, Tag
+from chat.temporary import expired_temporary
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -34,6 +35,8 @@ class ConversationFilter:
     until: dt.date | None = None  # ... on or before this day
     endpoint: str | None = None  # endpoint name
     model: str | None = None
+    archived: bool = False  # only archived conversations (else: only those not archived)
+    bookmark: str | None = None  # only conversations carrying the user's tag of this name
 
 
 def encode_cursor(conversation: Conversation) -> str:
@@ -58,9 +61,18 @@ def conversation_page(
 ) -> tuple[list[Conversation], str | None]:
     """One page of the user's conversations, most recently active first, and the cursor of the
     next page (None at the end). A cursor is the last row's (updated_at, id): keyset pagination,
-    stable while conversations are added."""
+    stable while conversations are added; the filters only narrow the rows it walks. Archived
+    conversations are listed only when asked for (and then alone); temporary chats past their
+    expiry (chat.temporary), which the purge has not deleted yet, never."""
     where = where or ConversationFilter()
-    rows = Conversation.objects.owned_by(user).select_related("endpoint", "model_spec").order_by("-updated_at", "-id")
+    rows = (
+        Conversation.objects.owned_by(user)
+        .filter(archived=where.archived)
+        .exclude(expired_temporary())
+        .select_related("endpoint", "model_spec")
+        .prefetch_related(Prefetch("tags", queryset=Tag.objects.order_by("name")))
+        .order_by("-updated_at", "-id")
+    )
     tz = timezone.get_current_timezone()
     if where.since is not None:
         rows = rows.filter(updated_at__gte=dt.datetime.combine(where.since, dt.time.min, tzinfo=tz))
@@ -71,6 +83,8 @@ def conversation_page(
         rows = rows.filter(Q(endpoint__name=where.endpoint) | Q(endpoint__isnull=True, endpoint_name=where.endpoint))
     if where.model:
         rows = rows.filter(model=where.model)
+    if where.bookmark:  # (a user's tag names are unique: one row per conversation)
+        rows = rows.filter(tags__user=user, tags__name=where.bookmark)
     if cursor:
         when, pk = _decode_cursor(cursor)
         rows = rows.filter(Q(updated_at__lt=when) | Q(updated_at=when, id__lt=pk))

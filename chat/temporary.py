@@ -1,5 +1,6 @@
-"""Temporary chats: kept for the retention window an admin sets (PortalSettings,
-LibreChat's interface.temporaryChatRetention), then deleted by a Celery beat job."""
+"""Temporary chats: started by a send marked `temporary` (chat.planning sets `expires_at` from
+`retention()`), kept for the retention window an admin sets (PortalSettings, LibreChat's
+interface.temporaryChatRetention), then hidden and deleted by a Celery beat job."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -13,17 +14,18 @@ from portal.models import PortalSettings
 PURGE_BATCH = 500
 
 
-def retention() -> timedelta:
-    return timedelta(hours=PortalSettings.load().temporary_chat_retention_hours)
+def retention(portal: PortalSettings | None = None) -> timedelta:
+    """The window admins set (`portal`: the settings row already read, e.g. from the chat's
+    configuration snapshot). A chat turn that starts a temporary chat sets its `expires_at` to
+    now + this."""
+    return timedelta(hours=(portal or PortalSettings.load()).temporary_chat_retention_hours)
 
 
 def expired_temporary(now: datetime | None = None) -> Q:
-    """Temporary conversations past their window: their own `expires_at` if set, otherwise the
-    window counted from when they were started (a shorter window applies to existing chats too)."""
+    """Temporary conversations past their own `expires_at` or past the window counted from when
+    they were started (so a window shortened by an admin applies to existing chats too)."""
     now = now or timezone.now()
-    return Q(temporary=True) & (
-        Q(expires_at__lte=now) | Q(expires_at__isnull=True, created_at__lte=now - retention())
-    )
+    return Q(temporary=True) & (Q(expires_at__lte=now) | Q(created_at__lte=now - retention()))
 
 
 def purge_expired_temporary_chats() -> int:

@@ -12,6 +12,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -52,6 +53,26 @@ class TurnAction:
     spec: str | None = None
     params: dict[str, Any] | None = None
     system_prompt: str | None = None
+    # send without conversation_id: the new conversation is a temporary chat
+    temporary: bool = False
+
+    @classmethod
+    def asked(cls, op: Operation, fields: Any) -> TurnAction:
+        """The action a client asks for in a websocket frame or a REST request body (the same
+        field names; an operation's own fields are absent from the others)."""
+        return cls(
+            op=op,
+            text=getattr(fields, "text", ""),
+            conversation_id=getattr(fields, "conversation_id", None),
+            parent_id=getattr(fields, "parent_id", None),
+            message_id=getattr(fields, "message_id", None),
+            endpoint=fields.endpoint,
+            model=fields.model,
+            spec=fields.spec,
+            params=fields.params,
+            system_prompt=fields.system_prompt,
+            temporary=getattr(fields, "temporary", False),
+        )
 
 
 @dataclass(frozen=True)
@@ -77,6 +98,15 @@ class TurnPlan:
     answer_limit: int | None = None
     # admission left for a database thread (after a fetched model list's check, or planned on the loop)
     admit_later: bool = False
+    # a new temporary conversation: when it expires (None: not a new temporary conversation)
+    temporary_until: datetime | None = None
+
+    @property
+    def temporary(self) -> bool:
+        """The conversation is a temporary chat (new, or one started as such)."""
+        if self.conversation is not None:
+            return self.conversation.temporary
+        return self.temporary_until is not None
 
     @property
     def asks(self) -> bool:
@@ -101,7 +131,7 @@ class Turn:
     assistant_message_id: uuid.UUID
     build_rows: Callable[[], Rows]
     # what the `created` frame tells about the rows: title, user_message {id, parent_id, text} or
-    # None, the answer's parent_id and sender (plain values, no rows needed)
+    # None, the answer's parent_id, sender and temporary (plain values, no rows needed)
     shown: dict[str, Any]
     target: Target
     request: ChatRequest
@@ -122,6 +152,9 @@ class Turn:
     # A turn with no conversation (the gateway: the caller sends the whole message list): no
     # claim, no rows, no title, no recovery record; only the bill is written (context `gateway`).
     stateless: bool = False
+    # The caller's role's tokens per minute count this turn's tokens (portal.ratelimit): calls made
+    # with a personal API key (the gateway, the REST API). Counted when the answer ends.
+    metered: bool = False
     _rows: Rows | None = None
 
     def rows(self) -> Rows:
@@ -236,6 +269,7 @@ def _shown(plan: TurnPlan, user_message_id: uuid.UUID | None) -> dict[str, Any]:
         ),
         "parent_id": _str_or_none(answer_parent_id),
         "sender": continued.sender if continued is not None else plan.target.sender,
+        "temporary": plan.temporary,
     }
 
 
@@ -292,6 +326,8 @@ def _conversation_row(plan: TurnPlan) -> Conversation:
             model_spec=target.spec,
             params={} if target.spec else target.params,
             system_prompt="" if target.spec else target.system_prompt,
+            temporary=plan.temporary_until is not None,
+            expires_at=plan.temporary_until,
         )
     conversation = plan.conversation
     conversation.endpoint = endpoint

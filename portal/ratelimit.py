@@ -10,8 +10,10 @@ call that crosses the limit completes and the next one waits).
 With REDIS_URL set the counters live in Redis (one pipelined round trip per check: INCR, EXPIRE,
 GET), so they hold across daphne processes; without it, in this process's memory (the embedded
 default is one process). The REST API counts every request made with a personal API key
-(`accounts.auth.ApiKeyAuth`: scripts; the browser's own session requests are not counted); the
-gateway calls `acheck_request` and `aspend_tokens`.
+(`accounts.auth.ApiKeyAuth`: scripts; the browser's own session requests are not counted), the
+gateway calls `acheck_request`; the tokens of every chat turn made with a personal API key (the
+gateway's, and `/api/chat/*` with a key: `chat.turns.Turn.metered`) are added with `aspend_tokens`
+when its answer ends.
 """
 from __future__ import annotations
 

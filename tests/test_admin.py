@@ -198,9 +198,9 @@ def test_the_role_page_offers_only_the_permissions_of_features_that_exist(admin_
     html = admin_client.get(reverse("admin:accounts_role_change", args=[role.pk])).content.decode()
 
     for offered in ("can_chat", "can_choose_models", "can_use_bookmarks", "can_use_presets",
-                    "can_share_conversations", "can_use_api"):
+                    "can_temporary_chat", "can_share_conversations", "can_use_api"):
         assert f'name="{offered}"' in html
-    for hidden in ("can_web_search", "can_use_agents", "can_run_code", "can_use_memories", "can_temporary_chat"):
+    for hidden in ("can_web_search", "can_use_agents", "can_run_code", "can_use_memories"):
         assert f'name="{hidden}"' not in html
     assert role.can_use_memories is True  # the column and its default are kept for when the feature lands
 

@@ -225,3 +225,66 @@ async def test_an_answer_over_http_on_daphne_is_answered_whole(daphnes, caller, 
 
     assert response.status_code == 200 and response.json()["message"]["text"] == "Served whole by daphne."
     await asyncio.sleep(0)
+
+
+# --- a role's tokens per minute (portal.ratelimit) ---------------------------------------------------
+
+
+@pytest.fixture
+def fresh_counters():
+    from portal import ratelimit
+
+    ratelimit.reset_memory()
+
+
+@pytest.fixture
+def key_headers(caller, fresh_counters) -> dict[str, str]:
+    """A script's headers: the caller's personal API key, of a role allowed 30 tokens a minute."""
+    role = caller.role
+    role.tokens_per_minute = 30
+    role.save()
+    return {"Authorization": f"Bearer {api_key_create(user=caller, name='script').key}"}
+
+
+async def _sent_until_refused(headers: dict[str, str], body: dict[str, Any], attempts: int):
+    """Send until refused with 429 (the windows are wall-clock minutes: a run that straddles a
+    minute's end counts again once)."""
+    for made in range(1, attempts + 1):
+        response = await post(AsyncClient(), "/api/chat/send", body, headers=headers)
+        if response.status_code == 429:
+            return made, response
+        assert response.status_code == 200, response.content
+        if body.get("stream"):
+            assert b"event: done" in b"".join([chunk async for chunk in response.streaming_content])
+    raise AssertionError(f"no 429 in {attempts} requests")
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+async def test_chat_turns_made_with_a_key_count_their_tokens_against_the_roles_limit(
+    stream, key_headers, chat_endpoint, upstream, live_cleanup
+):
+    from endpoints.adapters.types import Usage
+
+    endpoint = await sync_to_async(chat_endpoint)("Acme", models=("test-model",))
+    upstream.set_default(usage=Usage(input_tokens=20, output_tokens=15))  # 35 tokens a turn
+
+    body = {"text": "Hi", "endpoint": endpoint.name, "model": "test-model", "stream": stream}
+    made, refused = await _sent_until_refused(key_headers, body, attempts=3)
+
+    assert made in (2, 3) and refused.json()["error"]["code"] == "rate_limited"
+    assert "30 tokens per minute" in refused.json()["error"]["message"]
+    assert 1 <= int(refused["Retry-After"]) <= 60
+    assert len(upstream.completions()) == made - 1
+
+
+async def test_the_browsers_own_chat_turns_are_not_counted(api, key_headers, chat_endpoint, upstream):
+    from endpoints.adapters.types import Usage
+
+    endpoint = await sync_to_async(chat_endpoint)("Acme", models=("test-model",))
+    upstream.set_default(usage=Usage(input_tokens=20, output_tokens=15))
+    body = {"text": "Hi", "endpoint": endpoint.name, "model": "test-model"}
+
+    in_browser = [(await post(api, "/api/chat/send", body)).status_code for _ in range(3)]
+    by_key = await AsyncClient().get("/api/me", headers=key_headers)
+
+    assert in_browser == [200, 200, 200] and by_key.status_code == 200

@@ -74,3 +74,14 @@ def test_admins_set_the_window_on_the_portal_settings_page(admin_client):
 
     assert page.status_code == 200
     assert b"temporary_chat_retention_hours" in page.content
+
+
+def test_a_window_shortened_by_the_admin_applies_to_chats_with_an_expiry_too(owner):
+    started_with_expiry = started(owner, hours_ago=2, expires_at=timezone.now() + timedelta(hours=718))
+    settings_row = PortalSettings.load()
+    settings_row.temporary_chat_retention_hours = 1
+    settings_row.save()
+
+    purge_temporary_chats.apply()
+
+    assert started_with_expiry.pk not in remaining()

@@ -132,6 +132,7 @@ def _admit(
         generation_id=uuid.uuid4().hex,
         hold=hold,
         stateless=True,
+        metered=True,  # (a personal API key's call)
     )
     return turn, rates
 

@@ -24,7 +24,7 @@ from chat.gateway.errors import GatewayError
 from chat.gateway.turn import allowed_models, prepare_gateway_turn
 from chat.run import TurnRun
 from chat.turns import Turn
-from portal.ratelimit import RateLimited, acheck_request, aspend_tokens
+from portal.ratelimit import RateLimited, acheck_request
 
 COST_HEADER = "X-Atrium-Cost-Credits"
 
@@ -126,7 +126,6 @@ async def _serve(request: HttpRequest, *, anthropic: bool) -> HttpResponseBase:
         return await _streamed(call, turn, rates, events, answer, model=model, include_usage=include_usage)
     async for event in events:
         answer.add(event)
-    await aspend_tokens(user, answer.usage.prompt_total + answer.usage.output_tokens)
     if answer.error is not None and not answer.has_output:
         response = call.error(GatewayError.from_stream(answer.error))
     else:
@@ -163,7 +162,7 @@ async def _streamed(
     else:
         chunks = openai_format.stream(replay(), answer, rid=call.rid, model=model,
                                       include_usage=include_usage, cost=cost)
-    response = StreamingHttpResponse(_spending(chunks, turn.user, answer), content_type="text/event-stream")
+    response = StreamingHttpResponse(chunks, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return call.respond(response)
@@ -174,15 +173,6 @@ async def _peek_done(events: AsyncIterator[Any]) -> AsyncIterator[Any]:
     first = await anext(events, None)
     if first is not None:
         yield first
-
-
-async def _spending(chunks: AsyncIterator[bytes], user: Any, answer: Answer) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in chunks:
-            yield chunk
-    finally:
-        usage = answer.usage
-        await aspend_tokens(user, usage.prompt_total + usage.output_tokens)
 
 
 @csrf_exempt
