@@ -39,12 +39,16 @@ lint: install
 bench: install
 	$(PY) bench/ttft.py $(BENCH_ARGS)
 
-# Atrium's own translations (locale/): the sign-in pages and accounts messages; see README "Languages".
+# Atrium's own translations (locale/): every page a user sees (sign-in, chat, settings), the
+# messages of accounts and chat, and the chat page's scripts (djangojs); see README "Languages".
+# The admin, the endpoint catalogue and vendored libraries stay out of scope.
 LANGS := zh_Hans de es fr ja ru pt_BR ar
-MESSAGES_IGNORE := portal/* endpoints/* billing/* chat/* tests/* bench/* staticfiles/* templates/admin/endpoints/* templates/chat/* accounts/admin.py accounts/migrations/*
+MESSAGES_IGNORE := endpoints/* bench/* tests/* staticfiles/* templates/admin/* */admin.py */migrations/* \
+	accounts/admin.py billing/admin*.py portal/static/vendor/* .venv/* node_modules/* var/*
 
 messages: install
 	$(PY) manage.py makemessages $(addprefix -l ,$(LANGS)) --add-location=file $(addprefix --ignore=,$(MESSAGES_IGNORE))
+	$(PY) manage.py makemessages -d djangojs $(addprefix -l ,$(LANGS)) --add-location=file $(addprefix --ignore=,$(MESSAGES_IGNORE))
 
 compilemessages: install
 	$(PY) manage.py compilemessages --ignore=.venv --ignore=node_modules --ignore=staticfiles
