@@ -95,7 +95,7 @@ def placeholders(text: str) -> list[str]:
 def test_the_login_page_speaks_german_when_the_browser_asks_for_it(client, db):
     page = client.get("/accounts/login/", HTTP_ACCEPT_LANGUAGE="de-DE,de;q=0.9,en;q=0.5").content.decode()
 
-    assert '<html lang="de" dir="ltr">' in page
+    assert '<html lang="de" dir="ltr" data-theme="system">' in page
     assert "Bei Atrium anmelden" in page  # Atrium's own string
     assert "Passwort vergessen?" in page  # allauth's string, from allauth's catalogue
     assert "Sign in to Atrium" not in page
@@ -104,7 +104,7 @@ def test_the_login_page_speaks_german_when_the_browser_asks_for_it(client, db):
 def test_arabic_pages_are_right_to_left(client, db):
     page = client.get("/accounts/login/", HTTP_ACCEPT_LANGUAGE="ar").content.decode()
 
-    assert '<html lang="ar" dir="rtl">' in page
+    assert '<html lang="ar" dir="rtl" data-theme="system">' in page
     assert "تسجيل الدخول إلى Atrium" in page
 
 
@@ -120,7 +120,7 @@ def test_every_language_renders_the_login_page_in_that_language(client, db, code
 def test_english_is_the_default(client, db):
     page = client.get("/accounts/login/").content.decode()
 
-    assert '<html lang="en" dir="ltr">' in page
+    assert '<html lang="en" dir="ltr" data-theme="system">' in page
     assert "Sign in to Atrium" in page
 
 
@@ -140,7 +140,7 @@ def test_the_language_switcher_changes_the_next_page_and_remembers_the_choice(db
     assert switched.status_code == 302 and switched["Location"] == "/accounts/login/"
     cookie = switched.cookies[settings.LANGUAGE_COOKIE_NAME]
     assert cookie.value == "fr" and int(cookie["max-age"]) >= 30 * 24 * 3600
-    assert '<html lang="fr" dir="ltr">' in next_page  # the choice beats the browser's Accept-Language
+    assert '<html lang="fr" dir="ltr" data-theme="system">' in next_page  # the choice beats the browser's Accept-Language
     assert "Se connecter à Atrium" in next_page
 
 
