@@ -5,6 +5,7 @@ ends exactly as a one-shot render, and an answer full of script payloads that ru
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ Tomatoes need **sun** and *steady* water. See [the guide](https://example.com/to
 | Variety | Days | Sun |
 |:--------|-----:|:---:|
 | Cherry  | 60   | full |
-| Roma    | 75   | full |
+| Roma    | 75   | full<br>hot |
 
 ```python
 def ripe(days: int) -> bool:
@@ -39,6 +40,8 @@ The yield grows like $y = a x^2$ with \(a > 0\), and in total
 $$\sum_{i=1}^{n} i = \frac{n(n+1)}{2}$$
 
 A plant costs $5 and a pot $10.
+
+![a dot](data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7) ![a chart](https://example.com/chart.png)
 """
 
 PAYLOADS = """Look at these:
@@ -129,6 +132,7 @@ async def test_an_answer_shows_markdown_tables_code_and_math(chromium, daphne, s
         await expect(table.locator("th")).to_have_text(["Variety", "Days", "Sun"])
         await expect(table.locator("tbody tr")).to_have_count(2)
         await expect(table.locator("tbody tr").first.locator("td")).to_have_text(["Cherry", "60", "full"])
+        await expect(table.locator("td br")).to_have_count(1)  # the one tag taken from the model's text
 
         code = answer.locator(".code-block")
         await expect(code.locator(".code-lang")).to_have_text("python")
@@ -147,7 +151,11 @@ async def test_an_answer_shows_markdown_tables_code_and_math(chromium, daphne, s
         await expect(answer.locator("math").first.locator("msup")).to_have_count(1)
         await expect(answer.locator(".math-block mfrac")).to_have_count(1)
         await expect(answer.locator(".math-source")).to_have_count(0)
-        await expect(answer.locator("p").last).to_have_text("A plant costs $5 and a pot $10.")
+        await expect(answer.get_by_text("A plant costs $5 and a pot $10.")).to_be_visible()
+        # images: data: ones show; others (which the CSP would block) become links
+        await expect(answer.get_by_role("img", name="a dot")).to_have_attribute("src", re.compile("^data:image/gif;"))
+        await expect(answer.get_by_role("link", name="a chart")).to_have_attribute(
+            "href", "https://example.com/chart.png")
 
         await expect(page.locator(".shared-message.user .shared-text")).to_have_text("How do I grow tomatoes?")
         await page.screenshot(path=str(screenshot_path(tmp_path, "render-light.png")), full_page=True)
@@ -182,7 +190,12 @@ async def test_script_payloads_in_an_answer_are_text_and_run_nothing(chromium, d
     path = await sync_to_async(share)(PAYLOADS, question='<img src=x onerror="window.__pwned=12">\nsecond line')
     async with browser_page(chromium, daphne) as page:
         dialogs = []
-        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+        async def dismiss(dialog):
+            dialogs.append(dialog.message)
+            await dialog.dismiss()
+
+        page.on("dialog", dismiss)
         answer = await open_share(page, path)
         await expect(answer.locator("math")).to_have_count(1)  # every block is rendered
 

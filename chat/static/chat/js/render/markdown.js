@@ -54,8 +54,10 @@ const base = new Renderer();
 
 const renderer = {
   code: codeBlock,
-  // Raw HTML is text: a tag the model writes is shown, never parsed.
+  // Raw HTML is text: a tag the model writes is shown, never parsed. Only a line break inside a
+  // paragraph or table cell (models write `<br>` there often) is taken as one.
   html(token) {
+    if (!token.block && /^<br\s*\/?>$/i.test(token.text)) return "<br>";
     const text = escapeHtml(token.text);
     return token.block ? `<p class="raw-html">${text.replace(/\n+$/, "")}</p>\n` : text;
   },
