@@ -121,6 +121,7 @@ async def test_an_answer_shows_markdown_tables_code_and_math(chromium, daphne, s
 
         await expect(answer.get_by_role("heading", name="Growing tomatoes")).to_be_visible()
         await expect(answer.locator("strong")).to_have_text("sun")
+        await expect(answer.locator("p").first).to_have_attribute("dir", "auto")  # an Arabic page, an English answer
         await expect(answer.locator("ol > li")).to_have_count(2)
         await expect(answer.locator("ol li ul li")).to_have_text("cherry tomatoes ripen first")
         link = answer.get_by_role("link", name="the guide")
@@ -263,4 +264,18 @@ async def test_a_streamed_answer_ends_exactly_as_a_one_shot_render(chromium, dap
         assert result["keptCode"], "a finished code block is kept, not rebuilt, while the answer grows"
         assert result["maths"] == 3
         assert result["labels"][0] == "python" and len(result["labels"]) == 2
+        assert page.console_errors == []
+
+
+async def test_code_stays_left_to_right_on_a_right_to_left_page(chromium, daphne, share):
+    from asgiref.sync import sync_to_async
+    from playwright.async_api import expect
+
+    path = await sync_to_async(share)("مرحبا\n\n" + ANSWER)
+    async with browser_page(chromium, daphne, locale="ar") as page:
+        answer = await open_share(page, path)
+        await expect(page.locator("html")).to_have_attribute("dir", "rtl")
+        await expect(answer.locator("p").first).to_have_css("direction", "rtl")
+        await expect(answer.get_by_text("Tomatoes need")).to_have_css("direction", "ltr")
+        await expect(answer.locator(".code-block pre")).to_have_css("direction", "ltr")
         assert page.console_errors == []

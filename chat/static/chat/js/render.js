@@ -32,6 +32,7 @@ export function renderPlain(element, text) {
   rendered.delete(element);
   element.classList.remove("markdown");
   element.classList.add("plain-text");
+  element.dir = "auto"; // the direction of what was typed, whatever the page's language
   element.textContent = text == null ? "" : String(text);
 }
 

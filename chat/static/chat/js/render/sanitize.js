@@ -6,11 +6,16 @@ import DOMPurify from "../../../vendor/dompurify-3.5.0/purify.es.mjs";
 
 const purify = DOMPurify(window);
 
+// Text blocks take their direction from their own first letters, so an English answer reads left
+// to right on an Arabic page and the other way round.
+const OWN_DIRECTION = new Set(["P", "LI", "H1", "H2", "H3", "H4", "H5", "H6", "BLOCKQUOTE"]);
+
 purify.addHook("afterSanitizeAttributes", (node) => {
   if (node.nodeName === "A" && node.hasAttribute("href")) {
     node.setAttribute("target", "_blank");
     node.setAttribute("rel", "noopener noreferrer nofollow");
   }
+  if (OWN_DIRECTION.has(node.nodeName)) node.setAttribute("dir", "auto");
 });
 
 const CONFIG = {
