@@ -140,7 +140,7 @@ def test_the_language_switcher_changes_the_next_page_and_remembers_the_choice(db
     assert switched.status_code == 302 and switched["Location"] == "/accounts/login/"
     cookie = switched.cookies[settings.LANGUAGE_COOKIE_NAME]
     assert cookie.value == "fr" and int(cookie["max-age"]) >= 30 * 24 * 3600
-    assert '<html lang="fr" dir="ltr" data-theme="system">' in next_page  # the choice beats the browser's Accept-Language
+    assert '<html lang="fr" dir="ltr" data-theme="system">' in next_page  # the choice beats Accept-Language
     assert "Se connecter à Atrium" in next_page
 
 
