@@ -344,3 +344,18 @@ def test_the_export_form_downloads_the_users_own_conversations(client, owner, ot
     body = download.content.decode()
     assert "attachment" in download["Content-Disposition"]
     assert "Garden plans" in body and "Cherry ones." in body and "Otto" not in body
+
+
+def test_an_endpoint_that_takes_the_users_base_url_asks_for_a_valid_one(client, owner, role, make_endpoint):
+    local = make_endpoint("My Ollama", api_key="user_provided", base_url="user_provided")
+    role.allowed_endpoints.add(local)
+    signed_in(client, owner)
+    bad = client.post(f"/settings/provider-keys/{local.pk}/",
+                      {f"e{local.pk}-api_key": SECRET, f"e{local.pk}-base_url": "not a url"})
+    assert bad.status_code == 400 and "Enter a valid URL." in html(bad) and not UserProviderKey.objects.exists()
+    client.post(f"/settings/provider-keys/{local.pk}/",
+                {f"e{local.pk}-api_key": SECRET, f"e{local.pk}-base_url": "https://llm.corp.example/v1"})
+    stored = UserProviderKey.objects.get(user=owner)
+    assert (stored.api_key, stored.base_url) == (SECRET, "https://llm.corp.example/v1")
+    page = html(client.get("/settings/provider-keys/"))
+    assert "llm.corp.example" not in page and SECRET not in page
