@@ -61,7 +61,8 @@ async def test_create_an_api_key_see_it_once_and_copy_it(chromium, daphne, membe
         await page.get_by_role("link", name="Settings").click()
         await page.get_by_role("navigation", name="Settings").get_by_role("link", name="API keys").click()
         await page.get_by_label("Name").fill("laptop scripts")
-        await page.get_by_role("button", name="Create key").click()
+        async with page.expect_navigation(wait_until="load"):  # settings.js (the copy button) has run
+            await page.get_by_role("button", name="Create key").click()
 
         await expect(page.get_by_role("heading", name="Your new API key")).to_be_visible()
         key = await page.get_by_label("API key").input_value()
@@ -89,15 +90,16 @@ async def test_switch_to_the_dark_theme_and_to_arabic(chromium, daphne, member, 
         await page.screenshot(path=str(shots / "settings-general.png"), full_page=True)
 
         await page.get_by_label("Dark").check()
-        await page.get_by_role("button", name="Save theme").click()
+        async with page.expect_navigation(wait_until="load"):
+            await page.get_by_role("button", name="Save theme").click()
         await expect(page.locator("html")).to_have_attribute("data-theme", "dark")
-        background = await page.evaluate("getComputedStyle(document.body).backgroundColor")
-        assert background == DARK_BACKGROUND
+        await expect(page.locator("body")).to_have_css("background-color", DARK_BACKGROUND)
         await expect(page.get_by_label("Dark")).to_be_checked()
         await page.screenshot(path=str(shots / "settings-general-dark.png"), full_page=True)
 
         await page.get_by_label("Language").select_option("ar")
-        await page.get_by_role("button", name="Save language").click()
+        async with page.expect_navigation(wait_until="load"):
+            await page.get_by_role("button", name="Save language").click()
         await expect(page.locator("html")).to_have_attribute("dir", "rtl")
         await expect(page.locator("html")).to_have_attribute("lang", "ar")
         # the navigation stays on the start side: the right in Arabic
@@ -114,7 +116,8 @@ async def test_import_a_chatgpt_export_find_it_and_export_markdown(chromium, dap
     async with browser_page(chromium, daphne, member) as page:
         await page.goto(page.base + "/settings/data/")
         await page.get_by_label("Export file").set_input_files(str(CHATGPT))
-        await page.get_by_role("button", name="Import").click()
+        async with page.expect_navigation(wait_until="load"):
+            await page.get_by_role("button", name="Import").click()
 
         await expect(page.get_by_text("Imported 2 conversations")).to_be_visible()
         link = page.get_by_role("link", name="Sourdough starter")
