@@ -153,3 +153,20 @@ async def test_allauths_account_pages_open_in_the_settings_shell(chromium, daphn
         await nav.get_by_role("link", name="Usage").click()
         await expect(page.get_by_role("heading", name="Usage", exact=True)).to_be_visible()
         assert page.console_errors == []
+
+
+async def test_every_settings_page_fits_a_phone(chromium, daphne, member, shots):
+    from playwright.async_api import expect
+
+    async with browser_page(chromium, daphne, member, width=390, height=844) as page:
+        for path in ("general", "account", "provider-keys", "api-keys", "usage", "shared-links", "data"):
+            await page.goto(f"{page.base}/settings/{path}/")
+            await expect(page.locator("#app-main h1")).to_be_visible()
+            # the page never scrolls sideways; only a wide table scrolls inside its own box
+            wide = await page.evaluate(
+                "[document.documentElement, document.querySelector('#app-main')]"
+                ".map(e => e.scrollWidth - e.clientWidth)")
+            assert wide == [0, 0], path
+        await page.goto(page.base + "/settings/general/")
+        await page.screenshot(path=str(shots / "settings-phone.png"), full_page=True)
+        assert page.console_errors == []

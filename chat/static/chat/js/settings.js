@@ -28,3 +28,6 @@ document.addEventListener("click", async (event) => {
   const text = field ? field.value : button.dataset.copyText;
   announce(button, await copy(text, field));
 });
+
+// At phone width the navigation is a row that scrolls sideways: bring the current page's tab into view.
+document.querySelector(".settings-nav [aria-current='page']")?.scrollIntoView({ block: "nearest", inline: "nearest" });
