@@ -56,7 +56,7 @@ async def test_create_an_api_key_see_it_once_and_copy_it(chromium, daphne, membe
     from playwright.async_api import expect
 
     async with browser_page(chromium, daphne, member, permissions=["clipboard-read", "clipboard-write"]) as page:
-        await page.goto(page.base + "/")
+        await page.goto(page.base + "/settings/usage/")  # the account menu is in every signed-in page's header
         await page.locator(".user-menu summary").click()
         await page.get_by_role("link", name="Settings").click()
         await page.get_by_role("navigation", name="Settings").get_by_role("link", name="API keys").click()
