@@ -25,6 +25,7 @@ urlpatterns = [
     # Atrium's demo model (endpoints/demo.py), the upstream of the endpoint `bootstrap` creates.
     path("demo/v1/models", demo.models, name="demo_models"),
     path("demo/v1/chat/completions", demo.chat_completions, name="demo_chat_completions"),
+    path("settings/", include("chat.settings_urls")),  # the user's own settings pages
     path("share/<str:token>", shared_conversation, name="shared_conversation"),  # public, read-only
     path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
     # Every signed-in user's landing page (the chat page will replace it); staff find the admin there.
