@@ -157,6 +157,7 @@ async def test_the_parameters_panel_is_built_from_param_definitions(chromium, da
         await dialog.get_by_label("Reasoning effort").select_option("high")
         await dialog.get_by_label("Max output tokens").fill("2048")
         await dialog.get_by_label("System prompt").fill("Answer in French.")
+        await dialog.evaluate("node => { node.scrollTop = 0; }")
         await page.screenshot(path=str(shots / "params-panel.png"))
         await dialog.get_by_role("button", name="Done").click()
         frame = await page.evaluate(SEND)

@@ -94,7 +94,8 @@ export function renderFields(container, defs, values, { disabled, onChange }) {
     const set = values[def.key];
     const show = () => {
       const value = values[def.key];
-      shown.textContent = value === undefined ? _("default") : (Array.isArray(value) ? value.join(", ") : String(value));
+      shown.textContent = value === undefined ? _("default") : value === true ? _("on") : value === false ? _("off")
+        : Array.isArray(value) ? value.join(", ") : String(value);
     };
     let control;
     if (kind === "boolean") {
