@@ -293,3 +293,16 @@ async def test_roles_without_presets_see_no_presets(chromium, daphne, portal):
         await page.get_by_role("dialog", name="Parameters").wait_for()
         assert await page.locator("#presets").count() == 0
         assert page.console_errors == []
+
+
+async def test_the_header_fits_a_phone(chromium, daphne, portal, shots):
+    async with browser_page(chromium, daphne, portal["alice"], width=390, height=800) as page:
+        await ready(page)
+        await page.click("#selector-button")
+        await page.get_by_role("option", name="acme-large").wait_for()
+        await page.screenshot(path=str(shots / "selector-phone.png"))
+        assert await page.evaluate("document.documentElement.scrollWidth") <= 390
+        await page.keyboard.press("Escape")
+        await page.click("#params-button")
+        await page.get_by_role("dialog", name="Parameters").wait_for()
+        assert await page.evaluate("document.documentElement.scrollWidth") <= 390
