@@ -272,7 +272,7 @@ async def test_presets_are_saved_applied_and_deleted(chromium, daphne, portal):
         await page.click("#params-button")
         await presets.get_by_role("button", name="Delete: My short one").click()
         await page.get_by_text("Deleted “My short one”.").wait_for()
-        assert await presets.get_by_text("My short one").count() == 0
+        await presets.get_by_text("My short one").wait_for(state="detached")
         assert not await sync_to_async(Preset.objects.filter(title="My short one").exists)()
 
         # in an open conversation, applying a preset moves the conversation to it

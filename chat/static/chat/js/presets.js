@@ -72,8 +72,8 @@ export function setUpPresets(root, selector) {
       const remove = button(_("Delete"), async () => {
         try {
           await api("DELETE", `/api/library/presets/${preset.id}`);
-          say(window.interpolate ? window.interpolate(_("Deleted “%s”."), [preset.title]) : preset.title);
           await load();
+          say(window.interpolate ? window.interpolate(_("Deleted “%s”."), [preset.title]) : preset.title);
         } catch (error) {
           say(error.message, true);
         }
@@ -109,8 +109,8 @@ export function setUpPresets(root, selector) {
     try {
       await api("POST", "/api/library/presets", { title, ...current });
       name.value = "";
-      say(window.interpolate ? window.interpolate(_("Saved “%s”."), [title]) : title);
       await load();
+      say(window.interpolate ? window.interpolate(_("Saved “%s”."), [title]) : title);
     } catch (error) {
       say(error.message, true);
     }
