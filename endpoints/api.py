@@ -9,54 +9,18 @@ from ninja import Router, Status
 from ninja.errors import HttpError
 
 from accounts.auth import caller, key_or_session
-from endpoints.models import Endpoint, EndpointModel, ModelSpec, UserProviderKey
+from endpoints.models import Endpoint, UserProviderKey
 from endpoints.schemas import OfferOut, ProviderKeyIn, ProviderKeyOut
-from endpoints.selectors import offer_for, provider_keys
+from endpoints.selectors import offer_payload, provider_keys
 from endpoints.services import provider_key_delete, provider_key_set
 
 router = Router(tags=["models"], auth=key_or_session)
 
 
-def _model(row: EndpointModel) -> dict[str, Any]:
-    return {
-        "name": row.name, "label": row.label or row.name, "context_tokens": row.context_tokens,
-        "capabilities": {
-            "tools": row.supports_tools, "structured_output": row.supports_structured_output,
-            "json_mode": row.supports_json_mode, "vision": row.supports_vision,
-            "reasoning": row.supports_reasoning, "runs_locally": row.runs_locally,
-        },
-        "rates": {
-            "prompt": row.prompt_rate, "completion": row.completion_rate,
-            "cache_read": row.cache_read_rate, "cache_write": row.cache_write_rate,
-        },
-    }
-
-
-def _endpoint(endpoint: Endpoint, rows: list[EndpointModel]) -> dict[str, Any]:
-    return {
-        "id": endpoint.pk, "name": endpoint.name, "kind": endpoint.kind, "icon_url": endpoint.icon_url,
-        "display_label": endpoint.model_display_label, "user_provides_key": endpoint.user_provides_key,
-        "user_provides_base_url": endpoint.user_provides_base_url, "models": [_model(row) for row in rows],
-    }
-
-
-def _spec(spec: ModelSpec) -> dict[str, Any]:
-    return {
-        "name": spec.name, "label": spec.label, "description": spec.description, "group": spec.group,
-        "group_icon": spec.group_icon, "icon_url": spec.icon_url, "is_default": spec.is_default,
-        "endpoint": spec.endpoint.name, "model": spec.model,
-    }
-
-
 @router.get("/models", response=OfferOut)
 def models(request: HttpRequest) -> dict[str, Any]:
     """The model specs, endpoints and models the caller's role may use, in the selector's order."""
-    offer = offer_for(user=caller(request).user)
-    return {
-        "enforce": offer.enforce, "prioritize": offer.prioritize, "free_choice": offer.free_choice,
-        "specs": [_spec(spec) for spec in offer.specs],
-        "endpoints": [_endpoint(usable.endpoint, usable.rows) for usable in offer.endpoints],
-    }
+    return offer_payload(user=caller(request).user)
 
 
 def _key_out(key: UserProviderKey) -> dict[str, Any]:

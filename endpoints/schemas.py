@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from ninja import Schema
 from pydantic import Field
@@ -43,6 +44,13 @@ class EndpointOut(Schema):
     user_provides_key: bool
     user_provides_base_url: bool
     models: list[ModelOut]
+    params_endpoint: str = Field(
+        description="customParams.defaultParamsEndpoint: which parameter set the UI offers (custom, anthropic, …)."
+    )
+    param_definitions: list[dict[str, Any]] = Field(
+        description="customParams.paramDefinitions (key, type, component, default, range {min, max, step}, "
+        "options, label, description, placeholder): the settings the parameters panel shows."
+    )
 
 
 class ModelSpecOut(Schema):
@@ -54,7 +62,9 @@ class ModelSpecOut(Schema):
     icon_url: str
     is_default: bool
     endpoint: str
+    endpoint_kind: str
     model: str
+    params: dict[str, Any] = Field(description="The parameters the spec presets (temperature, top_p, max_tokens, …).")
 
 
 class OfferOut(Schema):
