@@ -17,7 +17,17 @@ from httpx_sse import ServerSentEvent
 
 from endpoints.adapters.base import Adapter, Shape, StreamState
 from endpoints.adapters.openai_chat import reasoning_settings
-from endpoints.adapters.types import Call, Event, ReasoningDelta, TextDelta, ToolCallDelta, Usage, UsageReport
+from endpoints.adapters.types import (
+    Call,
+    ChatMessage,
+    Event,
+    ReasoningDelta,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+    UsageReport,
+)
 
 ANTHROPIC_VERSION = "2023-06-01"
 VERTEX_VERSION = "vertex-2023-10-16"
@@ -89,6 +99,68 @@ def convert_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return converted
 
 
+def tool_input(arguments: str) -> dict[str, Any]:
+    """A tool call's JSON arguments as the object `tool_use.input` must be (text that is not a JSON
+    object is kept under `_raw`, so nothing the model wrote is lost)."""
+    try:
+        value = json.loads(arguments) if arguments.strip() else {}
+    except ValueError:
+        return {"_raw": arguments}
+    return value if isinstance(value, dict) else {"_raw": arguments}
+
+
+def _blocks(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Content as a list of blocks (no empty text block: the API refuses them)."""
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    converted = convert_content(content)
+    assert isinstance(converted, list)
+    return [b for b in converted if not (b.get("type") == "text" and not b.get("text"))]
+
+
+def _tool_use(call: ToolCall) -> dict[str, Any]:
+    return {"type": "tool_use", "id": call.id, "name": call.name, "input": tool_input(call.arguments)}
+
+
+def _tool_result(message: ChatMessage) -> dict[str, Any]:
+    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": message.tool_call_id}
+    content = message.content if isinstance(message.content, str) else _blocks(message.content)
+    if content:
+        block["content"] = content
+    if message.is_error:
+        block["is_error"] = True
+    return block
+
+
+def turns(messages: list[ChatMessage]) -> tuple[list[str], list[dict[str, Any]]]:
+    """Neutral messages as (system texts, Messages turns). An assistant's tool calls become
+    `tool_use` blocks after its text; tool results become `tool_result` blocks of ONE user turn
+    (Anthropic wants every result of an assistant turn in the next user turn, before anything
+    else), and a user message right after them joins that turn."""
+    system: list[str] = []
+    out: list[dict[str, Any]] = []
+    results: list[dict[str, Any]] | None = None  # the blocks of the user turn tool results opened
+    for message in messages:
+        if message.role == "system":
+            system.append(_text(message.content))
+        elif message.role == "tool":
+            if results is None:
+                results = []
+                out.append({"role": "user", "content": results})
+            results.append(_tool_result(message))
+        elif message.role == "user" and results is not None:
+            results += _blocks(message.content)
+            results = None
+        elif message.tool_calls:
+            out.append({"role": message.role,
+                        "content": _blocks(message.content) + [_tool_use(c) for c in message.tool_calls]})
+            results = None
+        else:
+            out.append({"role": message.role, "content": convert_content(message.content)})
+            results = None
+    return system, out
+
+
 def _text(content: str | list[dict[str, Any]]) -> str:
     if isinstance(content, str):
         return content
@@ -120,18 +192,8 @@ class AnthropicAdapter(Adapter):
 
     def body(self, shape: Shape) -> dict[str, Any]:
         request = shape.request
-        system_parts = [request.system] if request.system else []
-        messages: list[dict[str, Any]] = []
-        for message in request.messages:
-            if message.role == "system":
-                system_parts.append(_text(message.content))
-            elif message.role == "tool":
-                content = message.content
-                if not isinstance(content, list):
-                    content = [{"type": "text", "text": content}]
-                messages.append({"role": "user", "content": content})
-            else:
-                messages.append({"role": message.role, "content": convert_content(message.content)})
+        system_texts, messages = turns(request.messages)
+        system_parts = ([request.system] if request.system else []) + system_texts
         params = dict(request.params)
         body: dict[str, Any] = {"model": request.model, "messages": messages}
         if system_parts:
