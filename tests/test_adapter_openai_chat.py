@@ -202,3 +202,19 @@ def test_azure_writes_a_tool_loop_as_openai_does(make_endpoint, upstream):
     messages = upstream.last.json["messages"]
     assert [m["role"] for m in messages] == ["user", "assistant", "tool", "tool", "user", "user", "assistant", "tool"]
     assert messages[2] == {"role": "tool", "tool_call_id": "call_1", "content": "Oslo: 4 °C"}
+
+
+def test_a_tool_result_of_images_only_leaves_its_tool_message_empty(endpoint, upstream):
+    from endpoints.adapters.types import ChatMessage, ToolCall
+
+    run_chat(endpoint, messages=[
+        ChatMessage("user", "Screenshot?"),
+        ChatMessage("assistant", "", tool_calls=[ToolCall("call_s", "screenshot", "{}")]),
+        ChatMessage("tool", [{"type": "image_url", "image_url": {"url": PNG}}], tool_call_id="call_s"),
+    ])
+
+    assert upstream.last.json["messages"][2:] == [
+        {"role": "tool", "tool_call_id": "call_s", "content": ""},
+        {"role": "user", "content": [{"type": "text", "text": TOOL_IMAGES_NOTE},
+                                     {"type": "image_url", "image_url": {"url": PNG}}]},
+    ]

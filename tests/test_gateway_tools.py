@@ -131,3 +131,11 @@ def test_an_anthropic_tool_result_without_content_is_empty():
 def test_malformed_anthropic_tool_blocks_are_refused_naming_the_field(message, error):
     with pytest.raises(InvalidRequest, match=error):
         _anthropic(message)
+
+
+def test_an_anthropic_tool_result_of_several_text_blocks_keeps_them_apart():
+    blocks = [{"type": "text", "text": "4 °C"}, {"type": "text", "text": "windy"}]
+
+    messages = _anthropic({"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": blocks}]})
+
+    assert messages == [ChatMessage("tool", blocks, tool_call_id="t")]

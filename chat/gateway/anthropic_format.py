@@ -60,8 +60,8 @@ def _tool_result(block: dict[str, Any], where: str) -> ChatMessage:
         parts: str | list[dict[str, Any]] = content or ""
     elif isinstance(content, list):
         parts = [_block(b, f"{where}.content[{i}]") for i, b in enumerate(content)]
-        if all(p["type"] == "text" for p in parts):
-            parts = "".join(p["text"] for p in parts)
+        if len(parts) == 1 and parts[0]["type"] == "text":
+            parts = parts[0]["text"]
     else:
         raise InvalidRequest(f"{where}.content must be a string or a list of text and image blocks.")
     return ChatMessage(role="tool", content=parts, tool_call_id=_id(block.get("tool_use_id"), f"{where}.tool_use_id"),

@@ -71,10 +71,12 @@ def _image_part(url: str) -> dict[str, Any]:
 
 def convert_content(content: str | list[dict[str, Any]]) -> str | list[dict[str, Any]]:
     """OpenAI-style parts (text, image_url) to Anthropic blocks; Anthropic blocks pass unchanged."""
-    if isinstance(content, str):
-        return content
+    return content if isinstance(content, str) else _convert_parts(content)
+
+
+def _convert_parts(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = []
-    for part in content:
+    for part in parts:
         if part.get("type") == "image_url":
             image = part.get("image_url")
             blocks.append(_image_part(image.get("url", "") if isinstance(image, dict) else str(image or "")))
@@ -113,9 +115,7 @@ def _blocks(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Content as a list of blocks (no empty text block: the API refuses them)."""
     if isinstance(content, str):
         return [{"type": "text", "text": content}] if content else []
-    converted = convert_content(content)
-    assert isinstance(converted, list)
-    return [b for b in converted if not (b.get("type") == "text" and not b.get("text"))]
+    return [b for b in _convert_parts(content) if not (b.get("type") == "text" and not b.get("text"))]
 
 
 def _tool_use(call: ToolCall) -> dict[str, Any]:

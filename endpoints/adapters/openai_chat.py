@@ -47,7 +47,7 @@ def chat_messages(messages: list[ChatMessage]) -> list[dict[str, Any]]:
             content = message.content
             if isinstance(content, list):
                 images += [p for p in content if p.get("type") != "text"]
-                content = [p for p in content if p.get("type") == "text"]
+                content = [p for p in content if p.get("type") == "text"] or ""
             out.append({"role": "tool", "tool_call_id": message.tool_call_id, "content": content})
         elif message.tool_calls:
             out.append({"role": message.role, "content": message.content or None,
