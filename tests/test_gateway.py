@@ -407,11 +407,15 @@ def test_upstream_failures_become_502_and_its_rate_limit_a_429_with_retry_after(
     upstream.reply(status=500)
     upstream.reply(status=429, retry_after="7")
 
+    unanswerable = {**ask, "messages": [*ask["messages"], {"role": "tool", "tool_call_id": "never", "content": "x"}]}
+
     failed = _post(f"{base}/v1/chat/completions", ask, key)
     limited = _post(f"{base}/v1/messages", {**ask, "max_tokens": 5}, key, **{"anthropic-version": "2023-06-01"})
+    refused = _post(f"{base}/v1/chat/completions", unanswerable, key)  # a result for a call never made
 
     assert failed[0] == 502 and failed[2]["error"]["type"] == "api_error"
     assert limited[0] == 429 and limited[1]["Retry-After"] == "7" and limited[2]["type"] == "error"
+    assert refused[0] == 502 and "role 'tool' must be a response" in refused[2]["error"]["message"]
 
 
 # --- rate limits per role ------------------------------------------------------------------------
