@@ -3,7 +3,8 @@ Anthropic-compatible gateways.
 
 Request: headers `x-api-key` and `anthropic-version: 2023-06-01`; `system` is a top-level field,
 never a message; `max_tokens` is required and always set; extended thinking is
-`thinking: {type: enabled, budget_tokens}`.
+`thinking: {type: enabled, budget_tokens}`; a tool loop's calls are `tool_use` blocks and their
+results `tool_result` blocks opening the next user turn (see `turns`).
 Stream: named SSE events `message_start` (usage: input, cache creation, cache read — disjoint),
 `content_block_start/delta/stop` (text_delta, thinking_delta, input_json_delta), `message_delta`
 (output_tokens, stop_reason), `message_stop`, `ping`, `error`.

@@ -1,8 +1,9 @@
 """OpenAI Responses (`/responses`): OpenAI's newer API, ChatGPT/Codex.
 
 Request: `input` items instead of `messages`, `instructions` for the system prompt,
-`max_output_tokens`, `reasoning: {effort, summary}`, flat function tools; parameters the API does
-not accept (stop, penalties, seed, …) are stripped automatically.
+`max_output_tokens`, `reasoning: {effort, summary}`, flat function tools, a tool loop's calls and
+results as `function_call` / `function_call_output` items; parameters the API does not accept
+(stop, penalties, seed, …) are stripped automatically.
 Stream: typed SSE events — `response.created`, `response.output_text.delta`,
 `response.reasoning_summary_text.delta`, `response.function_call_arguments.delta`,
 `response.completed` / `response.incomplete` (usage: input_tokens with
