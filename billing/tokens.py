@@ -54,7 +54,8 @@ def _part_tokens(part: dict[str, Any], model: str) -> int:
 
 
 def count_chat_tokens(messages: list[ChatMessage], *, system: str = "", model: str = "") -> int:
-    """The prompt tokens of a chat request: message texts plus the chat format's framing."""
+    """The prompt tokens of a chat request: message texts (and the tool calls the caller sends back)
+    plus the chat format's framing."""
     total = TOKENS_PER_REPLY
     if system:
         total += TOKENS_PER_MESSAGE + count_tokens(system, model)
@@ -64,6 +65,8 @@ def count_chat_tokens(messages: list[ChatMessage], *, system: str = "", model: s
             total += count_tokens(message.content, model)
         else:
             total += sum(_part_tokens(part, model) for part in message.content if isinstance(part, dict))
+        for call in message.tool_calls:
+            total += count_tokens(call.name, model) + count_tokens(call.arguments, model)
     return total
 
 

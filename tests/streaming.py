@@ -13,9 +13,30 @@ from endpoints.adapters.types import (
     ReasoningDelta,
     StreamError,
     TextDelta,
+    ToolCall,
     ToolCallDelta,
     UsageReport,
 )
+
+PNG = "data:image/png;base64,iVBORw0KGgo="
+
+
+def tool_loop(*, error: bool = False) -> list[ChatMessage]:
+    """A tool loop's second request, provider-neutral: the assistant called two tools (one with
+    text beside the calls), both results came back (the second with an image), then the user
+    asked on; `error` marks the first result as a failed tool."""
+    return [
+        ChatMessage("user", "Weather in Oslo and Rome?"),
+        ChatMessage("assistant", "Checking both.", tool_calls=[
+            ToolCall("call_1", "weather", '{"city": "Oslo"}'), ToolCall("call_2", "weather", '{"city": "Rome"}'),
+        ]),
+        ChatMessage("tool", "Oslo: 4 °C", tool_call_id="call_1", is_error=error),
+        ChatMessage("tool", [{"type": "text", "text": "Rome: 18 °C"}, {"type": "image_url", "image_url": {"url": PNG}}],
+                    tool_call_id="call_2"),
+        ChatMessage("user", "Which is warmer?"),
+        ChatMessage("assistant", "", tool_calls=[ToolCall("call_3", "compare", "")]),
+        ChatMessage("tool", "Rome", tool_call_id="call_3"),
+    ]
 
 
 def chat_request(model: str = "test-model", text: str = "Hello?", **fields: Any) -> ChatRequest:

@@ -5,7 +5,7 @@ import pytest
 
 from endpoints.adapters.types import ChatMessage, Finish, Usage
 from endpoints.models import Kind, Protocol
-from tests.streaming import final, reasoning_of, run_chat, text_of, tool_calls_of, usage_of
+from tests.streaming import final, reasoning_of, run_chat, text_of, tool_calls_of, tool_loop, usage_of
 
 
 @pytest.fixture
@@ -154,3 +154,43 @@ def test_vertex_ai_takes_the_model_in_the_url_and_the_version_in_the_body(make_e
     assert whole.path.endswith("/publishers/anthropic/models/claude-sonnet-4@20250514:rawPredict")
     assert streamed.headers["authorization"] == "Bearer ya29.vertex-token"
     assert streamed.json["anthropic_version"] == "vertex-2023-10-16" and "model" not in streamed.json
+
+
+def test_a_tool_loop_is_written_as_tool_use_blocks_and_one_user_turn_of_tool_results(endpoint, upstream):
+    upstream.reply(text="Rome is warmer.")
+
+    events = run_chat(endpoint, messages=tool_loop(error=True))
+
+    assert text_of(events) == "Rome is warmer."  # (the upstream checks the exchange as Anthropic does)
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}
+    assert upstream.last.json["messages"] == [
+        {"role": "user", "content": "Weather in Oslo and Rome?"},
+        {"role": "assistant", "content": [
+            {"type": "text", "text": "Checking both."},
+            {"type": "tool_use", "id": "call_1", "name": "weather", "input": {"city": "Oslo"}},
+            {"type": "tool_use", "id": "call_2", "name": "weather", "input": {"city": "Rome"}},
+        ]},
+        # both results in one user turn, first; the user's next words join it
+        {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "call_1", "content": "Oslo: 4 °C", "is_error": True},
+            {"type": "tool_result", "tool_use_id": "call_2",
+             "content": [{"type": "text", "text": "Rome: 18 °C"}, image]},
+            {"type": "text", "text": "Which is warmer?"},
+        ]},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "call_3", "name": "compare", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_3", "content": "Rome"}]},
+    ]
+
+
+def test_tool_arguments_that_are_not_a_json_object_are_kept_under_raw(endpoint, upstream):
+    from endpoints.adapters.types import ToolCall
+
+    run_chat(endpoint, messages=[
+        ChatMessage("user", "Go"),
+        ChatMessage("assistant", "", tool_calls=[ToolCall("t1", "f", '{"unterminated'), ToolCall("t2", "g", "[1]")]),
+        ChatMessage("tool", "ok", tool_call_id="t1"),
+        ChatMessage("tool", "ok", tool_call_id="t2"),
+    ])
+
+    uses = upstream.last.json["messages"][1]["content"]
+    assert [u["input"] for u in uses] == [{"_raw": '{"unterminated'}, {"_raw": "[1]"}]

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import pytest
 
+from endpoints.adapters.openai_chat import TOOL_IMAGES_NOTE
 from endpoints.adapters.types import Finish, TextDelta, Usage
-from tests.streaming import final, reasoning_of, run_chat, text_of, tool_calls_of, usage_of
+from tests.streaming import PNG, final, reasoning_of, run_chat, text_of, tool_calls_of, tool_loop, usage_of
 
 
 @pytest.fixture
@@ -162,3 +163,58 @@ async def test_stopping_early_hangs_up_on_the_upstream_at_once(make_endpoint, up
     await events.aclose()
 
     assert await sync_to_async(upstream.wait_for_disconnects)(1, timeout=3) == 1
+
+
+def test_a_tool_loop_is_written_as_tool_calls_and_tool_messages(endpoint, upstream):
+    upstream.reply(text="Rome is warmer.")
+
+    events = run_chat(endpoint, messages=tool_loop(error=True))
+
+    assert text_of(events) == "Rome is warmer."  # (the upstream checks the exchange as OpenAI does)
+    assert upstream.last.json["messages"] == [
+        {"role": "user", "content": "Weather in Oslo and Rome?"},
+        {"role": "assistant", "content": "Checking both.", "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Oslo"}'}},
+            {"id": "call_2", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Rome"}'}},
+        ]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "Oslo: 4 °C"},
+        {"role": "tool", "tool_call_id": "call_2", "content": [{"type": "text", "text": "Rome: 18 °C"}]},
+        # a tool message takes text only: the image follows the results in a user message
+        {"role": "user", "content": [{"type": "text", "text": TOOL_IMAGES_NOTE},
+                                     {"type": "image_url", "image_url": {"url": PNG}}]},
+        {"role": "user", "content": "Which is warmer?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_3", "type": "function", "function": {"name": "compare", "arguments": ""}},
+        ]},
+        {"role": "tool", "tool_call_id": "call_3", "content": "Rome"},
+    ]
+
+
+def test_azure_writes_a_tool_loop_as_openai_does(make_endpoint, upstream):
+    from endpoints.models import Kind
+
+    endpoint = make_endpoint("Azure", kind=Kind.AZURE_OPENAI, base_url=upstream.url + "/openai/deployments",
+                             models=("gpt-test",))
+
+    run_chat(endpoint, messages=tool_loop())
+
+    assert upstream.last.path == "/openai/deployments/gpt-test/chat/completions"
+    messages = upstream.last.json["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "tool", "user", "user", "assistant", "tool"]
+    assert messages[2] == {"role": "tool", "tool_call_id": "call_1", "content": "Oslo: 4 °C"}
+
+
+def test_a_tool_result_of_images_only_leaves_its_tool_message_empty(endpoint, upstream):
+    from endpoints.adapters.types import ChatMessage, ToolCall
+
+    run_chat(endpoint, messages=[
+        ChatMessage("user", "Screenshot?"),
+        ChatMessage("assistant", "", tool_calls=[ToolCall("call_s", "screenshot", "{}")]),
+        ChatMessage("tool", [{"type": "image_url", "image_url": {"url": PNG}}], tool_call_id="call_s"),
+    ])
+
+    assert upstream.last.json["messages"][2:] == [
+        {"role": "tool", "tool_call_id": "call_s", "content": ""},
+        {"role": "user", "content": [{"type": "text", "text": TOOL_IMAGES_NOTE},
+                                     {"type": "image_url", "image_url": {"url": PNG}}]},
+    ]

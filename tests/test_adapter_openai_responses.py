@@ -5,7 +5,7 @@ import pytest
 
 from endpoints.adapters.types import ChatMessage, Finish, Usage
 from endpoints.models import Protocol
-from tests.streaming import final, reasoning_of, run_chat, text_of, tool_calls_of, usage_of
+from tests.streaming import PNG, final, reasoning_of, run_chat, text_of, tool_calls_of, tool_loop, usage_of
 
 
 @pytest.fixture
@@ -76,3 +76,24 @@ def test_a_non_streamed_request_reads_the_response_object(endpoint, upstream):
     assert (text_of(events), reasoning_of(events)) == ("All at once.", "why")
     assert usage_of(events) == Usage(input_tokens=2, output_tokens=3)
     assert final(events) == Finish("stop")
+
+
+def test_a_tool_loop_is_written_as_function_call_and_function_call_output_items(endpoint, upstream):
+    upstream.reply(text="Rome is warmer.")
+
+    events = run_chat(endpoint, messages=tool_loop())
+
+    assert text_of(events) == "Rome is warmer."  # (the upstream checks each output answers a call)
+    assert upstream.last.json["input"] == [
+        {"role": "user", "content": "Weather in Oslo and Rome?"},
+        {"role": "assistant", "content": "Checking both."},
+        {"type": "function_call", "call_id": "call_1", "name": "weather", "arguments": '{"city": "Oslo"}'},
+        {"type": "function_call", "call_id": "call_2", "name": "weather", "arguments": '{"city": "Rome"}'},
+        {"type": "function_call_output", "call_id": "call_1", "output": "Oslo: 4 °C"},
+        {"type": "function_call_output", "call_id": "call_2", "output": [
+            {"type": "input_text", "text": "Rome: 18 °C"}, {"type": "input_image", "image_url": PNG},
+        ]},
+        {"role": "user", "content": "Which is warmer?"},
+        {"type": "function_call", "call_id": "call_3", "name": "compare", "arguments": ""},
+        {"type": "function_call_output", "call_id": "call_3", "output": "Rome"},
+    ]

@@ -158,6 +158,14 @@ def test_chat_prompts_are_counted_with_the_message_framing():
     assert count_chat_tokens(messages, system="hello world") == count_chat_tokens(messages) + 5
 
 
+def test_tool_calls_sent_back_count_their_name_and_arguments():
+    from endpoints.adapters.types import ToolCall
+
+    called = [ChatMessage("assistant", "", tool_calls=[ToolCall("c1", "weather", "hello world")]),
+              ChatMessage("tool", "hi", tool_call_id="c1")]
+    assert count_chat_tokens(called) == 3 + (3 + count_tokens("weather") + 2) + (3 + 1)
+
+
 def test_a_stream_that_died_is_estimated_from_what_was_received():
     usage = estimated_usage(prompt_tokens=120, received_text="hello world")
     assert usage == Usage(input_tokens=120, output_tokens=2)

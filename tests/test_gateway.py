@@ -170,22 +170,125 @@ def test_an_openai_client_reaches_an_anthropic_native_endpoint(oai, caller, chat
     assert sum(t.tokens for t in rows if t.token_type == "prompt") == 40
 
 
-def test_tools_and_response_format_pass_through_and_tool_calls_come_back(oai, caller, chat_endpoint, upstream):
+def _billed(user) -> list[tuple[str, int]]:
+    """The gateway's ledger rows as (token type, tokens), one per token type of each call."""
+    return sorted((t.token_type, t.tokens) for t in Transaction.objects.filter(user=user, context="gateway"))
+
+
+def _rows_of(*usages: Usage) -> list[tuple[str, int]]:
+    rows = [(kind, tokens) for usage in usages for kind, tokens in (
+        ("prompt", usage.input_tokens), ("completion", usage.output_tokens),
+        ("cache_read", usage.cache_read_tokens), ("cache_write", usage.cache_write_tokens),
+    ) if tokens]
+    return sorted(rows)
+
+
+WEATHER = {"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}
+
+
+def test_the_openai_sdk_runs_a_tool_loop_against_an_openai_endpoint(oai, caller, chat_endpoint, upstream):
     chat_endpoint("Lab", rates=RATES)
-    upstream.reply(text="", tool_calls=[{"id": "call_1", "name": "weather", "arguments": '{"city": "Oslo"}'}])
-    tools = [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}]
+    first, second = Usage(input_tokens=10, output_tokens=5), Usage(input_tokens=31, output_tokens=8)
+    upstream.reply(text="", tool_calls=[{"id": "call_1", "name": "weather", "arguments": '{"city": "Oslo"}'}],
+                   usage=first)
+    upstream.reply(text="It is 4 °C in Oslo.", usage=second)
+    messages = [{"role": "user", "content": "Weather in Oslo?"}]
 
     completion = oai.chat.completions.create(
-        model="test-model", messages=[{"role": "user", "content": "Weather?"}], tools=tools, tool_choice="auto",
+        model="test-model", messages=messages, tools=[WEATHER], tool_choice="auto",
         response_format={"type": "json_object"},
     )
-
     call = completion.choices[0].message.tool_calls[0]
     assert (call.id, call.function.name, json.loads(call.function.arguments)) == ("call_1", "weather", {"city": "Oslo"})
     assert completion.choices[0].finish_reason == "tool_calls"
-    sent = upstream.completions()[-1].json
-    assert sent["tools"] == tools and sent["tool_choice"] == "auto"
-    assert sent["response_format"] == {"type": "json_object"}
+    messages += [completion.choices[0].message, {"role": "tool", "tool_call_id": call.id, "content": "4 °C"}]
+    answer = oai.chat.completions.create(model="test-model", messages=messages, tools=[WEATHER])
+
+    assert answer.choices[0].message.content == "It is 4 °C in Oslo."
+    asked, followed = (r.json for r in upstream.completions())
+    assert asked["tools"] == [WEATHER] and asked["tool_choice"] == "auto"
+    assert asked["response_format"] == {"type": "json_object"}
+    assert followed["messages"][1:] == [  # (the upstream checks the exchange as OpenAI does)
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Oslo"}'}},
+        ]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "4 °C"},
+    ]
+    assert _billed(caller) == _rows_of(first, second)
+
+
+def test_the_anthropic_sdk_runs_a_tool_loop_against_an_anthropic_endpoint(claude, caller, chat_endpoint, upstream):
+    chat_endpoint("Claude", provider="anthropic", models=("claude-test",), rates=RATES)
+    first = Usage(input_tokens=12, output_tokens=9, cache_read_tokens=4)
+    second = Usage(input_tokens=40, output_tokens=6, cache_write_tokens=3)
+    upstream.reply(text="Let me look.", usage=first,
+                   tool_calls=[{"id": "toolu_1", "name": "weather", "arguments": '{"city": "Oslo"}'}])
+    upstream.reply(text="It is 4 °C in Oslo.", usage=second)
+    tools = [{"name": "weather", "description": "Weather in a city", "input_schema": {"type": "object"}}]
+    messages = [{"role": "user", "content": "Weather in Oslo?"}]
+
+    with claude.messages.stream(model="claude-test", max_tokens=200, tools=tools, messages=messages) as stream:
+        asked = stream.get_final_message()
+    use = next(block for block in asked.content if block.type == "tool_use")
+    assert (use.id, use.name, use.input, asked.stop_reason) == ("toolu_1", "weather", {"city": "Oslo"}, "tool_use")
+    messages += [{"role": "assistant", "content": asked.content}, {"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": use.id, "content": [{"type": "text", "text": "4 °C"}]},
+        {"type": "text", "text": "And tomorrow?"},
+    ]}]
+    answer = claude.messages.create(model="claude-test", max_tokens=200, tools=tools, messages=messages)
+
+    assert answer.content[0].text == "It is 4 °C in Oslo." and answer.stop_reason == "end_turn"
+    followed = upstream.completions()[-1].json
+    assert followed["messages"][1:] == [  # (the upstream checks the exchange as Anthropic does)
+        {"role": "assistant", "content": [
+            {"type": "text", "text": "Let me look."},
+            {"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {"city": "Oslo"}},
+        ]},
+        {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_1", "content": "4 °C"},
+            {"type": "text", "text": "And tomorrow?"},
+        ]},
+    ]
+    assert followed["tools"] == tools
+    assert _billed(caller) == _rows_of(first, second)
+
+
+def test_an_openai_client_runs_a_tool_loop_against_an_anthropic_endpoint(oai, caller, chat_endpoint, upstream):
+    chat_endpoint("Claude", provider="anthropic", models=("claude-test",), rates=RATES)
+    first, second = Usage(input_tokens=15, output_tokens=11), Usage(input_tokens=44, output_tokens=7)
+    upstream.reply(text="", usage=first, tool_calls=[
+        {"id": "toolu_a", "name": "weather", "arguments": '{"city": "Oslo"}'},
+        {"id": "toolu_b", "name": "weather", "arguments": '{"city": "Rome"}'},
+    ])
+    upstream.reply(text="Rome is warmer.", usage=second)
+    messages = [{"role": "user", "content": "Oslo or Rome: which is warmer?"}]
+
+    completion = oai.chat.completions.create(model="claude-test", messages=messages, tools=[WEATHER],
+                                             tool_choice="required")
+    calls = completion.choices[0].message.tool_calls
+    assert [(c.id, json.loads(c.function.arguments)) for c in calls] == [
+        ("toolu_a", {"city": "Oslo"}), ("toolu_b", {"city": "Rome"})]
+    messages += [completion.choices[0].message,
+                 {"role": "tool", "tool_call_id": "toolu_a", "content": "4 °C"},
+                 {"role": "tool", "tool_call_id": "toolu_b", "content": "18 °C"}]
+    chunks = list(oai.chat.completions.create(model="claude-test", messages=messages, tools=[WEATHER], stream=True,
+                                              stream_options={"include_usage": True}))
+
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Rome is warmer."
+    asked, followed = (r.json for r in upstream.completions())
+    assert asked["tool_choice"] == {"type": "any"}
+    assert asked["tools"] == [{"name": "weather", "description": "", "input_schema": {"type": "object"}}]
+    assert followed["messages"][1:] == [  # both results in ONE user turn, as Anthropic requires
+        {"role": "assistant", "content": [
+            {"type": "tool_use", "id": "toolu_a", "name": "weather", "input": {"city": "Oslo"}},
+            {"type": "tool_use", "id": "toolu_b", "name": "weather", "input": {"city": "Rome"}},
+        ]},
+        {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_a", "content": "4 °C"},
+            {"type": "tool_result", "tool_use_id": "toolu_b", "content": "18 °C"},
+        ]},
+    ]
+    assert _billed(caller) == _rows_of(first, second)
 
 
 # --- Anthropic's SDK -----------------------------------------------------------------------------
@@ -304,11 +407,15 @@ def test_upstream_failures_become_502_and_its_rate_limit_a_429_with_retry_after(
     upstream.reply(status=500)
     upstream.reply(status=429, retry_after="7")
 
+    unanswerable = {**ask, "messages": [*ask["messages"], {"role": "tool", "tool_call_id": "never", "content": "x"}]}
+
     failed = _post(f"{base}/v1/chat/completions", ask, key)
     limited = _post(f"{base}/v1/messages", {**ask, "max_tokens": 5}, key, **{"anthropic-version": "2023-06-01"})
+    refused = _post(f"{base}/v1/chat/completions", unanswerable, key)  # a result for a call never made
 
     assert failed[0] == 502 and failed[2]["error"]["type"] == "api_error"
     assert limited[0] == 429 and limited[1]["Retry-After"] == "7" and limited[2]["type"] == "error"
+    assert refused[0] == 502 and "role 'tool' must be a response" in refused[2]["error"]["message"]
 
 
 # --- rate limits per role ------------------------------------------------------------------------

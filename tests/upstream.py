@@ -32,6 +32,12 @@ its usage says it is longer: one piece of text per token, finish reason "length"
 Queued replies answer the next completion requests in order (a reply with `model=` only answers
 requests for that model); with the queue empty, `upstream.default` answers. Every request is
 recorded in `upstream.requests` (method, path, query, lower-cased headers, JSON body).
+
+Tool exchanges in a request are checked as each provider checks them, and a broken one is refused
+with 400 in the provider's words (the queued reply then answers the next request): Chat
+Completions' tool messages answer the calls of the assistant message just before them, all of
+them; Anthropic's `tool_result` blocks open the user turn after the `tool_use` blocks they answer,
+all of them; a Responses `function_call_output` answers an earlier `function_call`.
 """
 from __future__ import annotations
 
@@ -312,10 +318,14 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         recorded = self._read_request()
         body = recorded.json if isinstance(recorded.json, dict) else {}
-        script = self.upstream._next_script(body.get("model"))
         path = recorded.path
         anthropic = path.endswith(("/messages", ":streamRawPredict", ":rawPredict"))  # Vertex AI: model:verb
         protocol = "anthropic" if anthropic else "responses" if path.endswith("/responses") else "chat"
+        problem = _TOOL_CHECKS[protocol](body)
+        if problem:  # refused as the provider refuses it; the scripted reply waits for the next request
+            self._send_json(400, _invalid_request_body(protocol, problem))
+            return
+        script = self.upstream._next_script(body.get("model"))
         self.upstream._sleep(script.delay)
         try:
             if script.status >= 400:
@@ -509,6 +519,78 @@ def _error_body(protocol: str, status: int, model: str | None) -> dict[str, Any]
     openai_type = openai_types.get(kind, "server_error")
     code = {401: "invalid_api_key", 404: "model_not_found", 429: "rate_limit_exceeded"}.get(status)
     return {"error": {"message": message, "type": openai_type, "param": None, "code": code}}
+
+
+def _invalid_request_body(protocol: str, message: str) -> dict[str, Any]:
+    if protocol == "anthropic":
+        return {"type": "error", "error": {"type": "invalid_request_error", "message": message}}
+    param = "input" if protocol == "responses" else "messages"
+    return {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": None}}
+
+
+# --- tool exchanges, checked as each provider checks them (400 with its words) --------------------
+
+def _chat_tool_problem(body: dict[str, Any]) -> str | None:
+    """Chat Completions: tool messages answer the tool calls of the assistant message just before
+    them (only other tool messages between), and every call is answered."""
+    pending: set[str] | None = None
+    for message in body.get("messages") or []:
+        role = message.get("role") if isinstance(message, dict) else None
+        if role == "tool":
+            if pending is None or message.get("tool_call_id") not in pending:
+                return ("Invalid parameter: messages with role 'tool' must be a response to a preceeding message "
+                        "with 'tool_calls'.")
+            pending.discard(message["tool_call_id"])
+            continue
+        if pending:
+            break
+        calls = message.get("tool_calls") if role == "assistant" else None
+        pending = {str(c.get("id")) for c in calls} if calls else None
+    if pending:
+        missing = ", ".join(sorted(pending))
+        return ("An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+                f"'tool_call_id'. The following tool_call_ids did not have response messages: {missing}")
+    return None
+
+
+def _anthropic_tool_problem(body: dict[str, Any]) -> str | None:
+    """Messages: every `tool_use` of an assistant turn is answered by a `tool_result` at the start
+    of the next (user) turn, and a `tool_result` answers a `tool_use` of the turn before."""
+    pending: set[str] = set()
+    for position, message in enumerate(body.get("messages") or []):
+        content = message.get("content") if isinstance(message, dict) else None
+        blocks = [b for b in content if isinstance(b, dict)] if isinstance(content, list) else []
+        results = [str(b.get("tool_use_id")) for b in blocks if b.get("type") == "tool_result"]
+        if pending - set(results):
+            return (f"messages.{position - 1}: `tool_use` ids were found without `tool_result` blocks immediately "
+                    f"after: {', '.join(sorted(pending - set(results)))}. Each `tool_use` block must have a "
+                    "corresponding `tool_result` block in the next message.")
+        for index, result in enumerate(results):
+            if result not in pending:
+                return (f"messages.{position}.content.{index}: unexpected `tool_use_id` found in `tool_result` "
+                        f"blocks: {result}. Each `tool_result` block must have a corresponding `tool_use` block in "
+                        "the previous message.")
+        if any(b.get("type") != "tool_result" for b in blocks[:len(results)]):
+            return f"messages.{position}: `tool_result` blocks must come first in the user message's content."
+        is_assistant = message.get("role") == "assistant"
+        pending = {str(b.get("id")) for b in blocks if b.get("type") == "tool_use"} if is_assistant else set()
+    return None
+
+
+def _responses_tool_problem(body: dict[str, Any]) -> str | None:
+    """Responses: a `function_call_output` item answers a `function_call` item earlier in the input."""
+    called: set[str] = set()
+    for item in body.get("input") or []:
+        if not isinstance(item, dict):
+            continue
+        if item.get("type") == "function_call":
+            called.add(str(item.get("call_id")))
+        elif item.get("type") == "function_call_output" and item.get("call_id") not in called:
+            return f"No tool call found for function call output with call_id {item.get('call_id')}."
+    return None
+
+
+_TOOL_CHECKS = {"chat": _chat_tool_problem, "anthropic": _anthropic_tool_problem, "responses": _responses_tool_problem}
 
 
 # --- OpenAI Chat Completions ----------------------------------------------------------------------

@@ -11,7 +11,8 @@ from typing import Any
 from chat.errors import InvalidRequest
 from chat.gateway.answer import Answer, anthropic_usage
 from chat.gateway.turn import GatewayAsk
-from endpoints.adapters.types import ChatMessage, TextDelta, ToolCallDelta
+from endpoints.adapters.anthropic import tool_input
+from endpoints.adapters.types import ChatMessage, TextDelta, ToolCall, ToolCallDelta
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "refusal"}
 SAMPLING = {"temperature", "top_p", "top_k"}
@@ -34,18 +35,71 @@ def _block(block: Any, where: str) -> dict[str, Any]:
     raise InvalidRequest(f"{where}: content blocks of type '{kind}' are not supported by this gateway yet.")
 
 
-def _message(message: Any, position: int) -> ChatMessage:
+def _id(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidRequest(f"{where} is required (a non-empty string).")
+    return value
+
+
+def _chat_message(role: str, parts: list[dict[str, Any]], calls: list[ToolCall] | None = None) -> ChatMessage:
+    text_only = all(p["type"] == "text" for p in parts)
+    content = "".join(p["text"] for p in parts) if text_only else parts
+    return ChatMessage(role=role, content=content, tool_calls=calls or [])
+
+
+def _tool_use(block: dict[str, Any], where: str) -> ToolCall:
+    if not isinstance(block.get("input", {}), dict):
+        raise InvalidRequest(f"{where}.input must be an object.")
+    return ToolCall(id=_id(block.get("id"), f"{where}.id"), name=_id(block.get("name"), f"{where}.name"),
+                    arguments=json.dumps(block.get("input") or {}))
+
+
+def _tool_result(block: dict[str, Any], where: str) -> ChatMessage:
+    content = block.get("content")
+    if content is None or isinstance(content, str):
+        parts: str | list[dict[str, Any]] = content or ""
+    elif isinstance(content, list):
+        parts = [_block(b, f"{where}.content[{i}]") for i, b in enumerate(content)]
+        if len(parts) == 1 and parts[0]["type"] == "text":
+            parts = parts[0]["text"]
+    else:
+        raise InvalidRequest(f"{where}.content must be a string or a list of text and image blocks.")
+    return ChatMessage(role="tool", content=parts, tool_call_id=_id(block.get("tool_use_id"), f"{where}.tool_use_id"),
+                       is_error=bool(block.get("is_error")))
+
+
+def _messages(message: Any, position: int) -> list[ChatMessage]:
+    """One Messages turn as neutral messages: a user turn's `tool_result` blocks each become a tool
+    message (other blocks a user message in their place), an assistant turn's `tool_use` blocks
+    its tool calls."""
     if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
         raise InvalidRequest(f"messages[{position}] must be an object with role user or assistant.")
-    content = message.get("content")
+    role, content = message["role"], message.get("content")
     if isinstance(content, str):
-        return ChatMessage(role=message["role"], content=content)
+        return [ChatMessage(role=role, content=content)]
     if not isinstance(content, list):
         raise InvalidRequest(f"messages[{position}].content must be a string or a list of blocks.")
-    parts = [_block(b, f"messages[{position}].content[{i}]") for i, b in enumerate(content)]
-    if all(p["type"] == "text" for p in parts):
-        return ChatMessage(role=message["role"], content="".join(p["text"] for p in parts))
-    return ChatMessage(role=message["role"], content=parts)
+    read: list[ChatMessage] = []
+    parts: list[dict[str, Any]] = []
+    calls: list[ToolCall] = []
+    for i, block in enumerate(content):
+        where = f"messages[{position}].content[{i}]"
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind in ("tool_use", "tool_result") and kind != ("tool_use" if role == "assistant" else "tool_result"):
+            turn = "an assistant" if kind == "tool_use" else "a user"
+            raise InvalidRequest(f"{where}: a {kind} block belongs in {turn} turn.")
+        if kind == "tool_use":
+            calls.append(_tool_use(block, where))
+        elif kind == "tool_result":
+            if parts:
+                read.append(_chat_message(role, parts))
+                parts = []
+            read.append(_tool_result(block, where))
+        else:
+            parts.append(_block(block, where))
+    if parts or calls or not read:
+        read.append(_chat_message(role, parts, calls))
+    return read
 
 
 def _system(system: Any) -> str:
@@ -99,7 +153,7 @@ def parse(body: dict[str, Any]) -> tuple[GatewayAsk, bool]:
         passthrough["tool_choice"] = choice
     ask = GatewayAsk(
         model=str(body.get("model") or ""),
-        messages=[_message(m, i) for i, m in enumerate(messages)],
+        messages=[read for i, m in enumerate(messages) for read in _messages(m, i)],
         system=_system(body.get("system")),
         params=params,
         passthrough=passthrough,
@@ -108,20 +162,12 @@ def parse(body: dict[str, Any]) -> tuple[GatewayAsk, bool]:
     return ask, bool(body.get("stream"))
 
 
-def _input(arguments: str) -> Any:
-    try:
-        return json.loads(arguments) if arguments else {}
-    except ValueError:
-        return {"_raw": arguments}
-
-
 def whole(answer: Answer, *, rid: str, model: str) -> dict[str, Any]:
     content: list[dict[str, Any]] = []
     if answer.text:
         content.append({"type": "text", "text": "".join(answer.text)})
-    content += [
-        {"type": "tool_use", "id": c["id"], "name": c["name"], "input": _input(c["arguments"])} for c in answer.calls()
-    ]
+    content += [{"type": "tool_use", "id": c["id"], "name": c["name"], "input": tool_input(c["arguments"])}
+                for c in answer.calls()]
     return {
         "id": f"msg_{rid}",
         "type": "message",

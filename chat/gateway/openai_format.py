@@ -10,13 +10,13 @@ from chat.errors import InvalidRequest
 from chat.gateway.answer import Answer, openai_usage
 from chat.gateway.turn import GatewayAsk
 from chat.policy import USER_PARAMS
-from endpoints.adapters.types import ChatMessage, ReasoningDelta, TextDelta, ToolCallDelta
+from endpoints.adapters.types import ChatMessage, ReasoningDelta, TextDelta, ToolCall, ToolCallDelta
 from endpoints.config import PORTAL_CONTROLLED_PARAMS
 
 # What the gateway sets from the request itself; every other portal-controlled field is refused.
 READ_HERE = {"model", "messages", "stream", "stream_options", "tools", "tool_choice"}
 REFUSED = PORTAL_CONTROLLED_PARAMS - READ_HERE
-ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant", "tool": "tool"}
 
 
 def _content(message: dict[str, Any], position: int) -> str | list[dict[str, Any]]:
@@ -30,17 +30,48 @@ def _content(message: dict[str, Any], position: int) -> str | list[dict[str, Any
     return content
 
 
+def _id(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidRequest(f"{where} is required (a non-empty string).")
+    return value
+
+
+def _tool_calls(calls: Any, position: int) -> list[ToolCall]:
+    """An assistant message's `tool_calls`, each `{id, type: function, function: {name, arguments}}`."""
+    where = f"messages[{position}].tool_calls"
+    if not isinstance(calls, list):
+        raise InvalidRequest(f"{where} must be a list.")
+    read = []
+    for i, call in enumerate(calls):
+        if not isinstance(call, dict) or not isinstance(call.get("function"), dict):
+            raise InvalidRequest(f"{where}[{i}] must be an object with a function.")
+        if call.get("type", "function") != "function":
+            raise InvalidRequest(f"{where}[{i}].type must be 'function'.")
+        function = call["function"]
+        arguments = function.get("arguments")
+        if arguments is not None and not isinstance(arguments, str):
+            raise InvalidRequest(f"{where}[{i}].function.arguments must be a string (JSON text).")
+        read.append(ToolCall(
+            id=_id(call.get("id"), f"{where}[{i}].id"), name=_id(function.get("name"), f"{where}[{i}].function.name"),
+            arguments=arguments or "",
+        ))
+    return read
+
+
 def _message(message: Any, position: int) -> ChatMessage:
     if not isinstance(message, dict):
         raise InvalidRequest(f"messages[{position}] must be an object.")
     role = message.get("role")
-    if role == "tool" or message.get("tool_calls"):
-        raise InvalidRequest(
-            f"messages[{position}]: tool call results in the message list are not supported by this gateway yet."
-        )
     if role not in ROLES:
-        raise InvalidRequest(f"messages[{position}].role must be one of system, developer, user, assistant.")
-    return ChatMessage(role=ROLES[role], content=_content(message, position))
+        raise InvalidRequest(f"messages[{position}].role must be one of system, developer, user, assistant, tool.")
+    content = _content(message, position)
+    if role == "tool":
+        return ChatMessage(role="tool", content=content,
+                           tool_call_id=_id(message.get("tool_call_id"), f"messages[{position}].tool_call_id"))
+    if message.get("tool_calls") is not None and role != "assistant":
+        raise InvalidRequest(f"messages[{position}]: only an assistant message may carry tool_calls.")
+    calls = _tool_calls(message["tool_calls"], position) if message.get("tool_calls") is not None else []
+    return ChatMessage(role=ROLES[role], content=content, tool_calls=calls)
 
 
 def parse(body: dict[str, Any]) -> tuple[GatewayAsk, bool, bool]:

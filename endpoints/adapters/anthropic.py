@@ -3,7 +3,8 @@ Anthropic-compatible gateways.
 
 Request: headers `x-api-key` and `anthropic-version: 2023-06-01`; `system` is a top-level field,
 never a message; `max_tokens` is required and always set; extended thinking is
-`thinking: {type: enabled, budget_tokens}`.
+`thinking: {type: enabled, budget_tokens}`; a tool loop's calls are `tool_use` blocks and their
+results `tool_result` blocks opening the next user turn (see `turns`).
 Stream: named SSE events `message_start` (usage: input, cache creation, cache read — disjoint),
 `content_block_start/delta/stop` (text_delta, thinking_delta, input_json_delta), `message_delta`
 (output_tokens, stop_reason), `message_stop`, `ping`, `error`.
@@ -17,7 +18,17 @@ from httpx_sse import ServerSentEvent
 
 from endpoints.adapters.base import Adapter, Shape, StreamState
 from endpoints.adapters.openai_chat import reasoning_settings
-from endpoints.adapters.types import Call, Event, ReasoningDelta, TextDelta, ToolCallDelta, Usage, UsageReport
+from endpoints.adapters.types import (
+    Call,
+    ChatMessage,
+    Event,
+    ReasoningDelta,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+    UsageReport,
+)
 
 ANTHROPIC_VERSION = "2023-06-01"
 VERTEX_VERSION = "vertex-2023-10-16"
@@ -61,10 +72,12 @@ def _image_part(url: str) -> dict[str, Any]:
 
 def convert_content(content: str | list[dict[str, Any]]) -> str | list[dict[str, Any]]:
     """OpenAI-style parts (text, image_url) to Anthropic blocks; Anthropic blocks pass unchanged."""
-    if isinstance(content, str):
-        return content
+    return content if isinstance(content, str) else _convert_parts(content)
+
+
+def _convert_parts(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = []
-    for part in content:
+    for part in parts:
         if part.get("type") == "image_url":
             image = part.get("image_url")
             blocks.append(_image_part(image.get("url", "") if isinstance(image, dict) else str(image or "")))
@@ -87,6 +100,66 @@ def convert_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "input_schema": function.get("parameters") or {"type": "object", "properties": {}},
         })
     return converted
+
+
+def tool_input(arguments: str) -> dict[str, Any]:
+    """A tool call's JSON arguments as the object `tool_use.input` must be (text that is not a JSON
+    object is kept under `_raw`, so nothing the model wrote is lost)."""
+    try:
+        value = json.loads(arguments) if arguments.strip() else {}
+    except ValueError:
+        return {"_raw": arguments}
+    return value if isinstance(value, dict) else {"_raw": arguments}
+
+
+def _blocks(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Content as a list of blocks (no empty text block: the API refuses them)."""
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    return [b for b in _convert_parts(content) if not (b.get("type") == "text" and not b.get("text"))]
+
+
+def _tool_use(call: ToolCall) -> dict[str, Any]:
+    return {"type": "tool_use", "id": call.id, "name": call.name, "input": tool_input(call.arguments)}
+
+
+def _tool_result(message: ChatMessage) -> dict[str, Any]:
+    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": message.tool_call_id}
+    content = message.content if isinstance(message.content, str) else _blocks(message.content)
+    if content:
+        block["content"] = content
+    if message.is_error:
+        block["is_error"] = True
+    return block
+
+
+def turns(messages: list[ChatMessage]) -> tuple[list[str], list[dict[str, Any]]]:
+    """Neutral messages as (system texts, Messages turns). An assistant's tool calls become
+    `tool_use` blocks after its text; tool results become `tool_result` blocks of ONE user turn
+    (Anthropic wants every result of an assistant turn in the next user turn, before anything
+    else), and a user message right after them joins that turn."""
+    system: list[str] = []
+    out: list[dict[str, Any]] = []
+    results: list[dict[str, Any]] | None = None  # the blocks of the user turn tool results opened
+    for message in messages:
+        if message.role == "system":
+            system.append(_text(message.content))
+        elif message.role == "tool":
+            if results is None:
+                results = []
+                out.append({"role": "user", "content": results})
+            results.append(_tool_result(message))
+        elif message.role == "user" and results is not None:
+            results += _blocks(message.content)
+            results = None
+        elif message.tool_calls:
+            out.append({"role": message.role,
+                        "content": _blocks(message.content) + [_tool_use(c) for c in message.tool_calls]})
+            results = None
+        else:
+            out.append({"role": message.role, "content": convert_content(message.content)})
+            results = None
+    return system, out
 
 
 def _text(content: str | list[dict[str, Any]]) -> str:
@@ -120,18 +193,8 @@ class AnthropicAdapter(Adapter):
 
     def body(self, shape: Shape) -> dict[str, Any]:
         request = shape.request
-        system_parts = [request.system] if request.system else []
-        messages: list[dict[str, Any]] = []
-        for message in request.messages:
-            if message.role == "system":
-                system_parts.append(_text(message.content))
-            elif message.role == "tool":
-                content = message.content
-                if not isinstance(content, list):
-                    content = [{"type": "text", "text": content}]
-                messages.append({"role": "user", "content": content})
-            else:
-                messages.append({"role": message.role, "content": convert_content(message.content)})
+        system_texts, messages = turns(request.messages)
+        system_parts = ([request.system] if request.system else []) + system_texts
         params = dict(request.params)
         body: dict[str, Any] = {"model": request.model, "messages": messages}
         if system_parts:

@@ -13,7 +13,10 @@ from typing import Any
 from httpx_sse import ServerSentEvent
 
 from endpoints.adapters.base import REASONING_PARAMS, Adapter, Shape, StreamState
-from endpoints.adapters.types import Call, Event, ReasoningDelta, TextDelta, ToolCallDelta, Usage
+from endpoints.adapters.types import Call, ChatMessage, Event, ReasoningDelta, TextDelta, ToolCall, ToolCallDelta, Usage
+
+# A tool message takes text only; images a tool returned follow the tool messages in a user message.
+TOOL_IMAGES_NOTE = "Images returned by the tool calls above:"
 
 
 def usage_from_openai(raw: dict[str, Any]) -> Usage:
@@ -25,6 +28,35 @@ def usage_from_openai(raw: dict[str, Any]) -> Usage:
         cached_tokens=int(prompt_details.get("cached_tokens") or 0),
         reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
     )
+
+
+def tool_call(call: ToolCall) -> dict[str, Any]:
+    return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+
+
+def chat_messages(messages: list[ChatMessage]) -> list[dict[str, Any]]:
+    """Neutral messages as Chat Completions messages: an assistant's tool calls in `tool_calls`
+    (content null when it wrote no text), a tool result as `role: tool` with its `tool_call_id`."""
+    out: list[dict[str, Any]] = []
+    images: list[dict[str, Any]] = []  # from the run of tool messages just written
+    for message in messages:
+        if message.role != "tool" and images:
+            out.append({"role": "user", "content": [{"type": "text", "text": TOOL_IMAGES_NOTE}, *images]})
+            images = []
+        if message.role == "tool":
+            content = message.content
+            if isinstance(content, list):
+                images += [p for p in content if p.get("type") != "text"]
+                content = [p for p in content if p.get("type") == "text"] or ""
+            out.append({"role": "tool", "tool_call_id": message.tool_call_id, "content": content})
+        elif message.tool_calls:
+            out.append({"role": message.role, "content": message.content or None,
+                        "tool_calls": [tool_call(c) for c in message.tool_calls]})
+        else:
+            out.append({"role": message.role, "content": message.content})
+    if images:
+        out.append({"role": "user", "content": [{"type": "text", "text": TOOL_IMAGES_NOTE}, *images]})
+    return out
 
 
 def reasoning_settings(params: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -48,7 +80,7 @@ class OpenAIChatAdapter(Adapter):
         messages: list[dict[str, Any]] = []
         if request.system:
             messages.append({"role": "system", "content": request.system})
-        messages += [{"role": m.role, "content": m.content} for m in request.messages]
+        messages += chat_messages(request.messages)
         body: dict[str, Any] = {"model": request.model, "messages": messages, "stream": request.stream}
         params = {k: v for k, v in request.params.items() if v is not None and k not in REASONING_PARAMS}
         if "max_output_tokens" in params:

@@ -1,8 +1,9 @@
 """OpenAI Responses (`/responses`): OpenAI's newer API, ChatGPT/Codex.
 
 Request: `input` items instead of `messages`, `instructions` for the system prompt,
-`max_output_tokens`, `reasoning: {effort, summary}`, flat function tools; parameters the API does
-not accept (stop, penalties, seed, …) are stripped automatically.
+`max_output_tokens`, `reasoning: {effort, summary}`, flat function tools, a tool loop's calls and
+results as `function_call` / `function_call_output` items; parameters the API does not accept
+(stop, penalties, seed, …) are stripped automatically.
 Stream: typed SSE events — `response.created`, `response.output_text.delta`,
 `response.reasoning_summary_text.delta`, `response.function_call_arguments.delta`,
 `response.completed` / `response.incomplete` (usage: input_tokens with
@@ -16,7 +17,7 @@ from httpx_sse import ServerSentEvent
 
 from endpoints.adapters.base import Adapter, Shape, StreamState
 from endpoints.adapters.openai_chat import reasoning_settings
-from endpoints.adapters.types import Call, Event, ReasoningDelta, TextDelta, ToolCallDelta, Usage
+from endpoints.adapters.types import Call, ChatMessage, Event, ReasoningDelta, TextDelta, ToolCallDelta, Usage
 
 # Request parameters the Responses API accepts besides those built here; others are stripped.
 ACCEPTED_PARAMS = ("temperature", "top_p", "tool_choice", "parallel_tool_calls", "metadata", "text", "truncation",
@@ -64,6 +65,20 @@ def convert_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return converted
 
 
+def input_items(message: ChatMessage) -> list[dict[str, Any]]:
+    """One neutral message as Responses input items: an assistant's tool calls as `function_call`
+    items after its text, a tool result as a `function_call_output` item."""
+    if message.role == "tool":
+        output = message.content if isinstance(message.content, str) else convert_content("user", message.content)
+        return [{"type": "function_call_output", "call_id": message.tool_call_id, "output": output}]
+    items: list[dict[str, Any]] = []
+    if message.content or not message.tool_calls:
+        items.append({"role": message.role, "content": convert_content(message.role, message.content)})
+    items += [{"type": "function_call", "call_id": c.id, "name": c.name, "arguments": c.arguments}
+              for c in message.tool_calls]
+    return items
+
+
 class OpenAIResponsesAdapter(Adapter):
     protocol = "openai_responses"
     label = "OpenAI Responses (/responses)"
@@ -77,8 +92,7 @@ class OpenAIResponsesAdapter(Adapter):
             if message.role == "system" and isinstance(message.content, str):
                 instructions.append(message.content)
             else:
-                role = "user" if message.role == "tool" else message.role
-                items.append({"role": role, "content": convert_content(role, message.content)})
+                items += input_items(message)
         body: dict[str, Any] = {"model": request.model, "input": items, "stream": request.stream, "store": False}
         if instructions:
             body["instructions"] = "\n\n".join(instructions)

@@ -68,10 +68,30 @@ class Usage:
         )
 
 
+@dataclass(frozen=True)
+class ToolCall:
+    """A function call an assistant message made, as the caller sends it back in a tool loop."""
+
+    id: str
+    name: str
+    arguments: str  # JSON text, as the model wrote it (each adapter parses it if its protocol wants an object)
+
+
 @dataclass
 class ChatMessage:
+    """One message of a request, provider-neutral.
+
+    Content is text or OpenAI-style parts (`{"type": "text"}`, `{"type": "image_url"}`). An
+    assistant message may carry `tool_calls` beside its text; a tool's result is a message of role
+    "tool" naming the call it answers (`tool_call_id`), its content the result (text or parts),
+    `is_error` when the tool failed (Anthropic says so; OpenAI's protocols have no such flag).
+    """
+
     role: str  # "user" | "assistant" | "system" | "tool"
-    content: str | list[dict[str, Any]]  # text, or parts (text / image / tool results)
+    content: str | list[dict[str, Any]]
+    tool_calls: list[ToolCall] = field(default_factory=list)  # role "assistant" only
+    tool_call_id: str = ""  # role "tool" only
+    is_error: bool = False  # role "tool" only
 
 
 @dataclass
