@@ -52,6 +52,7 @@ def conversation_out(conversation: Conversation) -> dict[str, Any]:
         "model": conversation.model, "spec": conversation.model_spec.name if conversation.model_spec else None,
         "system_prompt": conversation.system_prompt, "params": conversation.params,
         "temporary": conversation.temporary, "archived": conversation.archived,
+        "tags": sorted(tag.name for tag in conversation.tags.all()),
         "created_at": conversation.created_at, "updated_at": conversation.updated_at,
     }
 
@@ -82,12 +83,16 @@ class ConversationsQuery(Schema):
     until: dt.date | None = Field(default=None, description="Active on or before this day.")
     endpoint: str | None = Field(default=None, max_length=100, description="Endpoint name.")
     model: str | None = Field(default=None, max_length=200)
+    archived: bool | None = Field(default=None, description="Only archived (true) or only not archived (false).")
+    temporary: bool | None = Field(default=None, description="Only temporary chats (true) or none of them (false).")
+    tag: str | None = Field(default=None, max_length=100, description="Only those with this bookmark.")
 
 
 @router.get("/conversations", response=ConversationPageOut)
 def list_conversations(request: HttpRequest, query: Query[ConversationsQuery]) -> dict[str, Any]:
     """The caller's conversations, most recently active first, a page at a time."""
-    where = ConversationFilter(since=query.since, until=query.until, endpoint=query.endpoint, model=query.model)
+    where = ConversationFilter(since=query.since, until=query.until, endpoint=query.endpoint, model=query.model,
+                               archived=query.archived, temporary=query.temporary, tag=query.tag)
     try:
         page, cursor = conversation_page(user=caller(request).user, cursor=query.cursor, limit=query.limit, where=where)
     except BadCursor as exc:

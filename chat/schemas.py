@@ -22,6 +22,7 @@ class ConversationOut(Schema):
     params: dict[str, Any]
     temporary: bool
     archived: bool
+    tags: list[str] = Field(description="Its bookmarks' names.")
     created_at: dt.datetime
     updated_at: dt.datetime
 

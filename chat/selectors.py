@@ -34,6 +34,9 @@ class ConversationFilter:
     until: dt.date | None = None  # ... on or before this day
     endpoint: str | None = None  # endpoint name
     model: str | None = None
+    archived: bool | None = None  # None: both
+    temporary: bool | None = None  # None: both
+    tag: str | None = None  # bookmark name
 
 
 def encode_cursor(conversation: Conversation) -> str:
@@ -60,7 +63,8 @@ def conversation_page(
     next page (None at the end). A cursor is the last row's (updated_at, id): keyset pagination,
     stable while conversations are added."""
     where = where or ConversationFilter()
-    rows = Conversation.objects.owned_by(user).select_related("endpoint", "model_spec").order_by("-updated_at", "-id")
+    rows = (Conversation.objects.owned_by(user).select_related("endpoint", "model_spec").prefetch_related("tags")
+            .order_by("-updated_at", "-id"))
     tz = timezone.get_current_timezone()
     if where.since is not None:
         rows = rows.filter(updated_at__gte=dt.datetime.combine(where.since, dt.time.min, tzinfo=tz))
@@ -71,6 +75,12 @@ def conversation_page(
         rows = rows.filter(Q(endpoint__name=where.endpoint) | Q(endpoint__isnull=True, endpoint_name=where.endpoint))
     if where.model:
         rows = rows.filter(model=where.model)
+    if where.archived is not None:
+        rows = rows.filter(archived=where.archived)
+    if where.temporary is not None:
+        rows = rows.filter(temporary=where.temporary)
+    if where.tag:
+        rows = rows.filter(tags__name=where.tag)  # (a user's tag names are unique: no duplicate rows)
     if cursor:
         when, pk = _decode_cursor(cursor)
         rows = rows.filter(Q(updated_at__lt=when) | Q(updated_at=when, id__lt=pk))
