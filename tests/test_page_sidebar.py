@@ -40,9 +40,9 @@ def shots(tmp_path):
     return ROOT / "docs" / "screenshots" if os.environ.get("ATRIUM_SCREENSHOTS") == "1" else tmp_path
 
 
-def shot_path(folder: Path, state: str) -> str:
+async def screenshot(page, folder: Path, state: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    return str(folder / f"sidebar-{state}.png")
+    await page.screenshot(path=str(folder / f"sidebar-{state}.png"), animations="disabled")
 
 
 def noon_zone() -> str:
@@ -121,7 +121,7 @@ async def test_conversations_are_grouped_by_day_the_open_one_marked_and_more_loa
         await expect(page.get_by_role("link", name="New chat")).to_have_attribute("href", "/")
         listed = await titles(page)
         assert len(listed) == PAGE_SIZE and not {"Temporary one", "Archived one", "Bob's secret"} & set(listed)
-        await page.screenshot(path=shot_path(shots, "light"))
+        await screenshot(page, shots, "light")
 
         await page.locator("#sb-list .sb-item").last.scroll_into_view_if_needed()
         await expect(page.locator("#sb-list .sb-item")).to_have_count(PAGE_SIZE + 5)
@@ -147,7 +147,7 @@ async def test_a_title_with_markup_is_shown_as_text_everywhere(chromium, daphne,
         assert await link.text_content() == payload + "!"
         assert await page.locator("#sidebar img").count() == 0
         assert await page.evaluate("window.pwned") is None
-        await page.screenshot(path=shot_path(shots, "dark"))
+        await screenshot(page, shots, "dark")
         assert page.console_errors == []
 
 
@@ -197,7 +197,7 @@ async def test_search_shows_snippets_as_text_moves_by_keyboard_and_opens_the_mes
 
         await box.fill("gateway")
         await expect(results).to_have_count(3)
-        await page.screenshot(path=shot_path(shots, "search"))
+        await screenshot(page, shots, "search")
         await box.press("ArrowDown")
         await expect(results.nth(0)).to_be_focused()
         await page.keyboard.press("ArrowDown")
@@ -217,7 +217,7 @@ async def test_search_shows_snippets_as_text_moves_by_keyboard_and_opens_the_mes
         assert page.console_errors == []
 
 
-async def test_rename_in_place_enter_saves_and_escape_cancels(chromium, daphne, alice):
+async def test_rename_in_place_enter_saves_and_escape_cancels(chromium, daphne, alice, shots):
     from playwright.async_api import expect
 
     from chat.models import Conversation
@@ -229,6 +229,7 @@ async def test_rename_in_place_enter_saves_and_escape_cancels(chromium, daphne, 
         await item.get_by_role("button", name="Options: Draft title").click()
         menu = page.get_by_role("menu")
         await expect(menu.get_by_role("menuitem", name="Rename")).to_be_focused()
+        await screenshot(page, shots, "menu")
         await page.keyboard.press("Enter")
         field = item.get_by_role("textbox", name="Conversation title")
         await expect(field).to_be_focused()
@@ -266,7 +267,7 @@ async def test_delete_asks_first_and_deleting_the_open_conversation_goes_to_a_ne
         dialog = page.get_by_role("dialog", name="Delete this conversation?")
         await expect(dialog).to_be_visible()
         await expect(dialog).to_contain_text("Delete me")
-        await page.screenshot(path=shot_path(shots, "delete"))
+        await screenshot(page, shots, "delete")
         await dialog.get_by_role("button", name="Cancel").click()
         await expect(dialog).to_be_hidden()
         await expect(options).to_be_focused()
@@ -358,11 +359,12 @@ async def test_at_phone_width_the_sidebar_is_a_drawer_the_header_button_opens(ch
         link = page.get_by_role("link", name="Pocket notes")
         await expect(toggle).to_have_attribute("aria-expanded", "false")
         await expect(link).to_be_hidden()
+        await screenshot(page, shots, "phone-closed")
         await toggle.click()
         await expect(toggle).to_have_attribute("aria-expanded", "true")
         await expect(link).to_be_visible()
         await expect(page.get_by_role("searchbox", name="Search conversations")).to_be_focused()
-        await page.screenshot(path=shot_path(shots, "phone"))
+        await screenshot(page, shots, "phone")
         await page.keyboard.press("Escape")
         await expect(link).to_be_hidden()
         await expect(toggle).to_have_attribute("aria-expanded", "false")
