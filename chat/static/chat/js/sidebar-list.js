@@ -1,7 +1,7 @@
 // The sidebar's lists: items made from the API's conversations, placed newest first (in groups
 // by day for the main list), and a Feed that loads further pages as its end scrolls into view.
 import { api, query } from "./sidebar-util.js";
-import { groupOf } from "./sidebar-groups.js";
+import { dayNumber, groupOf } from "./sidebar-groups.js";
 
 const template = () => document.getElementById("sb-item-template");
 
@@ -75,6 +75,7 @@ export class Feed {
 
   // Put an item (new or moved) where its last activity says.
   place(li) {
+    this.day = dayNumber(new Date());
     if (!this.grouped) {
       insertSorted(this.container, li);
     } else {
@@ -100,7 +101,7 @@ export class Feed {
     section.className = "sb-group";
     section.dataset.group = group.key;
     section.dataset.order = String(group.order);
-    const heading = document.createElement("h3");
+    const heading = document.createElement("h2");
     heading.className = "sb-group-title";
     heading.id = `sbg-${group.key}`;
     heading.textContent = group.label;
@@ -119,6 +120,13 @@ export class Feed {
 
   refreshEmpty() {
     if (this.empty) this.empty.hidden = this.items().length > 0 || Boolean(this.cursor) || Boolean(this.loading);
+  }
+
+  // Group everything again (the day changed while the page was open).
+  regroup() {
+    const items = this.items();
+    this.container.replaceChildren();
+    for (const li of items) this.place(li);
   }
 
   // The items rendered by the server: into their groups.

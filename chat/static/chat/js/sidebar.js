@@ -7,6 +7,7 @@ import { Feed, makeItem, setTitle, tagsOf } from "./sidebar-list.js";
 import { Menu } from "./sidebar-menu.js";
 import { Search } from "./sidebar-search.js";
 import { Drawer } from "./sidebar-drawer.js";
+import { dayNumber } from "./sidebar-groups.js";
 
 const ACTIVE = { archived: false, temporary: false };
 
@@ -44,6 +45,9 @@ class Sidebar {
     this.search = new Search(root);
     this.drawer = new Drawer(root);
     document.addEventListener("atrium:conversation", (event) => this.conversation(event.detail || {}));
+    document.addEventListener("visibilitychange", () => {
+      if (document.visibilityState === "visible" && this.feed.day !== dayNumber(new Date())) this.feed.regroup();
+    });
   }
 
   notify(message) {
