@@ -377,3 +377,25 @@ async def test_at_phone_width_the_sidebar_is_a_drawer_the_header_button_opens(ch
         width = await page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390
         assert page.console_errors == []
+
+
+async def test_in_a_right_to_left_language_the_drawer_opens_from_the_right(chromium, daphne, alice):
+    from playwright.async_api import expect
+
+    await sync_to_async(conversation)(alice, "ملاحظات")
+    async with page_of(chromium, daphne, alice, width=390, height=844, locale="ar") as page:
+        await page.goto(page.base + "/")
+        assert await page.locator("html").get_attribute("dir") == "rtl"
+        toggle = page.locator("header .sb-toggle")
+        await toggle.click()
+        link = page.get_by_role("link", name="ملاحظات")
+        await expect(link).to_be_visible()
+        panel = page.locator("#sidebar-panel")
+        await expect(panel).to_have_class(re.compile(r"\bopen\b"))
+        await page.wait_for_function(
+            "() => getComputedStyle(document.getElementById('sidebar-panel')).transform === 'none'")
+        box = await panel.bounding_box()
+        assert box is not None and box["x"] > 0 and abs(box["x"] + box["width"] - 390) < 1
+        await page.keyboard.press("Escape")
+        await expect(link).to_be_hidden()
+        assert page.console_errors == []
