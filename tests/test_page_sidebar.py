@@ -175,7 +175,8 @@ async def test_search_shows_snippets_as_text_moves_by_keyboard_and_opens_the_mes
     def seed():
         convo = conversation(alice, "Deploy notes")
         message(convo, "How do we deploy the gateway?")
-        hit = message(convo, "<script>window.pwned=1</script> The gateway deploy uses blue-green.", "assistant")
+        hit = message(convo, "<script>window.pwned=1</script> 蓝绿部署: the gateway deploy uses blue-green.",
+                      "assistant")
         other = conversation(alice, "Gateway questions")
         message(other, "Which gateway port?")
         return convo, hit
@@ -184,13 +185,14 @@ async def test_search_shows_snippets_as_text_moves_by_keyboard_and_opens_the_mes
     async with page_of(chromium, daphne, alice) as page:
         await page.goto(page.base + "/")
         box = page.get_by_role("searchbox", name="Search conversations")
-        await box.fill("blue-green")
+        # (a CJK query is a substring match on every database: the snippet is the raw text around it)
+        await box.fill("蓝绿部署")
         results = page.locator("#sb-results a")
         await expect(results).to_have_count(1)
         snippet = results.first.locator(".sb-hit-snippet")
-        await expect(snippet).to_contain_text("<script>window.pwned=1</script>")
+        await expect(snippet).to_contain_text("<script>window.pwned=1</script> 蓝绿部署")
         assert await page.locator("#sb-results script").count() == 0
-        assert "blue" in " ".join(await snippet.locator("mark").all_text_contents())
+        assert await snippet.locator("mark").all_text_contents() == ["蓝绿部署"]
         await expect(page.locator("#sb-search-panel [role=status]")).to_have_text("1 match")
         await expect(results.first).to_have_attribute("href", f"/c/{convo.pk}?m={hit.pk}")
         await expect(page.locator("#sb-scroll")).to_be_hidden()
