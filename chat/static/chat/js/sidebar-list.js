@@ -59,6 +59,7 @@ export class Feed {
   constructor({ container, sentinel, empty, scrollRoot, params, grouped, cursor, currentId, pageSize }) {
     Object.assign(this, { container, sentinel, empty, params, grouped, cursor, currentId, pageSize });
     this.loading = null;
+    this.generation = 0;  // (bumped by reset: answers for older filters are dropped)
     this.onError = () => {};
     this.observer = new IntersectionObserver((entries) => {
       if (entries.some((e) => e.isIntersecting)) this.more();
@@ -153,24 +154,29 @@ export class Feed {
     await this.more(true);
   }
 
-  async more(first = false) {
-    if (this.loading || (!first && !this.cursor)) return this.loading;
+  // The next page (first: the first page, dropping any page still on its way for older filters).
+  more(first = false) {
+    if (!first && (this.loading || !this.cursor)) return this.loading;
+    const generation = first ? ++this.generation : this.generation;
     const params = { ...this.params, limit: this.pageSize, cursor: first ? null : this.cursor };
-    this.loading = api("GET", `/api/conversations?${query(params)}`)
+    const load = api("GET", `/api/conversations?${query(params)}`)
       .then((page) => {
+        if (generation !== this.generation) return;
         for (const conversation of page.items) {
           if (!this.find(conversation.id)) this.place(makeItem(conversation, this.currentId));
         }
         this.cursor = page.next_cursor;
-      })
-      .then(() => this.watch(), (error) => {
+        this.watch();
+      }, (error) => {
+        if (generation !== this.generation) return;
         this.sentinel.hidden = true;  // (no retry loop: the next reset tries again)
         this.onError(error);
       })
       .finally(() => {
-        this.loading = null;
+        if (this.loading === load) this.loading = null;
         this.refreshEmpty();
       });
-    return this.loading;
+    this.loading = load;
+    return load;
   }
 }
