@@ -18,7 +18,7 @@ from asgiref.sync import sync_to_async
 from tests.browser import browser_page, require_chromium
 from tests.daphne import ROOT, Daphne, server_env
 
-pytestmark = [pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("builtin_roles")]
 
 PAGE_SIZE = 30  # chat.sidebar.PAGE_SIZE
 

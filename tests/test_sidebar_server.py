@@ -11,7 +11,7 @@ from django.test import RequestFactory
 from chat.models import Conversation, Tag
 from chat.sidebar import PAGE_SIZE, sidebar_for
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("builtin_roles")]
 
 
 @pytest.fixture
