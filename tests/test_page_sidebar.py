@@ -182,13 +182,13 @@ async def test_search_shows_snippets_as_text_moves_by_keyboard_and_opens_the_mes
     def seed():
         convo = conversation(alice, "Deploy notes")
         message(convo, "How do we deploy the gateway?")
-        hit = message(convo, "<script>window.pwned=1</script> 蓝绿部署: the gateway deploy uses blue-green.",
-                      "assistant")
+        hit = message(convo, "<script>window.pwned=1</script> The gateway deploy uses blue-green.", "assistant")
+        cjk = message(convo, "<script>window.pwned=1</script> 蓝绿部署")
         other = conversation(alice, "Gateway questions")
         message(other, "Which gateway port?")
-        return convo, hit
+        return convo, hit, cjk
 
-    convo, hit = await sync_to_async(seed)()
+    convo, hit, cjk = await sync_to_async(seed)()
     async with page_of(chromium, daphne, alice) as page:
         await page.goto(page.base + "/")
         box = page.get_by_role("searchbox", name="Search conversations")
@@ -201,7 +201,7 @@ async def test_search_shows_snippets_as_text_moves_by_keyboard_and_opens_the_mes
         assert await page.locator("#sb-results script").count() == 0
         assert await snippet.locator("mark").all_text_contents() == ["蓝绿部署"]
         await expect(page.locator("#sb-search-panel [role=status]")).to_have_text("1 match")
-        await expect(results.first).to_have_attribute("href", f"/c/{convo.pk}?m={hit.pk}")
+        await expect(results.first).to_have_attribute("href", f"/c/{convo.pk}?m={cjk.pk}")
         await expect(page.locator("#sb-scroll")).to_be_hidden()
 
         await box.fill("gateway")
