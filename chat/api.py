@@ -83,8 +83,9 @@ class ConversationsQuery(Schema):
     until: dt.date | None = Field(default=None, description="Active on or before this day.")
     endpoint: str | None = Field(default=None, max_length=100, description="Endpoint name.")
     model: str | None = Field(default=None, max_length=200)
-    bookmark: str | None = Field(default=None, max_length=100, description="Only conversations with this tag (name).")
     archived: bool = Field(default=False, description="true: only archived conversations (else they are left out).")
+    temporary: bool | None = Field(default=None, description="Only temporary chats (true) or none of them (false).")
+    tag: str | None = Field(default=None, max_length=100, description="Only conversations with this bookmark (tag name).")
 
 
 @router.get("/conversations", response=ConversationPageOut)
@@ -93,7 +94,7 @@ def list_conversations(request: HttpRequest, query: Query[ConversationsQuery]) -
     only with `archived=true`, temporary chats until they expire."""
     where = ConversationFilter(
         since=query.since, until=query.until, endpoint=query.endpoint, model=query.model,
-        archived=query.archived, bookmark=query.bookmark,
+        archived=query.archived, temporary=query.temporary, tag=query.tag,
     )
     try:
         page, cursor = conversation_page(user=caller(request).user, cursor=query.cursor, limit=query.limit, where=where)

@@ -36,7 +36,8 @@ class ConversationFilter:
     endpoint: str | None = None  # endpoint name
     model: str | None = None
     archived: bool = False  # only archived conversations (else: only those not archived)
-    bookmark: str | None = None  # only conversations carrying the user's tag of this name
+    temporary: bool | None = None  # only temporary chats (True) or none (False); None: both
+    tag: str | None = None  # only conversations carrying the user's bookmark (tag) of this name
 
 
 def encode_cursor(conversation: Conversation) -> str:
@@ -83,8 +84,10 @@ def conversation_page(
         rows = rows.filter(Q(endpoint__name=where.endpoint) | Q(endpoint__isnull=True, endpoint_name=where.endpoint))
     if where.model:
         rows = rows.filter(model=where.model)
-    if where.bookmark:  # (a user's tag names are unique: one row per conversation)
-        rows = rows.filter(tags__user=user, tags__name=where.bookmark)
+    if where.temporary is not None:
+        rows = rows.filter(temporary=where.temporary)
+    if where.tag:  # (a user's tag names are unique: one row per conversation)
+        rows = rows.filter(tags__user=user, tags__name=where.tag)
     if cursor:
         when, pk = _decode_cursor(cursor)
         rows = rows.filter(Q(updated_at__lt=when) | Q(updated_at=when, id__lt=pk))

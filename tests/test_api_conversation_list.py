@@ -77,8 +77,8 @@ def test_each_item_names_its_bookmarks_and_the_bookmark_filter_keeps_those_carry
     chat(owner, "Untagged", minutes=1)
 
     items = api.get("/api/conversations").json()["items"]
-    money = api.get("/api/conversations?bookmark=money")
-    nothing = api.get("/api/conversations?bookmark=nowhere")
+    money = api.get("/api/conversations?tag=money")
+    nothing = api.get("/api/conversations?tag=nowhere")
 
     assert [(c["title"], c["tags"], c["archived"]) for c in items] == [
         ("Taxes", ["home", "money"], False), ("Budget", ["money", "work"], False), ("Untagged", [], False),
@@ -91,11 +91,11 @@ def test_cursor_pages_under_filters_give_every_match_once_in_order(api, owner):
     for n in range(9):  # threes share a time (the id breaks the tie); every third one untagged
         chat(owner, f"Chat {n}", minutes=n // 3, tags=("work",) if n % 3 else (), archived=n == 4)
 
-    walked = every_page(api, "&bookmark=work", limit=2)
+    walked = every_page(api, "&tag=work", limit=2)
 
-    assert walked == titles(api.get("/api/conversations?bookmark=work&limit=100"))
+    assert walked == titles(api.get("/api/conversations?tag=work&limit=100"))
     assert [set(walked[:2]), walked[2], set(walked[3:])] == [{"Chat 7", "Chat 8"}, "Chat 5", {"Chat 1", "Chat 2"}]
-    assert every_page(api, "&bookmark=work&archived=true", limit=1) == ["Chat 4"]
+    assert every_page(api, "&tag=work&archived=true", limit=1) == ["Chat 4"]
 
 
 def test_another_user_sees_none_of_the_owners_conversations_by_any_filter(client, owner, make_user):
@@ -105,7 +105,7 @@ def test_another_user_sees_none_of_the_owners_conversations_by_any_filter(client
     chat(other, "Otto's own", tags=("money",))
     client.force_login(other)
 
-    assert titles(client.get("/api/conversations?bookmark=money")) == ["Otto's own"]
+    assert titles(client.get("/api/conversations?tag=money")) == ["Otto's own"]
     assert titles(client.get("/api/conversations?archived=true")) == []
     assert titles(client.get("/api/conversations")) == ["Otto's own"]
 
@@ -113,6 +113,6 @@ def test_another_user_sees_none_of_the_owners_conversations_by_any_filter(client
 def test_anonymous_callers_get_401(client, owner):
     chat(owner, "Owner's taxes", tags=("money",))
 
-    response = client.get("/api/conversations?bookmark=money")
+    response = client.get("/api/conversations?tag=money")
 
     assert response.status_code == 401 and b"taxes" not in response.content

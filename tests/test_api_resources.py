@@ -65,6 +65,25 @@ def test_conversations_filter_by_endpoint_model_and_day(api, owned):
     assert elsewhere == []
 
 
+def test_conversations_filter_by_archived_temporary_and_bookmark_and_carry_their_bookmarks(api, owned):
+    from chat.models import Tag
+
+    archived = Conversation.objects.create(user=owned.user, title="Archived", archived=True)
+    Conversation.objects.create(user=owned.user, title="Temporary", temporary=True)
+    work = Tag.objects.create(user=owned.user, name="work")
+    archived.tags.add(work, Tag.objects.create(user=owned.user, name="2026"))
+
+    def titles(query: str) -> list[str]:
+        return sorted(c["title"] for c in api.get(f"/api/conversations?{query}").json()["items"])
+
+    assert titles("archived=false&temporary=false") == ["Owner's plans"]
+    assert titles("archived=true") == ["Archived"]
+    assert titles("temporary=true") == ["Temporary"]
+    assert titles("tag=work") == ["Archived"] and titles("tag=nothing") == []
+    listed = {c["title"]: c["tags"] for c in api.get("/api/conversations").json()["items"]}
+    assert listed["Archived"] == ["2026", "work"] and listed["Owner's plans"] == ["Owner's plans tag"]
+
+
 def test_a_bad_cursor_is_a_422_with_the_one_error_body(api):
     response = api.get("/api/conversations?cursor=not-ours")
 
