@@ -85,7 +85,7 @@ class ConversationsQuery(Schema):
     model: str | None = Field(default=None, max_length=200)
     archived: bool = Field(default=False, description="true: only archived conversations (else they are left out).")
     temporary: bool | None = Field(default=None, description="Only temporary chats (true) or none of them (false).")
-    tag: str | None = Field(default=None, max_length=100, description="Only conversations with this bookmark (tag name).")
+    tag: str | None = Field(default=None, max_length=100, description="Only those with this bookmark (tag name).")
 
 
 @router.get("/conversations", response=ConversationPageOut)

@@ -79,9 +79,12 @@ def test_conversations_filter_by_archived_temporary_and_bookmark_and_carry_their
     assert titles("archived=false&temporary=false") == ["Owner's plans"]
     assert titles("archived=true") == ["Archived"]
     assert titles("temporary=true") == ["Temporary"]
-    assert titles("tag=work") == ["Archived"] and titles("tag=nothing") == []
+    assert titles("tag=work&archived=true") == ["Archived"] and titles("tag=work") == []  # (archived: asked for)
+    assert titles("tag=nothing") == []
+    listed = {c["title"]: c["tags"] for c in api.get("/api/conversations?archived=true").json()["items"]}
+    assert listed["Archived"] == ["2026", "work"]
     listed = {c["title"]: c["tags"] for c in api.get("/api/conversations").json()["items"]}
-    assert listed["Archived"] == ["2026", "work"] and listed["Owner's plans"] == ["Owner's plans tag"]
+    assert listed["Owner's plans"] == ["Owner's plans tag"]
 
 
 def test_a_bad_cursor_is_a_422_with_the_one_error_body(api):
