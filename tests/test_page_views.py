@@ -34,13 +34,15 @@ def alice(builtin_roles, make_user):
 
 @pytest.fixture
 def convo(alice, make_endpoint):
-    endpoint = make_endpoint("Acme", models=("acme-large",), model_display_label="Acme AI", icon_url="/static/favicon.svg")
+    endpoint = make_endpoint("Acme", models=("acme-large",), model_display_label="Acme AI",
+                             icon_url="/static/favicon.svg")
     conversation = Conversation.objects.create(user=alice, title="Trip plans", endpoint=endpoint, model="acme-large")
     question = Message.objects.create(conversation=conversation, user=alice, role="user", text="Where to go?")
     first = Message.objects.create(conversation=conversation, user=alice, role="assistant", parent=question,
                                    text="Lisbon.", endpoint=endpoint, model="acme-large", sender="Acme AI")
     second = Message.objects.create(conversation=conversation, user=alice, role="assistant", parent=question,
-                                    text="Porto <b>really</b>.", endpoint=endpoint, model="acme-large", sender="Acme AI")
+                                    text="Porto <b>really</b>.", endpoint=endpoint, model="acme-large",
+                                    sender="Acme AI")
     return {"conversation": conversation, "question": question, "first": first, "second": second}
 
 
@@ -136,7 +138,8 @@ def test_a_long_conversation_opens_in_a_fixed_number_of_queries(client, alice, m
     from billing.services import record_usage
     from endpoints.adapters.types import Usage
 
-    endpoint = make_endpoint("Acme", models=("acme-large",), rates={"prompt_rate": Decimal(1), "completion_rate": Decimal(2)})
+    rates = {"prompt_rate": Decimal(1), "completion_rate": Decimal(2)}
+    endpoint = make_endpoint("Acme", models=("acme-large",), rates=rates)
     conversation = Conversation.objects.create(user=alice, title="long", endpoint=endpoint, model="acme-large")
     parent = None
     for i in range(40):
