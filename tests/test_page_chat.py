@@ -330,3 +330,34 @@ async def test_an_upstream_failure_is_a_notice_with_the_retry_time(chromium, dap
         await expect(notice).to_contain_text("try again in 7 seconds")
         await expect(page.locator("#stop-button")).to_be_hidden()
         await expect(page.locator(".msg-assistant .msg-error")).to_be_visible()
+
+
+async def test_a_lost_connection_says_so_reconnects_and_the_answer_goes_on_without_repeats(
+    chromium, daphne, chatter, acme, upstream, gate
+):
+    from playwright.async_api import expect
+
+    upstream.reply(text="One two three four.", pieces=["One ", "two ", "three ", "four."], stall_after=2,
+                   release=gate)
+    sockets = []
+
+    async def through(ws):  # the page's websocket, passed through to daphne; the test can cut it
+        ws.connect_to_server()
+        sockets.append(ws)
+
+    async with browser_page(chromium, daphne, chatter) as page:
+        await page.route_web_socket(re.compile(r"/ws/chat/$"), through)
+        await open_chat(page, acme)
+        await send(page, "Count")
+        await expect(answers(page)).to_have_text("One two")
+
+        await sockets[0].close(code=1012, reason="service restart")
+
+        notice = page.locator("#chat-connection")
+        await expect(notice).to_contain_text("reconnecting")
+        await expect(notice).to_be_hidden()  # back (the next try is a second later)
+        assert len(sockets) == 2
+        gate.set()
+        await expect(answers(page)).to_have_text("One two three four.")  # nothing twice, nothing missed
+        await expect(page.locator("#stop-button")).to_be_hidden()
+        assert page.console_errors == []

@@ -87,8 +87,8 @@ def test_the_owner_sees_the_conversation_with_its_whole_tree(client, alice, conv
     assert data["conversation"]["model"] == "acme-large" and data["conversation"]["endpoint"] == "Acme"
     assert [m["text"] for m in data["messages"]] == ["Where to go?", "Lisbon.", "Porto <b>really</b>."]
     question = data["messages"][0]
-    assert question["children"] == [str(convo["first"].pk), str(convo["second"].pk)]
-    assert data["messages"][2]["siblings"] == question["children"] and data["messages"][2]["current"] is True
+    assert [m["parent_id"] for m in data["messages"]] == [None, question["id"], question["id"]]
+    assert [m["current"] for m in data["messages"]] == [True, False, True]
     assert data["current_message_id"] == str(convo["second"].pk)
     assert data["endpoints"] == {"Acme": {"icon_url": "/static/favicon.svg", "label": "Acme AI", "kind": "custom"}}
     assert "Porto <b>really</b>" not in response.content.decode()  # embedded as JSON, escaped
@@ -100,8 +100,9 @@ def test_the_tree_is_the_one_the_rest_api_serves(client, alice, convo):
     embedded = page_data(client.get(f"/c/{convo['conversation'].pk}"))["messages"]
     served = client.get(f"/api/conversations/{convo['conversation'].pk}").json()["messages"]
 
-    fields = ("id", "parent_id", "role", "text", "siblings", "children", "current", "model", "sender", "tokens")
+    fields = ("id", "parent_id", "role", "text", "current", "model", "sender", "endpoint", "unfinished", "error")
     assert [{k: m[k] for k in fields} for m in embedded] == [{k: m[k] for k in fields} for m in served]
+    assert [m["usage"]["cost"] if m["usage"] else None for m in embedded] == [None, None, None]  # nothing billed
 
 
 def test_another_users_conversation_is_not_found(client, convo, make_user):

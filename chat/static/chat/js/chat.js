@@ -496,3 +496,4 @@ socket.connect();
 conversationLoaded(data.conversation);
 input.focus();
 updateComposer();
+performance.mark("atrium:chat-ready"); // bench/page.py times the page up to here

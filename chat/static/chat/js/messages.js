@@ -62,7 +62,7 @@ function avatar(node, endpoints) {
     img.alt = "";
     box.append(img);
   } else {
-    box.textContent = node.role === "user" ? "" : shown.monogram;
+    box.textContent = node.role === "user" ? (document.getElementById("app-main").dataset.userInitial || "") : shown.monogram;
     if (shown.kind) box.dataset.kind = shown.kind;
     if (shown.name) box.dataset.endpoint = shown.name;
   }
