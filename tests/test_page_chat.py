@@ -27,6 +27,10 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
 
 # The test's stand-in for the model selector, and a record of the page's events (the page contract).
 HOOKS = """
+window.__shift = 0;
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) if (!entry.hadRecentInput) window.__shift += entry.value;
+}).observe({type: "layout-shift", buffered: true});
 window.__events = [];
 for (const name of ["atrium:conversation", "atrium:conversation-loaded", "atrium:turn-done"]) {
   document.addEventListener(name, (event) => window.__events.push({name, detail: event.detail}));
@@ -115,10 +119,12 @@ async def test_an_answer_streams_in_and_the_page_becomes_the_conversation(chromi
         await expect(page.locator(".msg-assistant .msg-sender")).to_have_text("Acme AI")
         await page.wait_for_url(re.compile(r"/c/[0-9a-f-]{36}$"))
         await page.screenshot(path=str(shots(tmp_path) / "pane-streaming.png"))
+        await page.evaluate("window.__shift = 0")
         gate.set()
 
         await expect(answers(page)).to_have_text("First part. Second part.")
         await expect(page.locator("#stop-button")).to_be_hidden()
+        assert await page.evaluate("window.__shift") == 0  # nothing on the page moved while the answer came
         await expect(page.locator(".msg-assistant .msg-usage")).to_contain_text("12 in · 4 out")
         await expect(page.locator("#composer-input")).to_be_focused()
         conversation_id = page.url.rsplit("/", 1)[1]
@@ -182,9 +188,15 @@ async def test_regenerate_edit_and_navigate_siblings(chromium, daphne, chatter, 
 
     async with browser_page(chromium, daphne, chatter) as page:
         await open_chat(page, acme)
-        upstream.reply(text="Answer one.")
+        upstream.reply(text="Answer one.", reasoning="Let me think it over.")
         await send(page, "Question")
         await expect(answers(page)).to_have_text("Answer one.")
+        reasoning = page.locator(".msg-assistant .msg-reasoning")
+        await expect(reasoning).to_be_visible()
+        await expect(reasoning).not_to_have_attribute("open", "")  # collapsed
+        await expect(reasoning.locator(".msg-reasoning-text")).to_be_hidden()
+        await reasoning.locator("summary").click()
+        await expect(reasoning.locator(".msg-reasoning-text")).to_have_text("Let me think it over.")
         await expect(page.locator("#stop-button")).to_be_hidden()
 
         upstream.reply(text="Answer two.")
@@ -256,10 +268,14 @@ async def test_fork_opens_a_new_conversation_with_the_branch(chromium, daphne, c
     from chat.models import Conversation
 
     upstream.reply(text="Forked answer.")
-    async with browser_page(chromium, daphne, chatter) as page:
+    async with browser_page(chromium, daphne, chatter, permissions=["clipboard-read", "clipboard-write"]) as page:
         await open_chat(page, acme)
         await send(page, "Fork me")
         await expect(answers(page)).to_have_text("Forked answer.")
+        copy = page.locator('.msg-assistant [data-action="copy"]')
+        await copy.click()
+        await expect(copy).to_have_text("Copied")
+        assert await page.evaluate("navigator.clipboard.readText()") == "Forked answer."
         await page.wait_for_url(re.compile(r"/c/[0-9a-f-]{36}$"))
         first = page.url
 
@@ -361,3 +377,38 @@ async def test_a_lost_connection_says_so_reconnects_and_the_answer_goes_on_witho
         await expect(answers(page)).to_have_text("One two three four.")  # nothing twice, nothing missed
         await expect(page.locator("#stop-button")).to_be_hidden()
         assert page.console_errors == []
+
+
+async def test_a_missing_own_key_is_a_notice_with_a_link_to_the_settings(chromium, daphne, chatter, chat_endpoint):
+    from playwright.async_api import expect
+
+    own_key = await sync_to_async(chat_endpoint)(f"Keyed {uuid.uuid4().hex[:6]}", api_key="user_provided")
+    async with browser_page(chromium, daphne, chatter) as page:
+        await open_chat(page, own_key)
+        await send(page, "Hi")
+
+        notice = page.locator("#chat-notice")
+        await expect(notice).to_contain_text("Add your key for")
+        await expect(notice.get_by_role("link", name="Open settings")).to_have_attribute("href", "/settings/")
+        await expect(page.locator("#stop-button")).to_be_hidden()
+
+
+async def test_the_balance_badge_follows_the_answers_cost(chromium, daphne, make_role, make_user, chat_endpoint,
+                                                          upstream):
+    from playwright.async_api import expect
+
+    role = await sync_to_async(make_role)("PAYING", balance_enabled=True, start_balance=Decimal(3_000_000))
+    user = await sync_to_async(make_user)("payer", role=role)
+    rates = {"prompt_rate": Decimal(10_000), "completion_rate": Decimal(10_000)}
+    priced = await sync_to_async(chat_endpoint)(f"Priced {uuid.uuid4().hex[:6]}", rates=rates)
+    upstream.reply(text="That costs.", usage=Usage(input_tokens=50, output_tokens=50))
+    async with browser_page(chromium, daphne, user) as page:
+        await open_chat(page, priced)
+        badge = page.locator("#balance-badge [data-balance]")
+        await expect(badge).to_have_text("$3.00")
+
+        await send(page, "Spend")
+
+        await expect(answers(page)).to_have_text("That costs.")
+        await expect(badge).to_have_text("$2.00")  # 100 tokens × 10,000 credits = 1,000,000 credits = $1
+        await expect(page.locator(".msg-assistant .msg-usage")).to_contain_text("$1.00")
