@@ -4,7 +4,7 @@
     python bench/page.py [--messages 2300] [--runs 30] [--no-browser]
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/atrium python bench/page.py
 
-Seeds the conversation in a throw-away test database (Django's test database next to DATABASE_URL's,
+Seeds the conversation in a throw-away database (`<name>_bench_page` next to DATABASE_URL's,
 created and dropped here), then times the view through Django's test client (server time: the
 query path, the tree, the JSON, the template; target < 200 ms) and, unless `--no-browser`, the page
 in headless chromium against daphne: from navigation start to the pane's `atrium:chat-ready`
@@ -74,6 +74,9 @@ def server_time(user, conversation, runs: int):  # type: ignore[no-untyped-def]
 
 
 async def browser_time(user, conversation, runs: int) -> list[float]:  # type: ignore[no-untyped-def]
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
     from tests.browser import browser_missing, browser_page
     from tests.daphne import Daphne
 
@@ -88,6 +91,7 @@ async def browser_time(user, conversation, runs: int) -> list[float]:  # type: i
                 await page.goto(f"{page.base}/c/{conversation.pk}")
                 await page.wait_for_function("performance.getEntriesByName('atrium:chat-ready').length > 0")
                 samples.append(await page.evaluate("performance.getEntriesByName('atrium:chat-ready')[0].startTime"))
+    await sync_to_async(connections.close_all)()  # (the sign-in's thread; the database is dropped next)
     return samples[1:]
 
 
@@ -105,8 +109,11 @@ def main() -> None:
     args = parser.parse_args()
     setup_test_environment()
     old_name = connection.settings_dict["NAME"]
+    test = connection.settings_dict.setdefault("TEST", {})  # (not the test suite's database)
     if connection.vendor == "sqlite":
-        connection.settings_dict.setdefault("TEST", {})["NAME"] = str(Path(old_name).with_name("bench_page.sqlite3"))
+        test["NAME"] = str(Path(old_name).with_name("bench_page.sqlite3"))
+    else:
+        test["NAME"] = f"{old_name}_bench_page"
     connection.creation.create_test_db(verbosity=0, autoclobber=True)
     try:
         user, conversation = seed(args.messages)
