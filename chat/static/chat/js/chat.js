@@ -3,7 +3,7 @@
 // to it through CustomEvents on `document` (the page contract): it dispatches
 // atrium:before-send, atrium:conversation, atrium:conversation-loaded and atrium:turn-done.
 
-import { messageElement, updateMessage, updateReasoning, updateSiblings } from "./messages.js";
+import { messageElement, setBusy, updateMessage, updateReasoning, updateSiblings } from "./messages.js";
 import { Notices } from "./notices.js";
 import { ChatSocket } from "./socket.js";
 import { Tree } from "./tree.js";
@@ -35,6 +35,7 @@ const state = {
   seen: new Map(), // generation id -> the highest seq handled
   prefix: new Map(), // message id -> the text a continued answer had before
   atBottom: true,
+  wasBusy: false,
   requests: 0,
 };
 
@@ -140,7 +141,10 @@ function updateComposer() {
   sendButton.hidden = running;
   stopButton.hidden = !running;
   sendButton.disabled = !input.value.trim() || busy() || !socket.open;
-  for (const id of state.shown.slice(state.start)) refresh(id);
+  if (state.wasBusy !== busy()) {
+    state.wasBusy = busy();
+    for (const id of state.shown.slice(state.start)) setBusy(elementFor(id), state.wasBusy);
+  }
 }
 
 function nextRequestId() {
@@ -189,7 +193,9 @@ $("composer").addEventListener("submit", (event) => {
   event.preventDefault();
   send();
 });
-input.addEventListener("input", updateComposer);
+input.addEventListener("input", () => {
+  sendButton.disabled = !input.value.trim() || busy() || !socket.open;
+});
 input.addEventListener("keydown", (event) => {
   if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
     event.preventDefault();

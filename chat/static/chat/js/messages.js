@@ -122,9 +122,13 @@ function usageText(node) {
 
 // Draw `node`'s text, reasoning, error, usage and which actions apply.
 export function updateMessage(item, node, { streaming = false, busy = false } = {}) {
-  const content = item.querySelector(".msg-content");
-  if (node.role === "user") renderPlain(content, node.text || "");
-  else renderMarkdown(content, node.text || "");
+  const text = node.text || "";
+  if (item.renderedText !== text) { // (drawn again only when it changed)
+    const content = item.querySelector(".msg-content");
+    if (node.role === "user") renderPlain(content, text);
+    else renderMarkdown(content, text);
+    item.renderedText = text;
+  }
   updateReasoning(item, node, streaming);
   const error = item.querySelector(".msg-error");
   error.textContent = node.error || "";
@@ -133,6 +137,11 @@ export function updateMessage(item, node, { streaming = false, busy = false } = 
   item.classList.toggle("is-streaming", streaming);
   const cont = item.querySelector('[data-action="continue"]');
   if (cont) cont.hidden = !(node.unfinished && node.finish_reason !== "error" && node.text);
+  setBusy(item, busy);
+}
+
+// While an answer is being written, nothing else can be asked.
+export function setBusy(item, busy) {
   for (const action of item.querySelectorAll('[data-action="edit"], [data-action="regenerate"], [data-action="continue"]')) {
     action.disabled = busy;
   }
@@ -143,7 +152,10 @@ export function updateReasoning(item, node, streaming) {
   const details = item.querySelector(".msg-reasoning");
   details.hidden = !reasoning;
   details.querySelector("summary").textContent = streaming && !node.text ? t("Thinking…") : t("Reasoning");
-  if (reasoning) renderPlain(details.querySelector(".msg-reasoning-text"), reasoning);
+  if (reasoning && item.renderedReasoning !== reasoning) {
+    renderPlain(details.querySelector(".msg-reasoning-text"), reasoning);
+    item.renderedReasoning = reasoning;
+  }
 }
 
 export function updateSiblings(item, index, count) {
