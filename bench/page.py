@@ -31,6 +31,8 @@ django.setup()
 from django.db import connection  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
 
+import portal.asgi  # noqa: E402, F401  (as a server starts: the start-up heap frozen, see freeze_start_up_heap)
+
 
 def seed(messages: int):  # type: ignore[no-untyped-def]
     from accounts.models import User
