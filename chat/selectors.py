@@ -123,7 +123,8 @@ def conversation_thread(*, user: User, conversation_id: uuid.UUID) -> Thread | N
     )
     if conversation is None:
         return None
-    rows = Message.objects.filter(conversation=conversation, user=user).select_related("endpoint")
+    # (prefetched, not joined: one Endpoint per endpoint, so its encrypted key is decrypted once, not per message)
+    rows = Message.objects.filter(conversation=conversation, user=user).prefetch_related("endpoint")
     messages = list(rows.order_by("created_at", "id"))
     children: dict[uuid.UUID | None, list[uuid.UUID]] = {}
     for message in messages:

@@ -4,8 +4,8 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from django.views.i18n import JavaScriptCatalog
 
+from chat.page_views import conversation, new_chat
 from chat.share_views import shared_conversation
-from chat.views import home
 from endpoints import demo
 from portal.api import api
 from portal.ui import set_theme
@@ -28,6 +28,7 @@ urlpatterns = [
     path("settings/", include("chat.settings_urls")),  # the user's own settings pages
     path("share/<str:token>", shared_conversation, name="shared_conversation"),  # public, read-only
     path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
-    # Every signed-in user's landing page (the chat page will replace it); staff find the admin there.
-    path("", home, name="home"),
+    # The chat page (chat/page_views.py): a new chat, and one of the user's conversations.
+    path("c/<uuid:conversation_id>", conversation, name="conversation"),
+    path("", new_chat, name="home"),
 ]

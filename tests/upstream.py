@@ -22,6 +22,7 @@ Script replies per test:
     upstream.reply(text="x", malformed_after=1)              # a chunk that isn't JSON (stream goes on)
     upstream.reply(delay=5)                                  # nothing for 5 s (read timeout)
     upstream.reply(text="a b c", stall_after=2, stall=5)     # silent mid-stream (read timeout)
+    upstream.reply(text="a b c", stall_after=2, release=gate)  # paused until gate.set() (threading.Event)
     upstream.reply(text="x", hang_up="close")                # then closes the kept-alive connection
     upstream.models(["m1", "m2"]) / upstream.models(status=500)
 
@@ -86,6 +87,9 @@ class Script:
     malformed_after: int | None = None  # send a chunk that is not JSON after N deltas
     stall_after: int | None = None  # go silent for `stall` seconds after N deltas (read timeout mid-stream)
     stall: float = 30.0
+    # With stall_after: instead of `stall` seconds, wait until this event is set (a test releases
+    # the rest of the answer when it has seen the first part), or the server stops.
+    release: threading.Event | None = None
     comments: bool = False  # SSE comment lines (": keep-alive") between events
     multiline: bool = False  # every data payload split over several `data:` lines
     model: str | None = None  # only answer requests for this model
@@ -269,6 +273,10 @@ class Upstream:
         while self.disconnects < count and time.monotonic() < deadline:
             time.sleep(0.01)
         return self.disconnects
+
+    def _hold(self, release: threading.Event) -> None:
+        while not release.wait(0.05) and not self._stopping.is_set():
+            pass
 
     def _sleep(self, seconds: float) -> None:
         if seconds > 0:
@@ -476,7 +484,10 @@ class _EventWriter:
         script = self.script
         if script.stall_after is not None and self.deltas >= script.stall_after and not self.stalled:
             self.stalled = True
-            self.handler.upstream._sleep(script.stall)
+            if script.release is not None:
+                self.handler.upstream._hold(script.release)
+            else:
+                self.handler.upstream._sleep(script.stall)
         if script.cut_after is not None and self.deltas >= script.cut_after:
             raise _Cut
         if script.malformed_after is not None and self.deltas >= script.malformed_after and not self.malformed_sent:
