@@ -7,9 +7,9 @@ import { messageElement, setBusy, updateMessage, updateReasoning, updateSiblings
 import { Notices } from "./notices.js";
 import { ChatSocket } from "./socket.js";
 import { Tree } from "./tree.js";
+import { gettext } from "./i18n.js";
 
 const WINDOW = 60; // messages drawn at a time; older ones as the reader scrolls up
-const t = (text) => window.gettext(text);
 const $ = (id) => document.getElementById(id);
 
 const data = JSON.parse($("chat-data").textContent);
@@ -54,7 +54,7 @@ async function api(path, options = {}) {
   const response = await fetch(path, { credentials: "same-origin", ...options, headers });
   const body = response.status === 204 ? null : await response.json().catch(() => null);
   if (!response.ok) {
-    const error = (body && body.error) || { code: "server", message: t("The server could not do that.") };
+    const error = (body && body.error) || { code: "server", message: gettext("The server could not do that.") };
     throw Object.assign(new Error(error.message), { code: error.code });
   }
   return body;
@@ -157,7 +157,7 @@ function sendTurn(frame, keep = null) {
   frame.request_id = nextRequestId();
   emit("atrium:before-send", frame);
   if (!socket.send(frame)) {
-    notices.say(t("Not connected: nothing was sent. Wait for the connection to come back, then try again."));
+    notices.say(gettext("Not connected: nothing was sent. Wait for the connection to come back, then try again."));
     return false;
   }
   notices.clear();
@@ -218,11 +218,11 @@ async function copy(id, control) {
   const node = state.tree.get(id);
   try {
     await navigator.clipboard.writeText(node.text || "");
-    control.textContent = t("Copied");
+    control.textContent = gettext("Copied");
   } catch {
-    control.textContent = t("Copy failed");
+    control.textContent = gettext("Copy failed");
   }
-  setTimeout(() => { control.textContent = t("Copy"); }, 1500);
+  setTimeout(() => { control.textContent = gettext("Copy"); }, 1500);
 }
 
 function sibling(id, step) {
@@ -242,18 +242,18 @@ function edit(id, text = null) {
   form.className = "msg-editor";
   const label = document.createElement("label");
   label.className = "visually-hidden";
-  label.textContent = t("Edit your message");
+  label.textContent = gettext("Edit your message");
   const area = document.createElement("textarea");
   area.value = text ?? (node.text || "");
   area.id = `edit-${id}`;
   label.htmlFor = area.id;
   const save = document.createElement("button");
   save.type = "submit";
-  save.textContent = t("Save and send");
+  save.textContent = gettext("Save and send");
   const cancel = document.createElement("button");
   cancel.type = "button";
   cancel.className = "secondary";
-  cancel.textContent = t("Cancel");
+  cancel.textContent = gettext("Cancel");
   const buttons = document.createElement("div");
   buttons.className = "msg-editor-buttons";
   buttons.append(cancel, save);

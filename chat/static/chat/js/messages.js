@@ -4,8 +4,8 @@
 // nothing a model writes is parsed as markup here.
 
 import { renderMarkdown, renderPlain } from "./render.js";
+import { gettext, interpolate } from "./i18n.js";
 
-const t = (text) => window.gettext(text);
 const numberFormat = new Intl.NumberFormat(document.documentElement.lang || undefined);
 
 function el(tag, className, text) {
@@ -40,9 +40,9 @@ function sameOriginIcon(url) {
 // The answering model's label and icon: modelDisplayLabel / the sender, the endpoint's iconURL, else
 // a monogram marked with the endpoint's kind and name (known endpoints get their colour in chat.css).
 export function who(node, endpoints) {
-  if (node.role === "user") return { label: t("You"), icon: null, monogram: "", kind: "user", name: "" };
+  if (node.role === "user") return { label: gettext("You"), icon: null, monogram: "", kind: "user", name: "" };
   const endpoint = endpoints[node.endpoint] || null;
-  const label = node.sender || (endpoint && endpoint.label) || node.model || t("Assistant");
+  const label = node.sender || (endpoint && endpoint.label) || node.model || gettext("Assistant");
   return {
     label,
     icon: endpoint ? sameOriginIcon(endpoint.icon_url) : null,
@@ -79,7 +79,7 @@ export function messageElement(node, endpoints) {
   head.append(el("span", "msg-sender", shown.label));
   if (node.role !== "user" && node.model && node.model !== shown.label) head.append(el("span", "msg-model", node.model));
   const reasoning = el("details", "msg-reasoning");
-  reasoning.append(el("summary", "", t("Reasoning")), el("div", "msg-reasoning-text"));
+  reasoning.append(el("summary", "", gettext("Reasoning")), el("div", "msg-reasoning-text"));
   reasoning.hidden = true;
   const content = el("div", "msg-content");
   const error = el("p", "msg-error");
@@ -88,18 +88,18 @@ export function messageElement(node, endpoints) {
   const siblings = el("div", "msg-siblings");
   siblings.hidden = true;
   const prev = button("prev", "‹", "msg-sibling");
-  prev.setAttribute("aria-label", t("Previous version"));
+  prev.setAttribute("aria-label", gettext("Previous version"));
   const next = button("next", "›", "msg-sibling");
-  next.setAttribute("aria-label", t("Next version"));
+  next.setAttribute("aria-label", gettext("Next version"));
   siblings.append(prev, el("span", "msg-sibling-count"), next);
   const actions = el("div", "msg-actions");
-  actions.append(button("copy", t("Copy")));
+  actions.append(button("copy", gettext("Copy")));
   if (node.role === "user") {
-    actions.append(button("edit", t("Edit")));
+    actions.append(button("edit", gettext("Edit")));
   } else {
-    actions.append(button("regenerate", t("Regenerate")), button("continue", t("Continue")));
+    actions.append(button("regenerate", gettext("Regenerate")), button("continue", gettext("Continue")));
   }
-  actions.append(button("fork", t("Fork")));
+  actions.append(button("fork", gettext("Fork")));
   foot.append(siblings, actions, el("span", "msg-usage"));
   body.append(head, reasoning, content, error, foot);
   item.append(box, body);
@@ -111,7 +111,7 @@ function usageText(node) {
   const tokens = node.tokens || {};
   const parts = [];
   if (tokens.prompt != null || tokens.completion != null) {
-    parts.push(window.interpolate(t("%(prompt)s in · %(completion)s out"), {
+    parts.push(interpolate(gettext("%(prompt)s in · %(completion)s out"), {
       prompt: numberFormat.format(tokens.prompt || 0), completion: numberFormat.format(tokens.completion || 0),
     }, true));
   }
@@ -151,7 +151,7 @@ export function updateReasoning(item, node, streaming) {
   const reasoning = reasoningOf(node);
   const details = item.querySelector(".msg-reasoning");
   details.hidden = !reasoning;
-  details.querySelector("summary").textContent = streaming && !node.text ? t("Thinking…") : t("Reasoning");
+  details.querySelector("summary").textContent = streaming && !node.text ? gettext("Thinking…") : gettext("Reasoning");
   if (reasoning && item.renderedReasoning !== reasoning) {
     renderPlain(details.querySelector(".msg-reasoning-text"), reasoning);
     item.renderedReasoning = reasoning;
@@ -162,8 +162,8 @@ export function updateSiblings(item, index, count) {
   const box = item.querySelector(".msg-siblings");
   box.hidden = count < 2;
   if (count < 2) return;
-  box.querySelector(".msg-sibling-count").textContent = window.interpolate(
-    t("%(index)s / %(count)s"), { index: numberFormat.format(index + 1), count: numberFormat.format(count) }, true);
+  box.querySelector(".msg-sibling-count").textContent = interpolate(
+    gettext("%(index)s / %(count)s"), { index: numberFormat.format(index + 1), count: numberFormat.format(count) }, true);
   box.querySelector('[data-action="prev"]').disabled = index === 0;
   box.querySelector('[data-action="next"]').disabled = index === count - 1;
 }
