@@ -78,8 +78,11 @@ def read_po(path: Path) -> list[Entry]:
     return entries
 
 
-def catalogue(code: str) -> Path:
-    return LOCALE_DIR / to_locale(code) / "LC_MESSAGES" / "django.po"
+DOMAINS = ["django", "djangojs"]  # the templates' and Python's strings; the page scripts' (/jsi18n/)
+
+
+def catalogue(code: str, domain: str = "django") -> Path:
+    return LOCALE_DIR / to_locale(code) / "LC_MESSAGES" / f"{domain}.po"
 
 
 def translation_of(msgid: str, code: str) -> str:
@@ -184,9 +187,10 @@ def test_sign_up_domain_errors_are_translated(client, db):
 
 # --- the catalogues --------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("domain", DOMAINS)
 @pytest.mark.parametrize("code", TRANSLATED)
-def test_every_catalogue_is_complete_and_not_fuzzy(code):
-    entries = read_po(catalogue(code))
+def test_every_catalogue_is_complete_and_not_fuzzy(code, domain):
+    entries = read_po(catalogue(code, domain))
     header, messages = entries[0], entries[1:]
 
     assert header.msgid == "" and "fuzzy" not in header.flags
@@ -200,9 +204,10 @@ def test_every_catalogue_is_complete_and_not_fuzzy(code):
             assert placeholders(msgstr) == placeholders(entry.msgid), f"{code}: placeholders of {entry.msgid!r}"
 
 
+@pytest.mark.parametrize("domain", DOMAINS)
 @pytest.mark.parametrize("code", TRANSLATED)
-def test_the_committed_mo_file_matches_its_po_source(code):
-    po = catalogue(code)
+def test_the_committed_mo_file_matches_its_po_source(code, domain):
+    po = catalogue(code, domain)
     with po.with_suffix(".mo").open("rb") as mo:
         compiled = gettext.GNUTranslations(mo)
 
@@ -213,7 +218,8 @@ def test_the_committed_mo_file_matches_its_po_source(code):
             assert compiled.gettext(entry.msgid) == entry.msgstrs[""], f"{code}: run compilemessages"
 
 
-def test_every_language_in_settings_has_a_catalogue():
-    assert sorted(p.parent.parent.name for p in LOCALE_DIR.glob("*/LC_MESSAGES/django.po")) == sorted(
+@pytest.mark.parametrize("domain", DOMAINS)
+def test_every_language_in_settings_has_a_catalogue(domain):
+    assert sorted(p.parent.parent.name for p in LOCALE_DIR.glob(f"*/LC_MESSAGES/{domain}.po")) == sorted(
         to_locale(code) for code in TRANSLATED
     )
