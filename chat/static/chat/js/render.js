@@ -10,7 +10,7 @@
 import { blockHtml, blocks } from "./render/markdown.js";
 import { loadMath, mathReady, mathWaiting } from "./render/math.js";
 import { sanitize } from "./render/sanitize.js";
-import { t } from "./render/escape.js";
+import { gettext } from "./i18n.js";
 
 const COPIED_FOR_MS = 2000;
 const rendered = new WeakMap(); // element → {text, blocks: [{key, nodes, waitsForMath}]}
@@ -106,8 +106,8 @@ document.addEventListener("click", (event) => {
   const code = button.closest(".code-block")?.querySelector("pre code");
   if (!code) return;
   navigator.clipboard.writeText(code.textContent).then(
-    () => showCopyState(button, "copied", t("Copied")),
-    () => showCopyState(button, "failed", t("Could not copy")),
+    () => showCopyState(button, "copied", gettext("Copied")),
+    () => showCopyState(button, "failed", gettext("Could not copy")),
   );
 });
 
@@ -119,7 +119,7 @@ function showCopyState(button, state, label) {
   clearTimeout(Number(button.dataset.timer));
   button.dataset.timer = String(
     setTimeout(() => {
-      button.textContent = t("Copy");
+      button.textContent = gettext("Copy");
       delete button.dataset.state;
       if (status) status.textContent = "";
     }, COPIED_FOR_MS),

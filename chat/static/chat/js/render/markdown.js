@@ -4,7 +4,8 @@
 // on their own, so a streaming answer re-renders only the block that grows.
 import { Marked, Renderer } from "../../../vendor/marked-18.3.0/marked.esm.js";
 import hljs from "../../../vendor/highlight.js-11.12.0/highlight.min.js";
-import { escapeHtml, t } from "./escape.js";
+import { gettext } from "../i18n.js";
+import { escapeHtml } from "./escape.js";
 import { renderMath } from "./math.js";
 
 const AUTO_DETECT_LIMIT = 20000; // characters; guessing the language costs a pass per language
@@ -45,7 +46,7 @@ function codeBlock(token) {
   return (
     `<div class="code-block"><div class="code-head"><span class="code-lang">${escapeHtml(label)}</span>` +
     `<span class="code-status visually-hidden" aria-live="polite"></span>` +
-    `<button type="button" class="code-copy">${escapeHtml(t("Copy"))}</button></div>` +
+    `<button type="button" class="code-copy">${escapeHtml(gettext("Copy"))}</button></div>` +
     `<pre><code class="hljs${languageClass}">${html}</code></pre></div>`
   );
 }
