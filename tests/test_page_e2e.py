@@ -94,7 +94,6 @@ def acme(chat_endpoint):
 def erin(make_user, make_role):
     """A user with a verified address (mandatory verification) and a role that may use every endpoint."""
     from allauth.account.models import EmailAddress
-
     from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
     user = make_user("erin", name="Erin Example", role=make_role("STAFF"), email="erin@corp.example")
@@ -117,7 +116,8 @@ def seed_conversation(user, endpoint, title: str, exchanges: list[tuple[str, str
                                         content=[{"type": "text", "text": question}])
         made.append(parent)
         parent = Message.objects.create(conversation=convo, user=user, role="assistant", text=answer, parent=parent,
-                                        endpoint=endpoint, model="acme-large", prompt_tokens=38, completion_tokens=164, sender="Acme AI",
+                                        endpoint=endpoint, model="acme-large", sender="Acme AI",
+                                        prompt_tokens=38, completion_tokens=164,
                                         content=[{"type": "text", "text": answer}])
         made.append(parent)
     return convo, made

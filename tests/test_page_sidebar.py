@@ -1,7 +1,8 @@
 """The chat page's conversation sidebar in a real headless browser (Debian's chromium driven by
-Playwright, a daphne serving the real chat page, `/` and `/c/<id>`). What a user sees and does: conversations grouped by day, more as the list
-scrolls, search and jump to a message, rename, delete after confirming, bookmarks, archive, the
-drawer at phone width, and titles that are only ever text.
+Playwright, a daphne serving the chat page, `/` and `/c/<id>`). What a user sees and does:
+conversations grouped by day, more as the list scrolls, search and jump to a message, rename,
+delete after confirming, bookmarks, archive, the drawer at phone width, and titles that are only
+ever text.
 
 Screenshots of the main states go to docs/screenshots/sidebar-*.png with ATRIUM_SCREENSHOTS=1."""
 from __future__ import annotations
