@@ -1,7 +1,7 @@
 """The model selector, parameters panel, presets and temporary-chat toggle in a real headless
-browser (Debian's chromium, Playwright), on a daphne serving a test page that includes
-chat/selector.html (tests/selector_site.py). The frame PANE will send is read by dispatching
-`atrium:before-send` from the test, as PANE does before every send."""
+browser (Debian's chromium, Playwright), on a daphne serving the real chat page (`/`, `/c/<id>`),
+whose header includes chat/selector.html. The frame the pane will send is read by dispatching
+`atrium:before-send` from the test, as the pane does before every send."""
 from __future__ import annotations
 
 import os
@@ -11,7 +11,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from tests.browser import browser_page, require_chromium
-from tests.daphne import Daphne, server_env
+from tests.daphne import Daphne
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("builtin_roles")]
 
@@ -26,7 +26,7 @@ def chromium():
 
 @pytest.fixture(scope="module")
 def daphne(django_db_setup, django_db_blocker):
-    with Daphne(server_env(DJANGO_SETTINGS_MODULE="tests.selector_settings"), name="daphne-selector") as server:
+    with Daphne(name="daphne-selector") as server:
         yield server
 
 

@@ -1,8 +1,8 @@
 """The chat page's conversation sidebar in a real headless browser (Debian's chromium driven by
-Playwright, a daphne serving a stand-in page that includes the sidebar as the chat page does:
-tests/sidebar_site/). What a user sees and does: conversations grouped by day, more as the list
-scrolls, search and jump to a message, rename, delete after confirming, bookmarks, archive, the
-drawer at phone width, and titles that are only ever text.
+Playwright, a daphne serving the chat page, `/` and `/c/<id>`). What a user sees and does:
+conversations grouped by day, more as the list scrolls, search and jump to a message, rename,
+delete after confirming, bookmarks, archive, the drawer at phone width, and titles that are only
+ever text.
 
 Screenshots of the main states go to docs/screenshots/sidebar-*.png with ATRIUM_SCREENSHOTS=1."""
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from tests.browser import browser_page, require_chromium
-from tests.daphne import ROOT, Daphne, server_env
+from tests.daphne import ROOT, Daphne
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("builtin_roles")]
 
@@ -35,7 +35,7 @@ def chromium():
 
 @pytest.fixture(scope="module")
 def daphne(django_db_setup, django_db_blocker):
-    with Daphne(server_env(DJANGO_SETTINGS_MODULE="tests.sidebar_site.settings"), name="daphne-sidebar") as server:
+    with Daphne(name="daphne-sidebar") as server:
         yield server
 
 

@@ -6,9 +6,10 @@ import DOMPurify from "../../../vendor/dompurify-3.5.0/purify.es.mjs";
 
 const purify = DOMPurify(window);
 
-// Text blocks take their direction from their own first letters, so an English answer reads left
-// to right on an Arabic page and the other way round.
-const OWN_DIRECTION = new Set(["P", "LI", "H1", "H2", "H3", "H4", "H5", "H6", "BLOCKQUOTE"]);
+// Text blocks, lists and tables take their direction from their own first letters, so an English
+// answer reads left to right on an Arabic page (list numbers on the left, the first column first)
+// and the other way round.
+const OWN_DIRECTION = new Set(["P", "LI", "OL", "UL", "TABLE", "H1", "H2", "H3", "H4", "H5", "H6", "BLOCKQUOTE"]);
 
 purify.addHook("afterSanitizeAttributes", (node) => {
   if (node.nodeName === "A" && node.hasAttribute("href")) {
