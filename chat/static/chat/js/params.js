@@ -1,17 +1,17 @@
 // The parameters panel's fields: the endpoint's parameter set (customParams.defaultParamsEndpoint)
 // and the model's capabilities, with the endpoint's paramDefinitions laid over them (LibreChat's
 // SettingDefinition: key, type, component, default, range {min, max, step}, options, label, …).
-const _ = window.gettext || ((s) => s);
 
-const temperature = (max) => ({ key: "temperature", type: "number", label: _("Temperature"), default: 1,
-  range: { min: 0, max, step: 0.01 }, description: _("Higher is more random, lower more focused.") });
-const topP = { key: "top_p", type: "number", label: _("Top P"), default: 1, range: { min: 0, max: 1, step: 0.01 } };
-const topK = { key: "top_k", type: "number", label: _("Top K"), range: { min: 1, max: 40, step: 1 } };
+import { gettext, interpolate } from "./i18n.js";
+const temperature = (max) => ({ key: "temperature", type: "number", label: gettext("Temperature"), default: 1,
+  range: { min: 0, max, step: 0.01 }, description: gettext("Higher is more random, lower more focused.") });
+const topP = { key: "top_p", type: "number", label: gettext("Top P"), default: 1, range: { min: 0, max: 1, step: 0.01 } };
+const topK = { key: "top_k", type: "number", label: gettext("Top K"), range: { min: 1, max: 40, step: 1 } };
 const penalty = (key, label) => ({ key, type: "number", label, default: 0, range: { min: -2, max: 2, step: 0.01 } });
 
 const BASE = {
-  custom: () => [temperature(2), topP, penalty("frequency_penalty", _("Frequency penalty")),
-    penalty("presence_penalty", _("Presence penalty"))],
+  custom: () => [temperature(2), topP, penalty("frequency_penalty", gettext("Frequency penalty")),
+    penalty("presence_penalty", gettext("Presence penalty"))],
   anthropic: () => [temperature(1), topP, topK],
   google: () => [temperature(2), topP, topK],
 };
@@ -22,10 +22,10 @@ export const REASONING_EFFORTS = ["minimal", "low", "medium", "high"];
 export function definitionsFor(endpoint, model) {
   const base = (BASE[endpoint && endpoint.params_endpoint] || BASE.custom)();
   const context = model && model.context_tokens;
-  base.push({ key: "max_tokens", type: "number", label: _("Max output tokens"),
+  base.push({ key: "max_tokens", type: "number", label: gettext("Max output tokens"),
     range: { min: 1, max: context || 1000000, step: 1 }, component: "input" });
   if (model && model.capabilities && model.capabilities.reasoning) {
-    base.push({ key: "reasoning_effort", type: "enum", label: _("Reasoning effort"), options: REASONING_EFFORTS });
+    base.push({ key: "reasoning_effort", type: "enum", label: gettext("Reasoning effort"), options: REASONING_EFFORTS });
   }
   const byKey = new Map(base.map((d) => [d.key, d]));
   for (const own of (endpoint && endpoint.param_definitions) || []) {
@@ -94,7 +94,7 @@ export function renderFields(container, defs, values, { disabled, onChange }) {
     const set = values[def.key];
     const show = () => {
       const value = values[def.key];
-      shown.textContent = value === undefined ? _("default") : value === true ? _("on") : value === false ? _("off")
+      shown.textContent = value === undefined ? gettext("default") : value === true ? gettext("on") : value === false ? gettext("off")
         : Array.isArray(value) ? value.join(", ") : String(value);
     };
     let control;
@@ -104,7 +104,7 @@ export function renderFields(container, defs, values, { disabled, onChange }) {
     } else if (kind === "enum") {
       control = element("select", { id });
       control.append(element("option", { value: "" }, def.default !== undefined
-        ? interpolate(_("Default (%s)"), [String(def.default)]) : _("Default")));
+        ? interpolate(gettext("Default (%s)"), [String(def.default)]) : gettext("Default")));
       for (const option of def.options || REASONING_EFFORTS) control.append(element("option", { value: String(option) }, String(option)));
       control.value = set !== undefined ? String(set) : "";
     } else if (kind === "slider") {
@@ -114,13 +114,13 @@ export function renderFields(container, defs, values, { disabled, onChange }) {
     } else if (kind === "number") {
       const range = def.range || {};
       control = element("input", { type: "number", id, min: range.min, max: range.max, step: range.step || "any",
-        placeholder: def.placeholder || (def.default !== undefined ? String(def.default) : _("default")) });
+        placeholder: def.placeholder || (def.default !== undefined ? String(def.default) : gettext("default")) });
       control.value = set !== undefined ? String(set) : "";
     } else if (kind === "textarea") {
       control = element("textarea", { id, rows: "2", placeholder: def.placeholder || "" });
       control.value = set !== undefined ? String(set) : "";
     } else {
-      control = element("input", { type: "text", id, placeholder: def.placeholder || (kind === "list" ? _("comma, separated") : "") });
+      control = element("input", { type: "text", id, placeholder: def.placeholder || (kind === "list" ? gettext("comma, separated") : "") });
       control.value = set !== undefined ? (Array.isArray(set) ? set.join(", ") : String(set)) : "";
     }
     control.disabled = Boolean(disabled);
@@ -137,8 +137,4 @@ export function renderFields(container, defs, values, { disabled, onChange }) {
     show();
     container.append(row);
   });
-}
-
-function interpolate(format, args) {
-  return window.interpolate ? window.interpolate(format, args) : format.replace("%s", args[0]);
 }

@@ -1,7 +1,7 @@
 // Presets in the parameters panel: list (own and shared), apply, save the current choice, delete
 // own — all through /api/library/presets (session + CSRF).
-const _ = window.gettext || ((s) => s);
 
+import { gettext, interpolate } from "./i18n.js";
 function csrfToken() {
   const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
   return match ? decodeURIComponent(match[1]) : "";
@@ -23,8 +23,8 @@ export async function api(method, url, body) {
 }
 
 function interpolateStatus(status) {
-  const text = _("The server answered %s.");
-  return window.interpolate ? window.interpolate(text, [status]) : text.replace("%s", status);
+  const text = gettext("The server answered %s.");
+  return interpolate(text, [status]);
 }
 
 /** Wires the presets section. `selector` gives `current()` ({endpoint, model, params, system_prompt})
@@ -56,29 +56,29 @@ export function setUpPresets(root, selector) {
     title.className = "preset-title";
     title.textContent = preset.title;
     const detail = document.createElement("small");
-    detail.textContent = `${preset.endpoint} · ${preset.model}${preset.mine ? "" : ` · ${_("shared")}`}`;
+    detail.textContent = `${preset.endpoint} · ${preset.model}${preset.mine ? "" : ` · ${gettext("shared")}`}`;
     title.append(document.createElement("br"), detail);
-    const apply = button(_("Apply"), async () => {
+    const apply = button(gettext("Apply"), async () => {
       try {
         await selector.apply(preset);
-        say(window.interpolate ? window.interpolate(_("Applied “%s”."), [preset.title]) : preset.title);
+        say(interpolate(gettext("Applied “%s”."), [preset.title]));
       } catch (error) {
         say(error.message, true);
       }
     });
-    apply.setAttribute("aria-label", `${_("Apply")}: ${preset.title}`);
+    apply.setAttribute("aria-label", `${gettext("Apply")}: ${preset.title}`);
     li.append(title, apply);
     if (preset.mine) {
-      const remove = button(_("Delete"), async () => {
+      const remove = button(gettext("Delete"), async () => {
         try {
           await api("DELETE", `/api/library/presets/${preset.id}`);
           await load();
-          say(window.interpolate ? window.interpolate(_("Deleted “%s”."), [preset.title]) : preset.title);
+          say(interpolate(gettext("Deleted “%s”."), [preset.title]));
         } catch (error) {
           say(error.message, true);
         }
       });
-      remove.setAttribute("aria-label", `${_("Delete")}: ${preset.title}`);
+      remove.setAttribute("aria-label", `${gettext("Delete")}: ${preset.title}`);
       remove.classList.add("danger");
       li.append(remove);
     }
@@ -97,20 +97,20 @@ export function setUpPresets(root, selector) {
   async function save() {
     const title = name.value.trim();
     if (!title) {
-      say(_("Give the preset a name."), true);
+      say(gettext("Give the preset a name."), true);
       name.focus();
       return;
     }
     const current = selector.current();
     if (!current) {
-      say(_("Choose a model first."), true);
+      say(gettext("Choose a model first."), true);
       return;
     }
     try {
       await api("POST", "/api/library/presets", { title, ...current });
       name.value = "";
       await load();
-      say(window.interpolate ? window.interpolate(_("Saved “%s”."), [title]) : title);
+      say(interpolate(gettext("Saved “%s”."), [title]));
     } catch (error) {
       say(error.message, true);
     }

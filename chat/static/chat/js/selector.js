@@ -4,8 +4,8 @@
 // conversation's choice (`atrium:conversation-loaded`).
 import { definitionsFor, renderFields } from "./params.js";
 import { api, setUpPresets } from "./presets.js";
+import { gettext } from "./i18n.js";
 
-const _ = window.gettext || ((s) => s);
 const STORAGE_KEY = "atrium:selector:last";
 const root = document.getElementById("selector");
 
@@ -74,7 +74,7 @@ if (root) {
     } else if (state.choice) {
       label.textContent = state.choice.spec || `${state.choice.endpoint} · ${state.choice.model}`;
     } else {
-      label.textContent = _("Choose a model");
+      label.textContent = gettext("Choose a model");
     }
     root.dataset.choice = state.choice ? JSON.stringify(state.choice) : "";
   }
@@ -193,8 +193,8 @@ if (root) {
     const locked = Boolean(spec && data.enforce);
     const note = document.getElementById("params-note");
     note.hidden = !spec;
-    note.textContent = locked ? _("This model spec sets the parameters; they cannot be changed.")
-      : spec ? _("The model spec's parameters apply unless you change them here.") : "";
+    note.textContent = locked ? gettext("This model spec sets the parameters; they cannot be changed.")
+      : spec ? gettext("The model spec's parameters apply unless you change them here.") : "";
     const shown = spec ? { ...spec.params, ...state.values } : state.values;
     renderFields(document.getElementById("params-fields"), definitions(), shown, {
       disabled: locked,

@@ -1,8 +1,8 @@
 // The settings pages' one behaviour: copy buttons. `data-copy="#selector"` copies an input's value
 // (the new API key), `data-copy-text="…"` copies its own text (a share link). The result is announced
 // in the nearest `.copy-status` live region.
-const gettext = window.gettext || ((text) => text);
 
+import { gettext } from "./i18n.js";
 async function copy(text, field) {
   try {
     await navigator.clipboard.writeText(text);

@@ -1,10 +1,7 @@
 // Shared by the sidebar's modules: translated strings (Django's JavaScript catalogue, /jsi18n/),
 // and JSON requests to the REST API with the session's CSRF token.
 
-export const gettext = (text) => (window.gettext ? window.gettext(text) : text);
-export const ngettext = (one, many, n) => (window.ngettext ? window.ngettext(one, many, n) : (n === 1 ? one : many));
-export const interpolate = (format, args) =>
-  (window.interpolate ? window.interpolate(format, args) : format.replace(/%s/g, () => String(args.shift())));
+export { gettext, interpolate, ngettext } from "./i18n.js";
 
 function csrfToken() {
   const pair = document.cookie.split("; ").find((c) => c.startsWith("csrftoken="));
