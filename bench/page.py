@@ -8,7 +8,9 @@ Seeds the conversation in a throw-away database (`<name>_bench_page` next to DAT
 created and dropped here), then times the view through Django's test client (server time: the
 query path, the tree, the JSON, the template; target < 200 ms) and, unless `--no-browser`, the page
 in headless chromium against daphne: from navigation start to the pane's `atrium:chat-ready`
-performance mark (the branch drawn, the composer focused; target < 1 s).
+performance mark (the branch drawn, the composer focused; target < 1 s). Beside the server time, in
+the same run: the floor (`GET /api/health`, the same stack signed in, no page) and a new chat (`GET /`:
+the shell, sidebar and selector without a conversation).
 """
 from __future__ import annotations
 
@@ -60,7 +62,7 @@ def seed(messages: int):  # type: ignore[no-untyped-def]
     return user, conversation
 
 
-def server_time(user, conversation, runs: int):  # type: ignore[no-untyped-def]
+def server_time(user, path: str, runs: int):  # type: ignore[no-untyped-def]
     from django.test import Client
 
     client = Client()
@@ -68,7 +70,7 @@ def server_time(user, conversation, runs: int):  # type: ignore[no-untyped-def]
     samples, cpu = [], []
     for _ in range(runs + 2):
         start, start_cpu = time.perf_counter(), time.process_time()
-        response = client.get(f"/c/{conversation.pk}")
+        response = client.get(path)
         samples.append((time.perf_counter() - start) * 1000)
         cpu.append((time.process_time() - start_cpu) * 1000)
         assert response.status_code == 200, response.status_code
@@ -120,7 +122,13 @@ def main() -> None:
     try:
         user, conversation = seed(args.messages)
         print(f"{args.messages} messages on one branch, {connection.vendor}")
-        samples, cpu, size = server_time(user, conversation, args.runs)
+        # the floor: the same stack answering a signed-in request with no page (the session, the
+        # middleware, the user), then the page without a conversation (shell, sidebar, selector)
+        floor, _, _ = server_time(user, "/api/health", args.runs)
+        print(line("floor (GET /api/health, test client)", floor))
+        empty, _, _ = server_time(user, "/", args.runs)
+        print(line("a new chat (GET /, test client)", empty))
+        samples, cpu, size = server_time(user, f"/c/{conversation.pk}", args.runs)
         print(line("server time (GET /c/<id>, test client)", samples) + f", {size / 1024:.0f} KiB")
         print(line("  of it CPU time of this process (the figure a busy machine does not inflate)", cpu))
         if not args.no_browser:
