@@ -82,7 +82,7 @@ async def test_share_the_branch_shown_and_a_signed_out_reader_sees_it_up_to_that
         await expect(dialog.get_by_role("link", name="Revoke links in Settings → Shared links")).to_have_attribute(
             "href", "/settings/shared-links/")
 
-        expiry = dialog.get_by_label("Last day the link works (optional)")
+        expiry = dialog.get_by_label("Link valid until (optional)")
         await expiry.fill(local_day(-1))
         await dialog.get_by_role("button", name="Create link").click()
         refused = "The expiry date must be in the future."  # the API's words
