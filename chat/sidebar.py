@@ -1,8 +1,9 @@
 """What the chat page's sidebar shows first: the first page of the user's active conversations
 (neither archived nor temporary, most recently active first; later pages come from
 GET /api/conversations with the same filter), which one is open, and the user's bookmarks with
-their counts when the role has bookmarks. The page groups the items by the reader's local day in
-the browser (chat/static/chat/js/sidebar-groups.js), so no time zone is guessed here."""
+their counts when the role has bookmarks, and whether the role may share conversations. The page
+groups the items by the reader's local day in the browser (chat/static/chat/js/sidebar-groups.js),
+so no time zone is guessed here."""
 from __future__ import annotations
 
 import json
@@ -37,6 +38,7 @@ class Sidebar:
     current_id: uuid.UUID | None
     bookmarks: bool  # the role includes bookmarks
     tags: list[Tag]  # with `count`; empty without bookmarks
+    share: bool = False  # the role may share conversations (the menu's Share…)
     page_size: int = PAGE_SIZE
 
 
@@ -53,4 +55,5 @@ def sidebar_for(*, user: User, current_id: uuid.UUID | None = None) -> Sidebar:
     return Sidebar(
         items=[item_of(c, current_id) for c in page], next_cursor=cursor, current_id=current_id,
         bookmarks=bookmarks, tags=tags_with_counts(user=user) if bookmarks else [],
+        share=bool(user.role and user.role.can_share_conversations),
     )

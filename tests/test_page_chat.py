@@ -134,7 +134,7 @@ async def test_an_answer_streams_in_and_the_page_becomes_the_conversation(chromi
         await expect(page.locator("#composer-input")).to_be_focused()
         conversation_id = page.url.rsplit("/", 1)[1]
         created = await events(page, "atrium:conversation")
-        assert created[0] == {"id": conversation_id, "title": "New Chat", "new": True}
+        assert created[0] == {"id": conversation_id, "title": "New Chat", "new": True, "temporary": False}
         loaded = await events(page, "atrium:conversation-loaded")
         assert loaded[0] == {"conversation": None} and loaded[1]["conversation"]["id"] == conversation_id
         assert loaded[1]["conversation"]["endpoint"] == acme.name

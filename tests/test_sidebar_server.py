@@ -1,6 +1,6 @@
 """What the chat page's sidebar is rendered with (chat/sidebar.py, templates/chat/sidebar.html):
-the user's own active conversations only, the open one marked, bookmarks when the role has them,
-titles escaped. In the browser: tests/test_page_sidebar.py."""
+the user's own active conversations only, the open one marked, bookmarks and Share when the role has
+them, titles escaped. In the browser: tests/test_page_sidebar.py."""
 from __future__ import annotations
 
 import pytest
@@ -65,6 +65,18 @@ def test_bookmarks_and_their_counts_come_with_a_role_that_has_them(alice, make_u
     assert not sidebar_for(user=no_bookmarks).bookmarks and sidebar_for(user=no_bookmarks).tags == []
     html = render(no_bookmarks)
     assert 'data-action="tags"' not in html and "sb-tags-dialog" not in html
+
+
+def test_share_comes_with_a_role_that_may_share_and_export_with_every_role(alice, make_user, make_role):
+    assert sidebar_for(user=alice).share
+    html = render(alice)
+    assert 'data-action="share"' in html and 'id="sb-share-dialog"' in html
+
+    no_share = make_user("carol", role=make_role("PLAIN", can_share_conversations=False))
+    assert not sidebar_for(user=no_share).share
+    html = render(no_share)
+    assert 'data-action="share"' not in html and "sb-share-dialog" not in html
+    assert [f for f in ("md", "txt", "json", "csv") if f'data-format="{f}"' in html] == ["md", "txt", "json", "csv"]
 
 
 def test_the_template_marks_the_open_conversation_and_escapes_titles(alice):

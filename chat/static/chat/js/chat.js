@@ -24,6 +24,7 @@ const notices = new Notices({ notice: $("chat-notice"), connection: $("chat-conn
 
 const state = {
   conversationId: data.conversation ? data.conversation.id : null,
+  temporary: Boolean(data.conversation && data.conversation.temporary),
   tree: new Tree(data.messages),
   endpoints: data.endpoints || {},
   shown: [], // ids of the branch shown, root first
@@ -339,9 +340,10 @@ function onCreated(frame) {
   state.pending.delete(frame.request_id);
   if (frame.new_conversation && state.conversationId === null && mine) {
     state.conversationId = frame.conversation_id;
+    state.temporary = Boolean(frame.temporary);
     history.replaceState(null, "", `/c/${frame.conversation_id}`);
     document.title = `${frame.title} · Atrium`;
-    emit("atrium:conversation", { id: frame.conversation_id, title: frame.title, new: true });
+    emit("atrium:conversation", { id: frame.conversation_id, title: frame.title, new: true, temporary: state.temporary });
     conversationLoaded({
       id: frame.conversation_id, endpoint: frame.endpoint, endpoint_id: frame.endpoint_id, model: frame.model,
       spec: frame.spec, params: null, system_prompt: null, temporary: null,
@@ -464,7 +466,7 @@ function onJoined(frame) {
 function onTitle(frame) {
   if (frame.conversation_id !== state.conversationId) return;
   document.title = `${frame.title} · Atrium`;
-  emit("atrium:conversation", { id: frame.conversation_id, title: frame.title, new: false });
+  emit("atrium:conversation", { id: frame.conversation_id, title: frame.title, new: false, temporary: state.temporary });
 }
 
 const handlers = { created: onCreated, delta: onDelta, usage: onUsage, done: onDone, error: onError, joined: onJoined, title: onTitle };

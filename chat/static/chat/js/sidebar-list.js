@@ -33,6 +33,7 @@ export function makeItem(conversation, currentId) {
   li.dataset.id = conversation.id;
   li.dataset.updated = conversation.updated_at;
   li.dataset.tags = JSON.stringify(conversation.tags || []);
+  if (conversation.temporary) li.dataset.temporary = "true";
   link.href = `/c/${conversation.id}`;
   link.id = `sbt-${conversation.id}`;
   link.textContent = conversation.title;

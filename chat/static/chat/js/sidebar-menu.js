@@ -1,7 +1,9 @@
 // Each conversation's menu (a menu button, arrow keys inside, Esc closes) and what it does:
-// rename inline, bookmarks, archive / restore, delete after a confirmation dialog.
+// rename inline, bookmarks, share (sidebar-share.js), export (links that download
+// GET /api/library/conversations/{id}/export), archive / restore, delete after a confirmation dialog.
 import { api, gettext } from "./sidebar-util.js";
 import { itemId, setTitle, tagsOf, titleOf } from "./sidebar-list.js";
+import { ShareDialog } from "./sidebar-share.js";
 
 export class Menu {
   // sidebar: the Sidebar (sidebar.js) whose lists, notice and bookmarks filter the actions update.
@@ -32,6 +34,8 @@ export class Menu {
     this.deleteDialog = this.root.querySelector("#sb-delete-dialog");
     this.tagsDialog = this.root.querySelector("#sb-tags-dialog");
     if (this.tagsDialog) this.wireTags();
+    const shareDialog = this.root.querySelector("#sb-share-dialog");
+    this.share = shareDialog ? new ShareDialog(shareDialog, (id) => sidebar.shownLeaf(id)) : null;
   }
 
   entries() {
@@ -49,6 +53,11 @@ export class Menu {
     const archived = Boolean(li.closest("#sb-archived-list"));
     this.menu.querySelector("[data-action=archive]").hidden = archived;
     this.menu.querySelector("[data-action=unarchive]").hidden = !archived;
+    const share = this.menu.querySelector("[data-action=share]");
+    if (share) share.hidden = li.dataset.temporary === "true";  // (a temporary chat cannot be shared)
+    for (const link of this.menu.querySelectorAll("[data-action=export]")) {
+      link.href = `/api/library/conversations/${itemId(li)}/export?format=${link.dataset.format}`;
+    }
     li.append(this.menu);
     this.menu.hidden = false;
     this.button = button;
@@ -88,6 +97,7 @@ export class Menu {
     if (action === "rename") this.rename(li);
     else if (action === "delete") this.confirmDelete(li);
     else if (action === "tags") this.editTags(li);
+    else if (action === "share") this.share.open(li);
     else if (action === "archive" || action === "unarchive") this.archive(li, action === "archive");
   }
 

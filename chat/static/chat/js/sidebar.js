@@ -1,7 +1,7 @@
 // The chat page's conversation sidebar (templates/chat/sidebar.html): the user's conversations
 // grouped by local day and loaded as the list scrolls, the archive (loaded when opened), a bookmark
 // filter, search, each conversation's menu, and at phone width an off-canvas drawer.
-// Listens to `atrium:conversation` ({id, title, new}) from the chat pane.
+// Listens to `atrium:conversation` ({id, title, new, temporary}) from the chat pane.
 import { api } from "./sidebar-util.js";
 import { Feed, makeItem, setTitle, tagsOf } from "./sidebar-list.js";
 import { Menu } from "./sidebar-menu.js";
@@ -48,6 +48,13 @@ class Sidebar {
     document.addEventListener("visibilitychange", () => {
       if (document.visibilityState === "visible" && this.feed.day !== dayNumber(new Date())) this.feed.regroup();
     });
+  }
+
+  // The last message the chat pane shows (the end of the branch drawn in #chat-messages) when
+  // conversation `id` is the open one; else null.
+  shownLeaf(id) {
+    if (id !== this.currentId) return null;
+    return document.querySelector("#chat-messages > .msg:last-child")?.dataset.id || null;
   }
 
   notify(message) {
@@ -123,13 +130,13 @@ class Sidebar {
     }
   }
 
-  // From the chat pane: a conversation was created, or got its title.
-  conversation({ id, title, new: created }) {
+  // From the chat pane: a conversation was created, or got its title. A temporary chat is not listed.
+  conversation({ id, title, new: created, temporary }) {
     if (!id) return;
     const li = this.feed.find(id) || this.archive.find(id);
     if (li) {
       if (title) setTitle(li, title);
-    } else if (created || !this.tag) {
+    } else if (!temporary && (created || !this.tag)) {
       const item = makeItem({ id, title: title || "", updated_at: new Date().toISOString(), tags: [] }, id);
       this.feed.place(item);
     }
