@@ -134,20 +134,6 @@ def _check_param(key: str, value: Any, declared: set[Any]) -> None:
         raise InvalidRequest("stop must be a string or a list of strings.")
 
 
-def _spec_params(spec: ModelSpec) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    if spec.temperature is not None:
-        params["temperature"] = float(spec.temperature)
-    if spec.top_p is not None:
-        params["top_p"] = float(spec.top_p)
-    if spec.max_output_tokens:
-        params["max_tokens"] = spec.max_output_tokens
-    if spec.reasoning_effort:
-        params["reasoning_effort"] = spec.reasoning_effort
-    params.update({k: v for k, v in (spec.extra_params or {}).items() if k not in RESERVED_PARAMS})
-    return params
-
-
 def _find_endpoint(ref: str | int | Endpoint | None, snap: configcache.Snapshot) -> Endpoint | None:
     if ref is None or isinstance(ref, Endpoint):
         return ref
@@ -245,7 +231,7 @@ def _spec_target(user: User, spec: ModelSpec, params: dict[str, Any] | None, sna
         endpoint=endpoint,
         model=spec.model,
         spec=spec,
-        params={**_spec_params(spec), **user_params},
+        params={**spec.preset_params(), **user_params},
         system_prompt=spec.system_prompt,
         model_row=_model_row(endpoint, spec.model, snap),
     )

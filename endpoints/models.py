@@ -423,6 +423,22 @@ class ModelSpec(models.Model):
     def __str__(self) -> str:
         return self.label or self.name
 
+    def preset_params(self) -> dict[str, object]:
+        """The request parameters this spec sets (its system prompt is not one of them); fields the
+        portal controls are never taken from `extra_params`."""
+        params: dict[str, object] = {}
+        if self.temperature is not None:
+            params["temperature"] = float(self.temperature)
+        if self.top_p is not None:
+            params["top_p"] = float(self.top_p)
+        if self.max_output_tokens:
+            params["max_tokens"] = self.max_output_tokens
+        if self.reasoning_effort:
+            params["reasoning_effort"] = self.reasoning_effort
+        extra = self.extra_params if isinstance(self.extra_params, dict) else {}
+        params.update({k: v for k, v in extra.items() if k not in config.PORTAL_CONTROLLED_PARAMS})
+        return params
+
     def clean(self) -> None:
         if not isinstance(self.extra_params, dict):
             raise ValidationError({"extra_params": "Must be an object of parameter → value."})

@@ -105,7 +105,7 @@ def _spec(spec: ModelSpec) -> dict[str, Any]:
         "name": spec.name, "label": spec.label, "description": spec.description, "group": spec.group,
         "group_icon": spec.group_icon, "icon_url": spec.icon_url, "is_default": spec.is_default,
         "endpoint": spec.endpoint.name, "endpoint_kind": spec.endpoint.kind, "model": spec.model,
-        "params": spec_params(spec),
+        "params": spec.preset_params(),
     }
 
 
@@ -148,22 +148,6 @@ def param_definitions(endpoint: Endpoint) -> list[dict[str, Any]]:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def spec_params(spec: ModelSpec) -> dict[str, Any]:
-    """The parameters a model spec presets (its system prompt stays on the server)."""
-    params: dict[str, Any] = {}
-    if spec.temperature is not None:
-        params["temperature"] = float(spec.temperature)
-    if spec.top_p is not None:
-        params["top_p"] = float(spec.top_p)
-    if spec.max_output_tokens:
-        params["max_tokens"] = spec.max_output_tokens
-    if spec.reasoning_effort:
-        params["reasoning_effort"] = spec.reasoning_effort
-    extra = spec.extra_params if isinstance(spec.extra_params, dict) else {}
-    params.update({k: v for k, v in extra.items() if k not in PORTAL_CONTROLLED_PARAMS})
-    return params
 
 
 def keyed_endpoints(*, user: User) -> list[Endpoint]:

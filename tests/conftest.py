@@ -216,3 +216,51 @@ def _chat_db_threads_closed(django_db_setup, django_db_blocker):
     # asgiref's one process-wide thread, which outlives every test loop: close its connection the
     # same way, from a loop of its own.
     asyncio.run(sync_to_async(connections.close_all)())
+
+
+# --- pages in a headless browser (tests/browser.py) -------------------------------------------------
+
+@pytest.fixture
+def chromium():
+    """Debian's chromium (skips without it locally, fails under CI=true). Expectations wait up to
+    15 s for the page: room for a busy machine, never a fixed sleep."""
+    from tests.browser import require_chromium
+
+    path = require_chromium()
+    from playwright.async_api import expect
+
+    expect.set_options(timeout=15_000)
+    yield path
+    expect.set_options(timeout=5_000)
+
+
+@pytest.fixture(scope="module")
+def daphne(request, django_db_setup, django_db_blocker):
+    """A real daphne per test module, serving the test database (tests/daphne.py)."""
+    from tests.daphne import Daphne
+
+    with Daphne(name="daphne-" + request.module.__name__.rsplit(".", 1)[-1]) as server:
+        yield server
+
+
+@pytest.fixture
+def gate():
+    """Holds a paused answer of the loopback upstream until set (`stall_after=…, release=gate`);
+    set at the end so no upstream thread waits on."""
+    import threading
+
+    event = threading.Event()
+    yield event
+    event.set()
+
+
+@pytest.fixture
+def shots(tmp_path):
+    """Where screenshots go: docs/screenshots/ with ATRIUM_SCREENSHOTS=1, else the test's tmp dir."""
+    import os
+    from pathlib import Path
+
+    wanted = os.environ.get("ATRIUM_SCREENSHOTS") == "1"
+    folder = Path(__file__).resolve().parent.parent / "docs" / "screenshots" if wanted else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -9,19 +9,15 @@ selector (another part of the page) adds the endpoint and model to each turn thr
 `atrium:before-send` event; these tests do the same with a listener of their own."""
 from __future__ import annotations
 
-import os
 import re
-import threading
 import uuid
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from asgiref.sync import sync_to_async
 
 from endpoints.adapters.types import Usage
-from tests.browser import browser_page, require_chromium
-from tests.daphne import Daphne
+from tests.browser import browser_page
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("builtin_roles")]
 
@@ -47,36 +43,9 @@ document.addEventListener("atrium:before-send", (event) => {
 
 
 @pytest.fixture
-def chromium():
-    return require_chromium()
-
-
-@pytest.fixture(scope="module")
-def daphne(django_db_setup, django_db_blocker):
-    with Daphne(name="daphne-pane") as server:
-        yield server
-
-
-@pytest.fixture
-def gate():
-    """Holds a paused answer until set; set at the end so no upstream thread waits on."""
-    event = threading.Event()
-    yield event
-    event.set()
-
-
-@pytest.fixture
 def acme(chat_endpoint):
     # A name of its own per test: the daphne process keeps the configuration it read in memory.
     return chat_endpoint(f"Acme {uuid.uuid4().hex[:6]}", model_display_label="Acme AI")
-
-
-def shots(tmp_path: Path) -> Path:
-    if os.environ.get("ATRIUM_SCREENSHOTS") == "1":
-        folder = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
-    return tmp_path
 
 
 async def open_chat(page, endpoint, path="/"):
@@ -105,7 +74,7 @@ async def events(page, name):
 
 
 async def test_an_answer_streams_in_and_the_page_becomes_the_conversation(chromium, daphne, chatter, acme, upstream,
-                                                                          gate, tmp_path):
+                                                                          gate, shots):
     from playwright.async_api import expect
 
     upstream.reply(text="First part. Second part.", pieces=["First ", "part. ", "Second ", "part."],
@@ -122,7 +91,7 @@ async def test_an_answer_streams_in_and_the_page_becomes_the_conversation(chromi
         await expect(page.locator("#stop-button")).to_be_visible()
         await expect(page.locator(".msg-assistant .msg-sender")).to_have_text("Acme AI")
         await page.wait_for_url(re.compile(r"/c/[0-9a-f-]{36}$"))
-        await page.screenshot(path=str(shots(tmp_path) / "pane-streaming.png"))
+        await page.screenshot(path=str(shots / "pane-streaming.png"))
         since = await page.evaluate("performance.now()")
         gate.set()
 
@@ -156,7 +125,7 @@ async def test_an_answer_streams_in_and_the_page_becomes_the_conversation(chromi
             "line one\nline two", use_inner_text=True)
         second = (await events(page, "atrium:before-send"))[1]
         assert second["conversation_id"] == conversation_id and second["parent_id"]
-        await page.screenshot(path=str(shots(tmp_path) / "pane-light.png"))
+        await page.screenshot(path=str(shots / "pane-light.png"))
         assert page.console_errors == []
 
 

@@ -9,17 +9,14 @@ Screenshots of the main states (chat-light, chat-dark, chat-arabic, chat-phone) 
 docs/screenshots/ with ATRIUM_SCREENSHOTS=1; the README shows them."""
 from __future__ import annotations
 
-import os
 import re
-import threading
 import uuid
 from pathlib import Path
 
 import pytest
 from asgiref.sync import sync_to_async
 
-from tests.browser import browser_page, require_chromium
-from tests.daphne import ROOT, Daphne
+from tests.browser import browser_page
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("builtin_roles")]
 
@@ -48,38 +45,6 @@ print(f"Total: {total:.2f}")
 | `pandas.read_csv` | pandas | analysis, large files |
 
 > Tip: pass `encoding="utf-8-sig"` when the file comes from Excel."""
-
-
-@pytest.fixture
-def chromium():
-    path = require_chromium()
-    from playwright.async_api import expect
-
-    expect.set_options(timeout=15_000)  # room for a busy machine: expectations wait for the page, up to 15 s
-    yield path
-    expect.set_options(timeout=5_000)
-
-
-@pytest.fixture(scope="module")
-def daphne(django_db_setup, django_db_blocker):
-    with Daphne(name="daphne-e2e") as server:
-        yield server
-
-
-@pytest.fixture
-def gate():
-    """Holds a paused answer until set; set at the end so no upstream thread waits on."""
-    event = threading.Event()
-    yield event
-    event.set()
-
-
-@pytest.fixture
-def shots(tmp_path):
-    """Where screenshots go: docs/screenshots/ with ATRIUM_SCREENSHOTS=1, else the test's tmp dir."""
-    folder = ROOT / "docs" / "screenshots" if os.environ.get("ATRIUM_SCREENSHOTS") == "1" else tmp_path
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 @pytest.fixture

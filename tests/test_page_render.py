@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import browser_page, require_chromium
-from tests.daphne import Daphne
+from tests.browser import browser_page
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -70,17 +69,6 @@ def screenshot_path(tmp_path: Path, name: str) -> Path:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         return SCREENSHOTS / name
     return tmp_path / name
-
-
-@pytest.fixture
-def chromium():
-    return require_chromium()
-
-
-@pytest.fixture(scope="module")
-def daphne(django_db_setup, django_db_blocker):
-    with Daphne(name="daphne-render") as server:
-        yield server
 
 
 @pytest.fixture

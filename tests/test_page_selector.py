@@ -4,39 +4,15 @@ whose header includes chat/selector.html. The frame the pane will send is read b
 `atrium:before-send` from the test, as the pane does before every send."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 from asgiref.sync import sync_to_async
 
-from tests.browser import browser_page, require_chromium
-from tests.daphne import Daphne
+from tests.browser import browser_page
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("builtin_roles")]
 
 SEND = """() => { const frame = {type: "send", text: "hi"};
   document.dispatchEvent(new CustomEvent("atrium:before-send", {detail: frame})); return frame; }"""
-
-
-@pytest.fixture
-def chromium():
-    return require_chromium()
-
-
-@pytest.fixture(scope="module")
-def daphne(django_db_setup, django_db_blocker):
-    with Daphne(name="daphne-selector") as server:
-        yield server
-
-
-@pytest.fixture
-def shots(tmp_path):
-    if os.environ.get("ATRIUM_SCREENSHOTS") == "1":
-        folder = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
-    return tmp_path
 
 
 @pytest.fixture

@@ -4,32 +4,19 @@ find its conversations, download everything as Markdown. Screenshots go to docs/
 ATRIUM_SCREENSHOTS=1 (settings-general.png, settings-api-keys.png, ...), else to the test's tmp dir."""
 from __future__ import annotations
 
-import os
 import re
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from tests.browser import browser_page, require_chromium
-from tests.daphne import Daphne
+from tests.browser import browser_page
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("builtin_roles")]
 
 ROOT = Path(__file__).resolve().parent.parent
 CHATGPT = Path(__file__).parent / "fixtures" / "library" / "chatgpt-conversations.json"
 DARK_BACKGROUND = "rgb(20, 23, 28)"  # --bg of the dark theme, portal/static/css/atrium.css
-
-
-@pytest.fixture
-def chromium():
-    return require_chromium()
-
-
-@pytest.fixture(scope="module")
-def daphne(django_db_setup, django_db_blocker):
-    with Daphne(name="daphne-settings") as server:
-        yield server
 
 
 @pytest.fixture
@@ -42,14 +29,6 @@ def member(make_user, make_role, make_endpoint):
     user = make_user("anna", name="Anna Analyst", role=role, email="anna@corp.example")
     EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
     return user
-
-
-@pytest.fixture
-def shots(tmp_path):
-    """Where screenshots go: docs/screenshots/ with ATRIUM_SCREENSHOTS=1, else the test's tmp dir."""
-    folder = ROOT / "docs" / "screenshots" if os.environ.get("ATRIUM_SCREENSHOTS") == "1" else tmp_path
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 async def test_create_an_api_key_see_it_once_and_copy_it(chromium, daphne, member, shots):

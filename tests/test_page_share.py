@@ -12,26 +12,9 @@ import uuid
 import pytest
 from asgiref.sync import sync_to_async
 
-from tests.browser import browser_page, require_chromium
-from tests.daphne import Daphne
+from tests.browser import browser_page
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("builtin_roles")]
-
-
-@pytest.fixture
-def chromium():
-    path = require_chromium()
-    from playwright.async_api import expect
-
-    expect.set_options(timeout=15_000)  # room for a busy machine: expectations wait for the page, up to 15 s
-    yield path
-    expect.set_options(timeout=5_000)
-
-
-@pytest.fixture(scope="module")
-def daphne(django_db_setup, django_db_blocker):
-    with Daphne(name="daphne-share") as server:
-        yield server
 
 
 @pytest.fixture

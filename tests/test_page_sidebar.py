@@ -8,41 +8,17 @@ Screenshots of the main states go to docs/screenshots/sidebar-*.png with ATRIUM_
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 from pathlib import Path
 
 import pytest
 from asgiref.sync import sync_to_async
 
-from tests.browser import browser_page, require_chromium
-from tests.daphne import ROOT, Daphne
+from tests.browser import browser_page
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("builtin_roles")]
 
 PAGE_SIZE = 30  # chat.sidebar.PAGE_SIZE
-
-
-@pytest.fixture
-def chromium():
-    path = require_chromium()
-    from playwright.async_api import expect
-
-    expect.set_options(timeout=15_000)  # room for a busy machine: expectations wait for the page, up to 15 s
-    yield path
-    expect.set_options(timeout=5_000)
-
-
-@pytest.fixture(scope="module")
-def daphne(django_db_setup, django_db_blocker):
-    with Daphne(name="daphne-sidebar") as server:
-        yield server
-
-
-@pytest.fixture
-def shots(tmp_path):
-    """Where screenshots go: docs/screenshots/ when asked for, else the test's temporary folder."""
-    return ROOT / "docs" / "screenshots" if os.environ.get("ATRIUM_SCREENSHOTS") == "1" else tmp_path
 
 
 async def screenshot(page, folder: Path, state: str) -> None:
