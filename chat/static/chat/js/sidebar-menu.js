@@ -1,5 +1,5 @@
 // Each conversation's menu (a menu button, arrow keys inside, Esc closes) and what it does:
-// rename inline, bookmarks, share (sidebar-share.js), export (links that download
+// rename inline, bookmarks, share (sidebar-share.js), downloads of the conversation (links to
 // GET /api/library/conversations/{id}/export), archive / restore, delete after a confirmation dialog.
 import { api, gettext } from "./sidebar-util.js";
 import { itemId, setTitle, tagsOf, titleOf } from "./sidebar-list.js";
