@@ -143,7 +143,6 @@ def chatter_cookie(chatter):
 @pytest.fixture
 async def chat_socket(chatter_cookie):
     """A connected websocket of `chatter` on the real ASGI app; generations are awaited after."""
-    from chat import configcache, live, store
     from tests.chatsocket import open_socket
 
     sockets = []
@@ -155,6 +154,21 @@ async def chat_socket(chatter_cookie):
         return socket
 
     yield connect
+    await _end_live_state(sockets)
+
+
+@pytest.fixture
+async def live_cleanup():
+    """For tests that run answers without `chat_socket` (the REST API): the same end as its."""
+    yield
+    await _end_live_state()
+
+
+async def _end_live_state(sockets=()):
+    """After a test that ran answers: wait for them, close its sockets, stop this loop's listeners,
+    close the database thread's connections and forget the loop-bound channel layer and store."""
+    from chat import configcache, live, store
+
     await live.wait_for_generations()
     for socket in sockets:
         await socket.close()

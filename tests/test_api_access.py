@@ -132,20 +132,6 @@ async def _call(client: AsyncClient, method: str, path: str, route: Route, owned
     return await getattr(client, method.lower())(url, **kwargs)
 
 
-@pytest.fixture
-async def live_cleanup():
-    from chat import configcache, live, store
-    from tests.conftest import _close_db_thread_connections, _forget_channel_layer
-
-    yield
-    await live.wait_for_generations()
-    await live.stop_listener.cancel()
-    await configcache.listener.cancel()
-    await _close_db_thread_connections()
-    await _forget_channel_layer()
-    await store.aclose()
-
-
 @pytest.mark.parametrize(("method", "path"), sorted(ROUTES), ids=[f"{m} {p}" for m, p in sorted(ROUTES)])
 async def test_a_route_answers_its_owner_and_nobody_else(method, path, people, live_cleanup):
     owned, others = await sync_to_async(lambda: people)()

@@ -25,20 +25,6 @@ TIMEOUT = 10.0
 
 
 @pytest.fixture
-async def live_cleanup():
-    from chat import configcache, live, store
-    from tests.conftest import _close_db_thread_connections, _forget_channel_layer
-
-    yield
-    await live.wait_for_generations()
-    await live.stop_listener.cancel()
-    await configcache.listener.cancel()
-    await _close_db_thread_connections()
-    await _forget_channel_layer()
-    await store.aclose()
-
-
-@pytest.fixture
 def caller(make_user):
     role = Role.objects.create(name="API", can_use_api=True)
     return make_user("ada", role=role)

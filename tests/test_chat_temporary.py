@@ -115,20 +115,6 @@ async def test_a_role_without_temporary_chats_is_refused_and_nothing_is_written(
 # --- the same over the REST API ----------------------------------------------------------------------
 
 
-@pytest.fixture
-async def live_cleanup():
-    from chat import configcache, live, store
-    from tests.conftest import _close_db_thread_connections, _forget_channel_layer
-
-    yield
-    await live.wait_for_generations()
-    await live.stop_listener.cancel()
-    await configcache.listener.cancel()
-    await _close_db_thread_connections()
-    await _forget_channel_layer()
-    await store.aclose()
-
-
 async def _signed_in(user) -> AsyncClient:
     client = AsyncClient()
     await client.aforce_login(user)
